@@ -1,0 +1,380 @@
+"""Typed configuration built from the JSON presets in ``configs/``.
+
+Every default lives in ``configs/*.json`` (spec 1.1, 1.3, 1.5); this module only
+knows how to load, merge, override and derive. Construction follows the
+original's order (spec 1.1): preset defaults -> user hparams -> derived values
+-> debug preset -> objective-implied values -> user hparams again, so explicit
+user values always win.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import json
+import os
+import typing
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+HparamsLike = Union[None, str, os.PathLike, Mapping[str, Any]]
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration error (unknown key, bad value, missing file)."""
+
+
+# ---------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------
+
+def configs_dir() -> Path:
+    """The directory holding the JSON presets (source checkout or installed package)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "configs", here.parent / "configs"):
+        if (candidate / "small.json").is_file():
+            return candidate
+    raise ConfigError(
+        f"cannot find the configs/ presets next to {here}; reinstall electra-tf "
+        "(pip install .) or run from a source checkout")
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in configs_dir().glob("*.json") if p.stem != "debug")
+
+
+def _deep_merge(base: dict, update: Mapping) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: {path}") from e
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}:{e.lineno}:{e.colno}: invalid JSON ({e.msg})") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+def load_preset(name: str) -> dict:
+    """Returns the fully merged preset ``configs/<name>.json`` (``inherits`` resolved)."""
+    path = configs_dir() / f"{name}.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown model size / preset {name!r}; available: {', '.join(available_presets())}")
+    data = _read_json(path)
+    parent = data.pop("inherits", None)
+    if parent:
+        data = _deep_merge(load_preset(Path(parent).stem), data)
+    return data
+
+
+def parse_hparams(hparams: HparamsLike) -> dict:
+    """Accepts None, a mapping, a JSON string, or a path to a ``.json`` file (as the original)."""
+    if hparams is None or hparams == "":
+        return {}
+    if isinstance(hparams, Mapping):
+        return dict(hparams)
+    text = os.fspath(hparams)
+    if text.endswith(".json"):
+        return _read_json(Path(text))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"--hparams is neither a path ending in .json nor valid JSON ({e.msg} at "
+            f"column {e.colno}): {text!r}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"--hparams must be a JSON object, got {text!r}")
+    return data
+
+
+# ---------------------------------------------------------------------------
+# Typed application of overrides
+# ---------------------------------------------------------------------------
+
+def _unknown_key_error(kind: str, key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"unknown {kind} {key!r}{hint} (known: {', '.join(sorted(known))})")
+
+
+def _coerce(cls_name: str, key: str, value: Any, annotation: Any) -> Any:
+    """Checks/coerces one value against its dataclass annotation."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Union:  # Optional[X]
+        if value is None and type(None) in args:
+            return None
+        annotation = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(annotation)
+    bad = ConfigError(f"{cls_name} {key!r} expects {getattr(annotation, '__name__', annotation)}, "
+                      f"got {value!r}")
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise bad
+        return int(value)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if origin is dict or annotation is dict:
+        if not isinstance(value, Mapping):
+            raise bad
+        return dict(value)
+    return value
+
+
+def _apply(cls_name: str, target: dict, updates: Mapping, fields: dict, *,
+           forbidden: Mapping[str, str] = {}) -> None:
+    for key, value in updates.items():
+        if key in forbidden:
+            raise ConfigError(f"{cls_name} {key!r} cannot be set: {forbidden[key]}")
+        if key not in fields:
+            raise _unknown_key_error(cls_name, key, [k for k in fields if k not in forbidden])
+        target[key] = _coerce(cls_name, key, value, fields[key])
+
+
+def _field_types(cls) -> dict:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+# ---------------------------------------------------------------------------
+# Transformer (BERT-style) config
+# ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """Shape and regularisation of one ELECTRA transformer (spec 1.3, 2)."""
+
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    hidden_act: str
+    hidden_dropout_prob: float
+    attention_probs_dropout_prob: float
+    max_position_embeddings: int
+    type_vocab_size: int
+    initializer_range: float
+    embedding_size: int  # width of the embedding tables (E); a projection maps E->H if E != H
+
+    def __post_init__(self):
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size",
+                     "embedding_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"transformer {name} must be positive, got {getattr(self, name)}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
+                f"{self.num_attention_heads}")
+        if self.hidden_act not in ("gelu", "gelu_approximate", "relu"):
+            raise ConfigError(f"hidden_act {self.hidden_act!r} is not one of gelu, "
+                              "gelu_approximate, relu")
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TransformerConfig":
+        fields = _field_types(cls)
+        checked: dict = {}
+        _apply("transformer hparam", checked, values, fields)
+        missing = sorted(set(fields) - set(checked))
+        if missing:
+            raise ConfigError(f"transformer config lacks {', '.join(missing)}")
+        return cls(**checked)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "TransformerConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _bert_config(size_preset: Mapping, vocab_size: int, overrides: Mapping) -> dict:
+    """The original's ``get_bert_config``: overrides are applied before and after derivation."""
+    fields = _field_types(TransformerConfig)
+    args = {k: v for k, v in size_preset.items()}
+    args["vocab_size"] = vocab_size
+    _apply("model_hparam_overrides key", args, overrides, fields)
+    args["num_attention_heads"] = max(1, args["hidden_size"] // 64)
+    args["intermediate_size"] = 4 * args["hidden_size"]
+    _apply("model_hparam_overrides key", args, overrides, fields)
+    return args
+
+
+def derive_generator_config(disc: TransformerConfig, hidden_fraction: float,
+                            layers_fraction: float, tied_embeddings: bool = True
+                            ) -> TransformerConfig:
+    """Generator size from the discriminator's (spec 1.4).
+
+    G = round(H * hidden_fraction), layers = round(layers * layers_fraction),
+    heads = max(1, G // 64), I = 4G. Tied embeddings keep the discriminator's
+    embedding width E (the generator then projects E->G); untied use width G.
+    """
+    hidden = int(round(disc.hidden_size * hidden_fraction))
+    layers = int(round(disc.num_hidden_layers * layers_fraction))
+    if hidden <= 0 or layers <= 0:
+        raise ConfigError(
+            f"generator_hidden_size={hidden_fraction} and generator_layers={layers_fraction} "
+            f"give a generator of width {hidden} and depth {layers}; both must be >= 1")
+    return disc.replace(hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=max(1, hidden // 64), intermediate_size=4 * hidden,
+                        embedding_size=disc.embedding_size if tied_embeddings else hidden)
+
+
+# ---------------------------------------------------------------------------
+# Pre-training config
+# ---------------------------------------------------------------------------
+
+_DERIVED_ONLY = {
+    "max_predictions_per_seq":
+        "it is derived as int((mask_prob + 0.005) * max_seq_length) (spec 1.1); "
+        "set mask_prob or max_seq_length instead",
+}
+
+
+@dataclasses.dataclass
+class PretrainingConfig:
+    """Hyperparameters of ELECTRA / Electric / MLM pre-training (spec 1.1).
+
+    Build it with :meth:`from_preset`; defaults come from ``configs/<size>.json``.
+    """
+
+    model_size: str
+    debug: bool
+    do_train: bool
+    do_eval: bool
+    electra_objective: bool
+    electric_objective: bool
+    gen_weight: float
+    disc_weight: float
+    mask_prob: float
+    learning_rate: float
+    lr_decay_power: float
+    weight_decay_rate: float
+    num_warmup_steps: int
+    iterations_per_loop: int
+    save_checkpoints_steps: int
+    num_train_steps: int
+    num_eval_steps: int
+    keep_checkpoint_max: Optional[int]
+    model_hparam_overrides: dict
+    embedding_size: Optional[int]
+    vocab_size: int
+    do_lower_case: bool
+    uniform_generator: bool
+    two_tower_generator: bool
+    untied_generator_embeddings: bool
+    untied_generator: bool
+    generator_layers: float
+    generator_hidden_size: float
+    disallow_correct: bool
+    temperature: float
+    max_seq_length: int
+    train_batch_size: int
+    eval_batch_size: int
+    # Derived (spec 1.1); not settable by the user.
+    max_predictions_per_seq: int = dataclasses.field(default=0)
+
+    # -- construction -------------------------------------------------------
+
+    @classmethod
+    def hparam_names(cls) -> list[str]:
+        return [n for n in _field_types(cls) if n not in _DERIVED_ONLY]
+
+    @classmethod
+    def from_preset(cls, model_size: str = "small", hparams: HparamsLike = None,
+                    **overrides) -> "PretrainingConfig":
+        """Loads ``configs/<model_size>.json`` and applies user hparams in the original's order.
+
+        Args:
+          model_size: "small", "base", "large" (or any preset in configs/). A
+            ``model_size`` inside ``hparams`` takes precedence, as in the original.
+          hparams: dict, JSON string, or path to a ``.json`` file.
+          **overrides: more hparams (e.g. from command-line flags), applied after ``hparams``.
+        """
+        user = {**parse_hparams(hparams), **overrides}
+        fields = {k: v for k, v in _field_types(cls).items()}
+        size = user.get("model_size", model_size)
+        if not isinstance(size, str):
+            raise ConfigError(f"model_size must be a string, got {size!r}")
+        preset = load_preset(size)
+        values: dict = {}
+        _apply("pretraining hparam", values, preset["pretraining"], fields)   # 1. defaults
+        _apply("pretraining hparam", values, user, fields, forbidden=_DERIVED_ONLY)  # 2. user
+        values["max_predictions_per_seq"] = int(                           # 3. derived
+            (values["mask_prob"] + 0.005) * values["max_seq_length"])
+        if values["debug"]:                                                  # 4. debug
+            _apply("pretraining hparam", values, load_preset("debug")["pretraining"], fields)
+        # 5. small -> embedding_size 128 is part of configs/small.json.
+        if values["electric_objective"]:                                     # 6. implied
+            values["two_tower_generator"] = True
+        _apply("pretraining hparam", values, user, fields, forbidden=_DERIVED_ONLY)  # 7. user
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.do_train == self.do_eval:
+            raise ConfigError("exactly one of do_train and do_eval must be true")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ConfigError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
+        if self.max_predictions_per_seq < 1:
+            raise ConfigError(
+                f"max_seq_length {self.max_seq_length} with mask_prob {self.mask_prob} leaves "
+                "no masked-LM slot")
+        self.discriminator_config()  # raises on inconsistent model hparams
+
+    # -- derived model configs ---------------------------------------------
+
+    def discriminator_config(self) -> TransformerConfig:
+        """The discriminator's transformer (spec 1.3, debug override of spec 1.5)."""
+        preset = load_preset(self.model_size)
+        args = _bert_config(preset["transformer"], self.vocab_size, self.model_hparam_overrides)
+        if self.debug:
+            args.update(load_preset("debug")["transformer"])
+        args["embedding_size"] = self.embedding_size or args["hidden_size"]
+        config = TransformerConfig.from_dict(args)
+        if self.max_seq_length > config.max_position_embeddings:
+            raise ConfigError(f"max_seq_length {self.max_seq_length} exceeds "
+                              f"max_position_embeddings {config.max_position_embeddings}")
+        return config
+
+    def generator_config(self) -> TransformerConfig:
+        """The small generator's transformer (spec 1.4)."""
+        return derive_generator_config(
+            self.discriminator_config(), self.generator_hidden_size, self.generator_layers,
+            tied_embeddings=not self.untied_generator_embeddings)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: Union[str, os.PathLike]) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")

@@ -1,0 +1,35 @@
+"""electra-tf: ELECTRA pre-training and fine-tuning in TensorFlow 2 / Keras 3."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+version = next(line.split('"')[1] for line in
+               (ROOT / "electra_tf" / "__init__.py").read_text().splitlines()
+               if line.startswith("__version__"))
+
+setup(
+    name="electra-tf",
+    version=version,
+    description="A faithful TF2/Keras port of Google's ELECTRA pre-training and fine-tuning.",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    # configs/ (the single source of every default) ships inside the package.
+    packages=find_packages(include=["electra_tf", "electra_tf.*"]) + ["electra_tf.configs"],
+    package_dir={"electra_tf.configs": "configs"},
+    package_data={"electra_tf": ["assets/*", "assets/*/*"], "electra_tf.configs": ["*.json"]},
+    # Lower bounds are the versions this was tested with.
+    install_requires=[
+        "tensorflow>=2.21.0",
+        "tensorflow-text>=2.21.1",
+        "tensorflow-datasets>=4.9.10",
+        "importlib_resources>=6.0",  # imported by tensorflow-datasets 4.9.10 without declaring it
+        "sentencepiece>=0.2.0",
+        "numpy>=2.0",
+        "absl-py>=2.1",
+    ],
+    extras_require={"test": ["pytest>=8.0"]},
+)
