@@ -348,6 +348,9 @@ class PretrainingConfig:
             raise ConfigError(
                 f"max_seq_length {self.max_seq_length} with mask_prob {self.mask_prob} leaves "
                 "no masked-LM slot")
+        if self.electric_objective and (self.uniform_generator or not self.untied_generator):
+            raise ConfigError("electric_objective needs the two-tower cloze generator: it "
+                              "cannot be combined with uniform_generator or untied_generator=false")
         self.discriminator_config()  # raises on inconsistent model hparams
 
     # -- derived model configs ---------------------------------------------

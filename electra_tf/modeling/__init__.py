@@ -1,6 +1,7 @@
 """Keras layers and models of ELECTRA: layers -> encoder -> generator/discriminator."""
 
 from electra_tf.modeling.discriminator import Discriminator
+from electra_tf.modeling.electric import TwoTowerClozeGenerator
 from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.encoder import ElectraEncoder
 from electra_tf.modeling.generator import Generator
@@ -10,6 +11,6 @@ from electra_tf.modeling.transformer import TransformerLayer, attention_bias
 
 __all__ = [
     "Discriminator", "DiscriminatorHead", "ElectraEmbeddings", "ElectraEncoder", "Generator",
-    "MaskedLMHead", "PretrainingModels", "TransformerLayer", "attention_bias",
+    "MaskedLMHead", "PretrainingModels", "TransformerLayer", "TwoTowerClozeGenerator", "attention_bias",
     "build_pretraining_models",
 ]

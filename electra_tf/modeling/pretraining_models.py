@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Union
 
-from electra_tf.config import ConfigError, PretrainingConfig
+from electra_tf.config import PretrainingConfig
 from electra_tf.modeling.discriminator import Discriminator
+from electra_tf.modeling.electric import TwoTowerClozeGenerator
 from electra_tf.modeling.generator import Generator
 
 
@@ -18,7 +19,7 @@ class PretrainingModels:
     the MLM-only objective (then ``generator`` is the full-size model under ``electra``).
     """
 
-    generator: Optional[Generator]
+    generator: Optional[Union[Generator, TwoTowerClozeGenerator]]
     discriminator: Optional[Discriminator]
 
     @property
@@ -35,16 +36,14 @@ def build_pretraining_models(config: PretrainingConfig) -> PretrainingModels:
 
     Order of the original (spec 3.4): a uniform generator has no weights; the
     default ELECTRA path uses a small generator that shares the discriminator's
-    embedding block unless ``untied_generator_embeddings``; the MLM-only
+    embedding block unless ``untied_generator_embeddings`` (Electric's two-tower
+    cloze generator with ``two_tower_generator``); the MLM-only
     objective trains one full-size MLM network under ``electra``;
     ``untied_generator=False`` reuses the discriminator's encoder for the
     generator (the original's intent; its graph code fails there, spec 3.4).
     """
     disc_config = config.discriminator_config()
     rtd = config.electra_objective or config.electric_objective
-    if config.two_tower_generator and not config.uniform_generator:
-        raise ConfigError("two_tower_generator / electric_objective need the Electric "
-                          "cloze generator, which this version does not build yet")
     if not rtd:  # MLM-only: the full-size model is what gets fine-tuned (spec 3.11)
         generator = Generator(disc_config, scope="electra")
         generator.build()
@@ -53,12 +52,12 @@ def build_pretraining_models(config: PretrainingConfig) -> PretrainingModels:
     discriminator.build()
     if config.uniform_generator:
         return PretrainingModels(generator=None, discriminator=discriminator)
+    shared = None if config.untied_generator_embeddings else discriminator.encoder.embeddings
     if not config.untied_generator:
         generator = Generator(disc_config, encoder=discriminator.encoder)
-    elif config.untied_generator_embeddings:
-        generator = Generator(config.generator_config(), embeddings=None)
+    elif config.two_tower_generator:
+        generator = TwoTowerClozeGenerator(config.generator_config(), embeddings=shared)
     else:
-        generator = Generator(config.generator_config(),
-                              embeddings=discriminator.encoder.embeddings)
+        generator = Generator(config.generator_config(), embeddings=shared)
     generator.build()
     return PretrainingModels(generator=generator, discriminator=discriminator)

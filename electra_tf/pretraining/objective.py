@@ -1,0 +1,104 @@
+"""One forward pass of ELECTRA, Electric or MLM pre-training (spec 3.2-3.11)."""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+import tensorflow as tf
+
+from electra_tf.config import PretrainingConfig
+from electra_tf.modeling import PretrainingModels, TwoTowerClozeGenerator, build_pretraining_models
+from electra_tf.modeling.layers import gather_positions
+from electra_tf.pretraining import losses
+from electra_tf.pretraining.masking import candidate_mask, mask_inputs
+from electra_tf.pretraining.sampling import replace_tokens, sample_tokens
+
+
+class PretrainingObjective:
+    """Masks a batch, runs generator and discriminator, and returns the losses.
+
+    Args:
+      config: the run's :class:`PretrainingConfig`.
+      special_ids: ids of "cls", "sep" and "mask" in the vocabulary.
+      models: the networks (built from ``config`` when omitted).
+    """
+
+    def __init__(self, config: PretrainingConfig, special_ids: Mapping[str, int],
+                 models: Optional[PretrainingModels] = None):
+        self.config = config
+        self.special_ids = dict(special_ids)
+        self.models = models or build_pretraining_models(config)
+        self.rtd = config.electra_objective or config.electric_objective
+
+    @property
+    def trainable_variables(self) -> list:
+        seen, result = set(), []
+        for model in self.models.models:
+            for variable in model.trainable_variables:
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    result.append(variable)
+        return result
+
+    def _generator_logits(self, features, masked, training):
+        """(MLM logits at the masked slots [B, N, V], generator loss, cloze logits or None)."""
+        c, gen = self.config, self.models.generator
+        if gen is None:  # uniform generator: zero logits over the whole vocabulary
+            shape = tf.concat([tf.shape(masked["masked_lm_ids"]), [c.vocab_size]], 0)
+            logits = tf.zeros(shape, tf.float32)
+            loss, _ = losses.softmax_loss(logits, masked["masked_lm_ids"],
+                                          masked["masked_lm_weights"])
+            return logits, loss, None
+        if isinstance(gen, TwoTowerClozeGenerator):
+            # The cloze model reads the original input and predicts every candidate.
+            cloze = gen(features, training=training)["logits"]
+            candidates = candidate_mask(features["input_ids"], features["input_mask"],
+                                        self.special_ids)
+            loss, _ = losses.softmax_loss(cloze, features["input_ids"], candidates)
+            return gather_positions(cloze, masked["masked_lm_positions"]), loss, cloze
+        gen_inputs = {**features, "input_ids": masked["input_ids"],
+                      "masked_lm_positions": masked["masked_lm_positions"]}
+        logits = gen(gen_inputs, training=training)["logits"]
+        loss, _ = losses.softmax_loss(logits, masked["masked_lm_ids"], masked["masked_lm_weights"])
+        return logits, loss, None
+
+    def __call__(self, features: Mapping[str, tf.Tensor], seed: tf.Tensor,
+                 training: bool = True) -> dict:
+        """Runs the objective.
+
+        Args:
+          features: ``input_ids``, ``input_mask``, ``segment_ids`` int [B, L].
+          seed: [2] int seed of this step (``pretraining.random.step_seed``).
+        Returns:
+          dict with ``total_loss`` and ``mlm_loss`` (scalars), the masking
+          (``masked_lm_*`` [B, N]), ``mlm_logits`` [B, N, V] and, for RTD/Electric,
+          ``sampled_ids`` [B, N], ``fake_ids``/``disc_labels``/``disc_logits`` [B, L],
+          ``disc_loss`` and ``disc_per_example_loss`` [B].
+        """
+        c = self.config
+        features = {k: tf.cast(features[k], tf.int32)
+                    for k in ("input_ids", "input_mask", "segment_ids")}
+        masked = mask_inputs(features["input_ids"], features["input_mask"],
+                             mask_prob=c.mask_prob, max_predictions=c.max_predictions_per_seq,
+                             special_ids=self.special_ids, seed=seed)
+        mlm_logits, gen_loss, cloze = self._generator_logits(features, masked, training)
+        out = {**masked, "mlm_logits": mlm_logits, "mlm_loss": gen_loss,
+               "total_loss": c.gen_weight * gen_loss}
+        if not self.rtd:
+            return out
+        sampled = sample_tokens(mlm_logits, seed, c.temperature,
+                                masked["masked_lm_ids"] if c.disallow_correct else None)
+        fake_ids, labels, _ = replace_tokens(features["input_ids"], sampled,
+                                             masked["masked_lm_positions"],
+                                             label_every_replacement=c.electric_objective)
+        disc_logits = self.models.discriminator(
+            {**features, "input_ids": fake_ids}, training=training)["logits"]
+        if c.electric_objective:
+            disc_logits = losses.electric_logits(disc_logits, cloze, fake_ids, c.mask_prob)
+        disc_loss, per_example = losses.discriminator_loss(disc_logits, labels,
+                                                           features["input_mask"])
+        out.update(sampled_ids=sampled, fake_ids=fake_ids, disc_labels=labels,
+                   disc_logits=tf.cast(disc_logits, tf.float32), disc_loss=disc_loss,
+                   disc_per_example_loss=per_example,
+                   total_loss=out["total_loss"] + c.disc_weight * disc_loss)
+        return out
