@@ -15,7 +15,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
     commands = readme_commands()
     assert len(commands) >= 2
     main_job, tests = commands[0], commands[1]
-    assert "pip install" in main_job and "python -m electra_tf" in main_job
+    assert "pip install" in main_job and "python run_pretraining.py --model_size=small" in main_job
     assert "pytest" in tests
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in ci, ".ci/run must run exactly the README's test command"

@@ -1301,3 +1301,14 @@ def format_summary(stats, output_dir=None):
             )
         )
     return lines
+
+
+def build_embedded_dataset(output_dir, max_seq_length=128, vocab_file=None, seed=0,
+                           show_progress=True, stream=None):
+    """Builds TFRecords from the corpus bundled in the package (the quick-start data)."""
+    return build_pretraining_dataset(
+        default_corpus_files(), output_dir,
+        TokenizerSpec(vocab_file=vocab_file, spm_model=None, do_lower_case=True,
+                      strip_accents=True, fast=True),
+        max_seq_length=max_seq_length, num_out_files=EMBEDDED_CORPUS_NUM_OUT_FILES,
+        seed=seed, show_progress=show_progress, stream=stream)

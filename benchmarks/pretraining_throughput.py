@@ -1,0 +1,417 @@
+"""Throughput of the ELECTRA pre-training step (default ELECTRA-Small), optionally beside the peers.
+
+    python benchmarks/pretraining_throughput.py                       # B=32,128, XLA off and on
+    python benchmarks/pretraining_throughput.py --peers --json=benchmarks/results.jsonl
+    python benchmarks/pretraining_throughput.py --batch_sizes=8 --steps=3 --warmup=1   # smoke test
+
+What is timed is exactly the step `run_pretraining.py` runs: the run is built by
+``electra_tf.training.pretrain._Run`` (models, AdamWeightDecay with global-norm clipping 1.0,
+tf.data input over TFRecords) and stepped by ``_make_train_step`` (in-graph masking, generator,
+Gumbel-max sampling, discriminator, MLM + 50 x RTD loss, gradients, optimizer update; with
+``--xla=on`` the loss-and-gradient part is ``jit_compile``d, as the driver does). The input is
+synthetic: random full-length records written as TFRecords to a temporary directory
+(``--input=memory`` repeats one batch from memory instead, like the peer scripts do).
+
+Per configuration (batch size x XLA on/off) the first ``--warmup`` steps (tracing and
+compilation) are excluded and the median of ``--steps`` timed steps is reported as s/step,
+steps/s, tokens/s (B*L per step), model FLOPs per step and MFU. FLOPs are counted from the
+model shapes: 2*m*n*k per matmul (dense layers, attention scores and context), discriminator
+at all positions plus its head, generator at all positions plus its MLM head at the
+N = int((mask_prob + 0.005) * L) masked positions only; training = 3 x forward.
+MFU = FLOPs/step / step time / peak, with peak = --peak_gflops, by default the best of a few
+float32 2048x2048 numpy matmuls on this machine; MFU against the nominal FP32 peak of the
+reference machine (--nominal_peak_gflops, 156.5) is printed too.
+
+--peers also runs the peer implementations of /work/shared/bench (TF Model Garden, with and
+without XLA, and Hugging Face transformers on PyTorch) one after another in their own venvs,
+with the same batch, sequence length, warm-up and step counts, and prints throughput ratios
+ours/peer (tokens/s; > 1 means electra-tf is faster).
+
+The machine must be otherwise idle: every number is wall-clock time on a shared CPU.
+"""
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+NOMINAL_PEAK_GFLOPS = 156.5  # FP32 peak of the 2-core reference machine (shared/docs/environment-notes.md)
+DEFAULT_BENCH_DIR = os.path.join(os.path.dirname(ROOT), "shared", "bench")
+PEERS = {
+    # name: (python of its venv, script, extra flags, label)
+    "mg": ("/tmp/peers-mg/bin/python", "peers_mg.py", [], "Model Garden"),
+    "mg_jit": ("/tmp/peers-mg/bin/python", "peers_mg.py", ["--jit"], "Model Garden XLA"),
+    "hf": ("/tmp/peers-pt/bin/python", "peers_hf.py", [], "HF transformers PyTorch"),
+}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch_sizes", default="32,128", help="comma-separated global batch sizes")
+    ap.add_argument("--seq_length", type=int, default=128, help="max_seq_length L")
+    ap.add_argument("--xla", choices=["both", "on", "off"], default="both",
+                    help="time the step with jit_compile off, on, or both")
+    ap.add_argument("--steps", type=int, default=8, help="timed steps per configuration (median)")
+    ap.add_argument("--warmup", type=int, default=2,
+                    help="untimed steps first (the first one traces/compiles)")
+    ap.add_argument("--model_size", default="small", help="preset in configs/")
+    ap.add_argument("--hparams", default=None, help="extra hparams (JSON dict or .json path)")
+    ap.add_argument("--input", choices=["tfrecord", "memory"], default="tfrecord",
+                    help="tfrecord: the driver's tf.data pipeline over synthetic TFRecords; "
+                         "memory: one in-memory batch repeated")
+    ap.add_argument("--peak_gflops", type=float, default=None,
+                    help="peak for MFU; default: measured with float32 numpy matmuls")
+    ap.add_argument("--nominal_peak_gflops", type=float, default=NOMINAL_PEAK_GFLOPS,
+                    help="nominal FP32 peak, for a second MFU column")
+    ap.add_argument("--peers", nargs="?", const="auto", default="",
+                    help="also run peers: comma list of mg, mg_jit, hf; bare --peers = mg (if "
+                         "XLA off is timed), mg_jit (if XLA on is timed) and hf")
+    ap.add_argument("--bench_dir", default=DEFAULT_BENCH_DIR, help="where peers_*.py live")
+    ap.add_argument("--peer_timeout", type=int, default=3600, help="seconds per peer run")
+    ap.add_argument("--json", default="", help="append JSON lines (one per result + a summary)")
+    ap.add_argument("--keep_dir", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args(argv)
+    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
+    args.xla_modes = {"both": [False, True], "on": [True], "off": [False]}[args.xla]
+    if args.steps < 1 or args.warmup < 1:
+        ap.error("--steps and --warmup must be >= 1 (the first step traces/compiles)")
+    if args.peers == "auto":
+        args.peers = (["mg"] if False in args.xla_modes else []) + \
+                     (["mg_jit"] if True in args.xla_modes else []) + ["hf"]
+    else:
+        args.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    unknown = [p for p in args.peers if p not in PEERS]
+    if unknown:
+        ap.error(f"unknown peer(s) {unknown}; choose from {', '.join(PEERS)}")
+    return args
+
+
+# ---------------------------------------------------------------------------
+# Peak and FLOPs
+# ---------------------------------------------------------------------------
+
+def measure_peak_gflops(n=2048, repeats=10):
+    """Best float32 GFLOP/s of a few n x n numpy matmuls (one untimed first)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def _encoder_forward_flops(c, batch, length):
+    """Matmul FLOPs of one transformer encoder forward at all B*L positions."""
+    rows = batch * length
+    h, inner = c.hidden_size, c.intermediate_size
+    flops = 0
+    if c.embedding_size != h:  # embeddings_project E -> H
+        flops += 2 * rows * c.embedding_size * h
+    per_layer = (2 * rows * h * 3 * h          # query, key, value
+                 + 2 * rows * length * h       # scores Q K^T (all heads together)
+                 + 2 * rows * length * h       # probs x V
+                 + 2 * rows * h * h            # attention output dense
+                 + 2 * rows * h * inner        # intermediate
+                 + 2 * rows * inner * h)       # output
+    return flops + c.num_hidden_layers * per_layer
+
+
+def step_flops(config, batch):
+    """Model FLOPs of one ELECTRA training step (3 x forward), with the forward breakdown."""
+    if not config.electra_objective or config.electric_objective or config.uniform_generator \
+            or not config.untied_generator or config.two_tower_generator:
+        raise SystemExit("the FLOP count covers the default ELECTRA objective (separate small "
+                         "generator) only")
+    length, n_pred = config.max_seq_length, config.max_predictions_per_seq
+    d, g = config.discriminator_config(), config.generator_config()
+    disc = (_encoder_forward_flops(d, batch, length)
+            + 2 * batch * length * d.hidden_size * d.hidden_size   # head dense H -> H
+            + 2 * batch * length * d.hidden_size)                  # head dense_1 H -> 1
+    gen_encoder = _encoder_forward_flops(g, batch, length)
+    e = g.embedding_size  # tied: the generator head projects to the embedding width
+    gen_head = (2 * batch * n_pred * g.hidden_size * e            # head dense G -> E
+                + 2 * batch * n_pred * e * g.vocab_size)           # logits against [V, E]
+    forward = disc + gen_encoder + gen_head
+    return {"train": 3 * forward, "forward": forward, "discriminator_forward": disc,
+            "generator_encoder_forward": gen_encoder, "generator_head_forward": gen_head,
+            "masked_positions": n_pred}
+
+
+# ---------------------------------------------------------------------------
+# Synthetic data
+# ---------------------------------------------------------------------------
+
+def write_synthetic_tfrecords(directory, length, vocab_size, special, num_files=2,
+                              records_per_file=256, seed=0):
+    """Random full-length two-segment examples, [CLS] a [SEP] b [SEP]; returns a glob."""
+    import tensorflow as tf
+    from electra_tf.data.pretraining_data import PackedExample, serialize_example, shard_name
+    rng = np.random.default_rng(seed)
+    first_len = (length - 3) // 2
+    for i in range(num_files):
+        with tf.io.TFRecordWriter(os.path.join(directory, shard_name(i, num_files))) as writer:
+            for _ in range(records_per_file):
+                body = rng.integers(1000, vocab_size, length - 3).tolist()
+                ids = ([special["cls"]] + body[:first_len] + [special["sep"]]
+                       + body[first_len:] + [special["sep"]])
+                segments = [0] * (first_len + 2) + [1] * (length - first_len - 2)
+                writer.write(serialize_example(PackedExample(ids, [1] * length, segments)))
+    return os.path.join(directory, "pretrain_data.tfrecord-*")
+
+
+# ---------------------------------------------------------------------------
+# Our step
+# ---------------------------------------------------------------------------
+
+def time_ours(config, xla, data_glob, model_dir, args):
+    """Builds the run exactly as the driver does and times its train step."""
+    import keras
+    import tensorflow as tf
+    from electra_tf.training.pretrain import RunOptions, _make_train_step, _Run
+
+    keras.backend.clear_session()
+    options = RunOptions(model_dir=model_dir, pretrain_tfrecords=data_glob, jit_compile=xla,
+                         seed=0, quiet=True)
+    os.makedirs(model_dir, exist_ok=True)
+    t = time.perf_counter()
+    run = _Run(config, options, training=True)
+    build_s = time.perf_counter() - t
+    n_params = sum(int(np.prod(v.shape)) for v in run.objective.trainable_variables)
+    train_step = _make_train_step(run, xla)
+    iterator = run.iterator
+    if args.input == "memory":
+        with tf.device("/cpu:0"):
+            batch = next(run.iterator)
+            iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+
+    def step():
+        return {k: float(v) for k, v in train_step(iterator).items()}  # float() waits
+
+    t = time.perf_counter()
+    stats = step()
+    first_s = time.perf_counter() - t
+    for _ in range(args.warmup - 1):
+        step()
+    times = []
+    for _ in range(args.steps):
+        t = time.perf_counter()
+        stats = step()
+        times.append(time.perf_counter() - t)
+    del run, train_step, iterator
+    gc.collect()
+    return {"impl": "electra_tf", "xla": xla, "input": args.input, "params_m": n_params / 1e6,
+            "build_s": build_s, "first_step_s": first_s, "step_times": times,
+            "median_step_s": statistics.median(times), "min_step_s": min(times),
+            "last_loss": stats["total_loss"]}
+
+
+# ---------------------------------------------------------------------------
+# Peers
+# ---------------------------------------------------------------------------
+
+def time_peer(name, batch, args):
+    python, script, extra, label = PEERS[name]
+    script = os.path.join(args.bench_dir, script)
+    if not os.path.exists(python):
+        return {"impl": name, "error": f"{python} missing (see {args.bench_dir}/README.md)"}
+    cmd = [python, script, "--batch", str(batch), "--seq", str(args.seq_length),
+           "--steps", str(args.steps), "--warmup", str(args.warmup)] + extra
+    print(f"  running {label}: {' '.join(cmd)}", flush=True)
+    t = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.peer_timeout,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    except subprocess.TimeoutExpired:
+        return {"impl": name, "error": f"timed out after {args.peer_timeout} s"}
+    results = [line[len("RESULT "):] for line in proc.stdout.splitlines()
+               if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not results:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+        return {"impl": name, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    res = json.loads(results[-1])
+    res.update(impl=name, label=label, wall_s=time.perf_counter() - t,
+               first_step_s=res.get("first_step_s"), xla=name == "mg_jit")
+    return res
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+def complete(res, batch, length, flops, peak, nominal):
+    """Adds batch, tokens/s, FLOPs and MFU to a result with median_step_s."""
+    med = res["median_step_s"]
+    res.update(batch=batch, seq=length, steps_per_s=1.0 / med, tokens_per_s=batch * length / med,
+               gflop_per_step=flops / 1e9, achieved_gflops=flops / med / 1e9,
+               mfu=flops / med / 1e9 / peak, mfu_nominal=flops / med / 1e9 / nominal)
+    return res
+
+
+def label_of(res):
+    if res["impl"] == "electra_tf":
+        return f"electra-tf {'XLA' if res['xla'] else 'no XLA'}"
+    return res.get("label", res["impl"])
+
+
+def print_table(results):
+    head = (f"{'implementation':<26}{'B':>5}{'first s':>9}{'s/step':>9}{'steps/s':>9}"
+            f"{'tokens/s':>10}{'GFLOP/st':>10}{'GFLOP/s':>9}{'MFU':>7}{'MFU nom':>9}")
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        if "error" in r:
+            print(f"{label_of(r):<26}{r['batch']:>5}  ERROR {r['error']}")
+            continue
+        first = r.get("first_step_s")
+        print(f"{label_of(r):<26}{r['batch']:>5}{first if first is not None else float('nan'):>9.1f}"
+              f"{r['median_step_s']:>9.3f}{r['steps_per_s']:>9.3f}{r['tokens_per_s']:>10.1f}"
+              f"{r['gflop_per_step']:>10.1f}{r['achieved_gflops']:>9.1f}{100 * r['mfu']:>6.1f}%"
+              f"{100 * r['mfu_nominal']:>8.1f}%")
+
+
+def ratios(results):
+    """ours/peer tokens/s at each batch: ours without XLA vs Model Garden, with XLA vs Model
+    Garden XLA, and our faster mode vs every peer."""
+    out = []
+    for batch in sorted({r["batch"] for r in results}):
+        rows = [r for r in results if r["batch"] == batch and "error" not in r]
+        ours = {r["xla"]: r for r in rows if r["impl"] == "electra_tf"}
+        peers = [r for r in rows if r["impl"] != "electra_tf"]
+        if not ours:
+            continue
+        best = max(ours.values(), key=lambda r: r["tokens_per_s"])
+        for peer in peers:
+            pairs = [best]
+            if peer["impl"] in ("mg", "mg_jit") and peer["xla"] in ours \
+                    and ours[peer["xla"]] is not best:
+                pairs.insert(0, ours[peer["xla"]])
+            for mine in pairs:
+                out.append({"batch": batch, "ours": label_of(mine), "peer": label_of(peer),
+                            "ratio_tokens_per_s": mine["tokens_per_s"] / peer["tokens_per_s"]})
+    return out
+
+
+def append_json(path, obj):
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(obj, sort_keys=True) + "\n")
+
+
+def machine_info():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f
+                          if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"host": platform.node(), "cpu": model, "cpus": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    load = os.getloadavg()[0]
+    measured_peak = measure_peak_gflops()
+    peak = args.peak_gflops or measured_peak
+    machine = machine_info()
+    print(f"{machine['cpu']} ({machine['cpus']} CPUs); load average {load:.2f}"
+          + ("  WARNING: the machine is busy, timings will be noisy" if load > 0.5 else ""))
+    print(f"peak: numpy float32 2048^3 matmul best {measured_peak:.1f} GFLOP/s (measured), "
+          f"nominal {args.nominal_peak_gflops:.1f}; MFU uses {peak:.1f}"
+          + (" (--peak_gflops)" if args.peak_gflops else ""), flush=True)
+
+    import tensorflow as tf
+    from electra_tf.config import PretrainingConfig
+    from electra_tf.training.pretrain import _special_ids
+    meta = {"benchmark": "pretraining_throughput", "started": started, **machine,
+            "tensorflow": tf.__version__, "load_avg_1m": load,
+            "peak_gflops_measured": measured_peak, "peak_gflops": peak,
+            "nominal_peak_gflops": args.nominal_peak_gflops, "model_size": args.model_size,
+            "warmup": args.warmup, "steps": args.steps}
+
+    workdir = tempfile.mkdtemp(prefix="electra-throughput-")
+    results = []
+    try:
+        base = PretrainingConfig.from_preset(args.model_size, args.hparams,
+                                             max_seq_length=args.seq_length)
+        special = _special_ids(base, None)
+        data_glob = write_synthetic_tfrecords(
+            workdir, args.seq_length, base.vocab_size, special,
+            records_per_file=max(256, max(args.batch_sizes)))
+        for batch in args.batch_sizes:
+            config = PretrainingConfig.from_preset(args.model_size, args.hparams,
+                                                   max_seq_length=args.seq_length,
+                                                   train_batch_size=batch)
+            flops = step_flops(config, batch)
+            print(f"\nB={batch} L={args.seq_length}: {flops['train'] / 1e9:.1f} GFLOP/step "
+                  f"(forward: discriminator {flops['discriminator_forward'] / 1e9:.2f}, "
+                  f"generator encoder {flops['generator_encoder_forward'] / 1e9:.2f}, generator "
+                  f"head at {flops['masked_positions']} positions "
+                  f"{flops['generator_head_forward'] / 1e9:.2f}; x3 for training)", flush=True)
+            todo = [("ours", xla) for xla in args.xla_modes] + [(p, None) for p in args.peers]
+            for what, xla in todo:
+                if what == "ours":
+                    print(f"  electra-tf, XLA {'on' if xla else 'off'}: {args.warmup} warm-up + "
+                          f"{args.steps} timed steps ...", flush=True)
+                    res = time_ours(config, xla,
+                                    data_glob, os.path.join(workdir, f"model-{batch}-{xla}"), args)
+                else:
+                    res = time_peer(what, batch, args)
+                if "error" in res:
+                    res.update(batch=batch, seq=args.seq_length)
+                    print(f"    ERROR: {res['error']}", flush=True)
+                else:
+                    complete(res, batch, args.seq_length, flops["train"], peak,
+                             args.nominal_peak_gflops)
+                    print(f"    first step {res['first_step_s']:.1f} s, median "
+                          f"{res['median_step_s']:.3f} s/step, {res['tokens_per_s']:.0f} tokens/s, "
+                          f"MFU {100 * res['mfu']:.1f}%  (steps: "
+                          f"{', '.join(f'{x:.2f}' for x in res['step_times'])})", flush=True)
+                results.append(res)
+                append_json(args.json, {**meta, "record": "result", **res})
+    finally:
+        if args.keep_dir:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"\nELECTRA-{args.model_size} pre-training step, L={args.seq_length}, median of "
+          f"{args.steps} steps after {args.warmup} warm-up; MFU vs {peak:.1f} GFLOP/s "
+          f"(measured), 'MFU nom' vs {args.nominal_peak_gflops:.1f}")
+    print_table(results)
+    ratio_rows = ratios(results)
+    if ratio_rows:
+        print("\nthroughput ratio ours/peer (tokens/s; > 1 = electra-tf faster)")
+        for r in ratio_rows:
+            print(f"  B={r['batch']:<4} {r['ours']:<20} / {r['peer']:<26} {r['ratio_tokens_per_s']:.2f}x")
+    append_json(args.json, {**meta, "record": "summary", "ratios": ratio_rows,
+                            "results": [{k: r.get(k) for k in ("impl", "xla", "batch",
+                                                               "median_step_s", "tokens_per_s",
+                                                               "mfu", "error")}
+                                        for r in results]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

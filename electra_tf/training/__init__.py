@@ -1,0 +1,1 @@
+"""Runtime: distribution strategies, input pipelines, train/eval loops, checkpoints, logging."""

@@ -1,0 +1,135 @@
+"""Flags of ``run_pretraining.py`` and their translation into a config and run options."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import flags
+
+from electra_tf.config import ConfigError, PretrainingConfig, load_preset
+from electra_tf.training.pretrain import PretrainingError, RunOptions
+from electra_tf.training.strategy import STRATEGIES, StrategyError
+
+DEFAULT_DATA_DIR = "data"
+
+# Common hyperparameters that get a flag of their own; None = not given (the config decides).
+_HPARAM_FLAGS = {
+    "num_train_steps": (flags.DEFINE_integer, "Total training steps (also the decay horizon)."),
+    "train_batch_size": (flags.DEFINE_integer, "Global batch size."),
+    "learning_rate": (flags.DEFINE_float, "Peak learning rate."),
+    "num_warmup_steps": (flags.DEFINE_integer, "Linear warm-up steps."),
+    "max_seq_length": (flags.DEFINE_integer, "Sequence length of the TFRecords."),
+    "mask_prob": (flags.DEFINE_float, "Fraction of tokens masked/replaced."),
+    "generator_hidden_size": (flags.DEFINE_float, "Generator width as a fraction of the "
+                              "discriminator's (1.0 continues the released small model)."),
+    "save_checkpoints_steps": (flags.DEFINE_integer, "Checkpoint every N steps."),
+    "keep_checkpoint_max": (flags.DEFINE_integer, "Most recent checkpoints kept (0 = all)."),
+    "num_eval_steps": (flags.DEFINE_integer, "Batches evaluated by --do_eval."),
+    "electric_objective": (flags.DEFINE_boolean, "Train Electric (also pass "
+                           "--noelectra_objective)."),
+    "electra_objective": (flags.DEFINE_boolean, "Replaced-token detection (default true)."),
+    "debug": (flags.DEFINE_boolean, "The original's debug preset: tiny model, 20 steps."),
+}
+
+
+def define_flags() -> None:
+    defaults = RunOptions(model_dir="", pretrain_tfrecords="")
+    flags.DEFINE_string("model_size", "small", "Preset in configs/: small, base or large.")
+    flags.DEFINE_string("data_dir", None,
+                        "Holds pretrain_tfrecords/ and models/ (the original layout). Not "
+                        "given: quick start in ./data with configs/quickstart.json.")
+    flags.DEFINE_string("model_name", None, "Run name; model dir is <data_dir>/models/<name>. "
+                        "Default: electra_<model_size>.")
+    flags.DEFINE_string("model_dir", None, "Overrides <data_dir>/models/<model_name>.")
+    flags.DEFINE_string("pretrain_tfrecords", None, "Comma-separated globs; default "
+                        "<data_dir>/pretrain_tfrecords/pretrain_data.tfrecord*.")
+    flags.DEFINE_string("vocab_file", None, "Vocab of the records; default <data_dir>/vocab.txt "
+                        "if it exists, else the bundled BERT uncased vocab.")
+    flags.DEFINE_string("hparams", None, "JSON dict or path to a .json file of hparams.")
+    flags.DEFINE_boolean("do_eval", False, "Evaluate the latest checkpoint instead of training.")
+    for name, (define, help_text) in _HPARAM_FLAGS.items():
+        define(name, None, help_text)
+    flags.DEFINE_enum("strategy", defaults.strategy, list(STRATEGIES),
+                      "default: one GPU if present, else the CPU; mirrored: all local GPUs; "
+                      "multi_worker: workers from TF_CONFIG; tpu: --tpu.")
+    flags.DEFINE_string("tpu", defaults.tpu, "TPU name or address for --strategy=tpu.")
+    flags.DEFINE_boolean("jit_compile", defaults.jit_compile,
+                         "XLA-compile the step. Default: on with one replica.")
+    flags.DEFINE_enum("mixed_precision", defaults.mixed_precision, ["bfloat16", "float16"],
+                      "Mixed precision (losses and sampling stay float32; float16 adds "
+                      "dynamic loss scaling).")
+    flags.DEFINE_integer("seed", defaults.seed, "Seed of initialisation, masking, sampling, data.")
+    flags.DEFINE_boolean("deterministic", defaults.deterministic,
+                         "Also fix the input interleave order (exactly repeatable runs).")
+    flags.DEFINE_integer("log_every_steps", defaults.log_every_steps, "Progress line cadence.")
+    flags.DEFINE_string("init_checkpoint", defaults.init_checkpoint,
+                        "Start from a TF1-name checkpoint (e.g. Google's electra_small "
+                        "directory): weights, Adam slots if present, and its global step.")
+
+
+def _config(FLAGS, quickstart: bool) -> PretrainingConfig:
+    from electra_tf.config import parse_hparams
+    use_quickstart = quickstart and not FLAGS.debug
+    hparams = dict(load_preset("quickstart")["pretraining"]) if use_quickstart else {}
+    hparams.update(parse_hparams(FLAGS.hparams))
+    for name in _HPARAM_FLAGS:
+        if FLAGS[name].value is not None:
+            hparams[name] = FLAGS[name].value
+    if FLAGS.do_eval:
+        hparams.update(do_train=False, do_eval=True)
+    return PretrainingConfig.from_preset(FLAGS.model_size, hparams)
+
+
+def main(FLAGS) -> int:
+    """Runs training or evaluation from parsed flags; returns the exit status."""
+    from electra_tf.data.pretraining_data import PretrainingDataError
+    from electra_tf.checkpoints import CheckpointError
+    user_errors = (ConfigError, PretrainingError, PretrainingDataError, StrategyError,
+                   CheckpointError)
+    try:
+        quickstart = FLAGS.data_dir is None
+        data_dir = FLAGS.data_dir or DEFAULT_DATA_DIR
+        config = _config(FLAGS, quickstart)
+        model_name = FLAGS.model_name or f"electra_{config.model_size}"
+        records = FLAGS.pretrain_tfrecords or os.path.join(
+            data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*")
+        vocab = FLAGS.vocab_file
+        if vocab is None and os.path.exists(os.path.join(data_dir, "vocab.txt")):
+            vocab = os.path.join(data_dir, "vocab.txt")
+        options = RunOptions(
+            model_dir=FLAGS.model_dir or os.path.join(data_dir, "models", model_name),
+            pretrain_tfrecords=records, vocab_file=vocab, strategy=FLAGS.strategy, tpu=FLAGS.tpu,
+            jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
+            seed=FLAGS.seed, deterministic=FLAGS.deterministic,
+            log_every_steps=FLAGS.log_every_steps, init_checkpoint=FLAGS.init_checkpoint)
+        if quickstart:
+            print(f"quick start: no --data_dir, so training in ./{data_dir} with "
+                  f"configs/quickstart.json ({config.num_train_steps} steps, batch "
+                  f"{config.train_batch_size}); pass --data_dir for the paper's settings.",
+                  file=sys.stderr)
+            _build_quickstart_data(records, config, vocab)
+        from electra_tf.training import pretrain
+        if config.do_eval:
+            results = pretrain.evaluate(config, options)
+            print("\n".join(f"{k} = {v:.6g}" for k, v in sorted(results.items())))
+        else:
+            pretrain.train(config, options)
+        return 0
+    except user_errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _build_quickstart_data(records: str, config: PretrainingConfig, vocab) -> None:
+    from electra_tf.data import pretraining_data
+    from electra_tf.training.input_pipeline import match_files
+    if match_files(records):
+        return
+    output_dir = os.path.dirname(records)
+    print(f"building TFRecords from the bundled corpus into {output_dir}", file=sys.stderr)
+    stats = pretraining_data.build_embedded_dataset(output_dir, config.max_seq_length, vocab)
+    for line in pretraining_data.format_summary(stats, output_dir):
+        print(line, file=sys.stderr)

@@ -1,0 +1,67 @@
+"""Choosing a tf.distribute strategy from a flag."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+class StrategyError(ValueError):
+    """The requested strategy cannot run on this machine."""
+
+
+def enable_gpu_memory_growth() -> None:
+    """Lets TensorFlow grow GPU memory on demand instead of grabbing all of it."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # devices already initialised; nothing to do
+            pass
+
+
+def create_strategy(name: str = "default", tpu: str | None = None) -> tf.distribute.Strategy:
+    """Builds a strategy.
+
+    Args:
+      name: ``default`` (one GPU if present, else the CPU), ``one_device`` (same),
+        ``mirrored`` (all local GPUs, or the CPU), ``multi_worker`` (workers from
+        ``TF_CONFIG``), ``tpu`` (``tpu`` = name/address, or "" for a local TPU VM).
+    """
+    if name not in STRATEGIES:
+        raise StrategyError(f"unknown --strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.OpError, RuntimeError) as e:
+            raise StrategyError(
+                f"--strategy=tpu but no TPU could be reached (tpu={tpu!r}): "
+                f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}. "
+                "Run on a Cloud TPU VM or pass --tpu=<name>; use --strategy=default elsewhere"
+            ) from e
+        return tf.distribute.TPUStrategy(resolver)
+    enable_gpu_memory_growth()
+    if name == "multi_worker":
+        config = os.environ.get("TF_CONFIG")
+        if not config:
+            raise StrategyError("--strategy=multi_worker needs the TF_CONFIG environment "
+                                "variable describing the cluster and this worker's task")
+        try:
+            json.loads(config)
+        except json.JSONDecodeError as e:
+            raise StrategyError(f"TF_CONFIG is not valid JSON: {e.msg}") from e
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored":
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        # No GPU: mirror over the logical CPU devices if several were configured
+        # (tf.config.set_logical_device_configuration), which tests distribution logic.
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    device = gpus[0].name if gpus else "/cpu:0"
+    return tf.distribute.OneDeviceStrategy(device)

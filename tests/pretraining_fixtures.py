@@ -1,0 +1,46 @@
+"""Small pre-training fixtures shared by the driver tests."""
+
+import numpy as np
+import tensorflow as tf
+
+from electra_tf.config import PretrainingConfig
+
+SEQ_LEN = 32
+
+
+def write_learnable_records(directory, num_files=2, per_file=160, seq_len=SEQ_LEN, seed=0,
+                            full_length=False):
+    """TFRecords of [CLS] a a+1 a+2 ... [SEP] runs: easy to learn, so losses must fall."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for shard in range(num_files):
+        path = directory / f"pretrain_data.tfrecord-{shard}-of-{num_files}"
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for _ in range(per_file):
+                n = seq_len if full_length else int(rng.integers(12, seq_len + 1))
+                ids = np.zeros(seq_len, np.int64)
+                start = int(rng.integers(1000, 1300))
+                ids[:n] = start + np.arange(n)
+                ids[0], ids[n - 1] = 101, 102
+                mask = (np.arange(seq_len) < n).astype(np.int64)
+                segments = np.zeros(seq_len, np.int64)
+                feature = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=v))
+                           for k, v in (("input_ids", ids), ("input_mask", mask),
+                                        ("segment_ids", segments))}
+                writer.write(tf.train.Example(
+                    features=tf.train.Features(feature=feature)).SerializeToString())
+    return str(directory / "pretrain_data.tfrecord*")
+
+
+def tiny_hparams(dropout=True, **extra):
+    overrides = {"hidden_size": 32, "num_hidden_layers": 2}
+    if not dropout:
+        overrides.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    return {"max_seq_length": SEQ_LEN, "train_batch_size": 8, "eval_batch_size": 8,
+            "num_warmup_steps": 2, "learning_rate": 2e-3, "save_checkpoints_steps": 1000,
+            "embedding_size": 16, "generator_hidden_size": 0.5,
+            "model_hparam_overrides": overrides, **extra}
+
+
+def tiny_config(**hparams):
+    return PretrainingConfig.from_preset("small", tiny_hparams(**hparams))
