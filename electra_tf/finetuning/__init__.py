@@ -1,0 +1,1 @@
+"""Fine-tuning tasks (spec 6): GLUE, question answering, tagging."""

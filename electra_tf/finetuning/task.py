@@ -1,0 +1,98 @@
+"""What every fine-tuning task provides (spec 6): examples, features, specs and a scorer.
+
+A task family lives in one file (``glue.py``, ``qa.py``, ``tagging.py``) and registers its
+tasks in ``registry.py``; adding a task is a class plus one registry entry.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import logging
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+import numpy as np
+
+log = logging.getLogger("electra_tf")
+
+# Feature specs: name -> (shape, dtype) with dtype "int64" or "float32"; shapes exclude batch.
+FeatureSpecs = Dict[str, Tuple[Tuple[int, ...], str]]
+
+
+class TaskDataError(ValueError):
+    """Missing or malformed task data (names the file and, where known, the line)."""
+
+
+@dataclasses.dataclass
+class Example:
+    """One raw example; families subclass it with their fields."""
+
+    task_name: str
+    eid: int
+
+
+class Scorer(abc.ABC):
+    """Accumulates prediction outputs of one task and computes its metrics."""
+
+    @abc.abstractmethod
+    def update(self, outputs: Mapping[str, np.ndarray]) -> None:
+        """Adds one batch of ``<task>_<output>: array [B, ...]`` (dummy features excluded)."""
+
+    @abc.abstractmethod
+    def get_results(self) -> Dict[str, float]:
+        """Metric name -> value (accuracy, MCC, F1... as the original, x100 where it scales)."""
+
+
+class Task(abc.ABC):
+    """A fine-tuning task.
+
+    Args:
+      name: registry name ("mnli", "squad", "chunk", ...).
+      data_dir: ``<data-dir>/finetuning_data/<name>`` holding the split files.
+      tokenizer: an ``electra_tf.tokenization`` tokenizer (``tokenize``,
+        ``convert_tokens_to_ids``, ``special_ids``).
+      max_seq_length: L.
+      debug: read only the first lines of each file (spec 1.5).
+    """
+
+    def __init__(self, name: str, data_dir: str, tokenizer, max_seq_length: int,
+                 debug: bool = False):
+        self.name = name
+        self.data_dir = data_dir
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+        self.debug = debug
+        # Malformed rows skipped and logged (the original's behaviour), summed over reads.
+        self.skipped_rows = 0
+
+    @abc.abstractmethod
+    def get_examples(self, split: str) -> List[Example]:
+        """Reads ``split`` ("train", "dev", "test"...); raises TaskDataError on a missing file."""
+
+    @abc.abstractmethod
+    def featurize(self, example: Example, is_training: bool) -> List[Dict[str, Any]]:
+        """One example -> one or more feature dicts (``input_ids``, ``input_mask``,
+        ``segment_ids`` of length L, ``task_id`` (the task's index in the run, so
+        multi-task batches route each feature to its head), plus the ``<task>_...``
+        features of ``feature_specs``)."""
+
+    @abc.abstractmethod
+    def feature_specs(self) -> FeatureSpecs:
+        """The task's own features (``<task>_...``), without the shared ones."""
+
+    @abc.abstractmethod
+    def get_scorer(self, split: str = "dev") -> Scorer:
+        """A fresh scorer for predictions on ``split``."""
+
+
+def shared_feature_specs(max_seq_length: int) -> FeatureSpecs:
+    """Features every task writes (spec 6.2)."""
+    return {"input_ids": ((max_seq_length,), "int64"),
+            "input_mask": ((max_seq_length,), "int64"),
+            "segment_ids": ((max_seq_length,), "int64"),
+            "task_id": ((), "int64")}
+
+
+def pad_to(ids: Sequence[int], length: int) -> List[int]:
+    """Right-pads with zeros to ``length``."""
+    return list(ids) + [0] * (length - len(ids))
