@@ -5,8 +5,9 @@
     python benchmarks/pretraining_throughput.py --batch_sizes=8 --steps=3 --warmup=1   # smoke test
 
 What is timed is exactly the step `run_pretraining.py` runs: the run is built by
-``electra_tf.training.pretrain._Run`` (models, AdamWeightDecay with global-norm clipping 1.0,
-tf.data input over TFRecords) and stepped by ``_make_train_step`` (in-graph masking, generator,
+``electra_tf.training.pretrain.PretrainingRun`` (models, AdamWeightDecay with global-norm
+clipping 1.0,
+tf.data input over TFRecords) and stepped by ``make_train_step`` (in-graph masking, generator,
 Gumbel-max sampling, discriminator, MLM + 50 x RTD loss, gradients, optimizer update; with
 ``--xla=on`` the loss-and-gradient part is ``jit_compile``d, as the driver does). The input is
 synthetic: random full-length records written as TFRecords to a temporary directory
@@ -85,6 +86,7 @@ def parse_args(argv=None):
     ap.add_argument("--peer_timeout", type=int, default=3600, help="seconds per peer run")
     ap.add_argument("--json", default="", help="append JSON lines (one per result + a summary)")
     ap.add_argument("--keep_dir", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--_child", default="", help=argparse.SUPPRESS)  # batch,xla,data_glob,dir
     args = ap.parse_args(argv)
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     args.xla_modes = {"both": [False, True], "on": [True], "off": [False]}[args.xla]
@@ -186,17 +188,17 @@ def time_ours(config, xla, data_glob, model_dir, args):
     """Builds the run exactly as the driver does and times its train step."""
     import keras
     import tensorflow as tf
-    from electra_tf.training.pretrain import RunOptions, _make_train_step, _Run
+    from electra_tf.training.pretrain import RunOptions, make_train_step, PretrainingRun
 
     keras.backend.clear_session()
     options = RunOptions(model_dir=model_dir, pretrain_tfrecords=data_glob, jit_compile=xla,
                          seed=0, quiet=True)
     os.makedirs(model_dir, exist_ok=True)
     t = time.perf_counter()
-    run = _Run(config, options, training=True)
+    run = PretrainingRun(config, options, training=True)
     build_s = time.perf_counter() - t
     n_params = sum(int(np.prod(v.shape)) for v in run.objective.trainable_variables)
-    train_step = _make_train_step(run, xla)
+    train_step = make_train_step(run, xla)
     iterator = run.iterator
     if args.input == "memory":
         with tf.device("/cpu:0"):
@@ -328,8 +330,39 @@ def machine_info():
             "python": platform.python_version()}
 
 
+def time_ours_isolated(batch, xla, data_glob, model_dir, args):
+    """Times one configuration of ours in a fresh process, so runs do not share memory.
+
+    (Keeping every configuration in one process let TensorFlow's caches grow to
+    ~17 GB over four configurations and the OOM killer stopped the benchmark.)
+    """
+    cmd = [sys.executable, os.path.abspath(__file__), f"--_child={batch},{int(xla)},"
+           f"{data_glob},{model_dir}", f"--seq_length={args.seq_length}",
+           f"--steps={args.steps}", f"--warmup={args.warmup}",
+           f"--model_size={args.model_size}", f"--input={args.input}"]
+    if args.hparams:
+        cmd.append(f"--hparams={args.hparams}")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("OURS "):
+            return json.loads(line[5:])
+    return {"impl": "electra_tf", "xla": xla, "error": proc.stderr.strip()[-2000:]}
+
+
+def child_main(args):
+    batch, xla, data_glob, model_dir = args._child.split(",", 3)
+    from electra_tf.config import PretrainingConfig
+    config = PretrainingConfig.from_preset(args.model_size, args.hparams,
+                                           max_seq_length=args.seq_length,
+                                           train_batch_size=int(batch))
+    print("OURS " + json.dumps(time_ours(config, bool(int(xla)), data_glob, model_dir, args)))
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args._child:
+        return child_main(args)
     started = datetime.datetime.now().isoformat(timespec="seconds")
     load = os.getloadavg()[0]
     measured_peak = measure_peak_gflops()
@@ -343,6 +376,7 @@ def main(argv=None):
 
     import tensorflow as tf
     from electra_tf.config import PretrainingConfig
+    from electra_tf.tokenization import default_vocab_file
     from electra_tf.training.pretrain import _special_ids
     meta = {"benchmark": "pretraining_throughput", "started": started, **machine,
             "tensorflow": tf.__version__, "load_avg_1m": load,
@@ -355,7 +389,7 @@ def main(argv=None):
     try:
         base = PretrainingConfig.from_preset(args.model_size, args.hparams,
                                              max_seq_length=args.seq_length)
-        special = _special_ids(base, None)
+        special = _special_ids(base, default_vocab_file())
         data_glob = write_synthetic_tfrecords(
             workdir, args.seq_length, base.vocab_size, special,
             records_per_file=max(256, max(args.batch_sizes)))
@@ -374,8 +408,8 @@ def main(argv=None):
                 if what == "ours":
                     print(f"  electra-tf, XLA {'on' if xla else 'off'}: {args.warmup} warm-up + "
                           f"{args.steps} timed steps ...", flush=True)
-                    res = time_ours(config, xla,
-                                    data_glob, os.path.join(workdir, f"model-{batch}-{xla}"), args)
+                    res = time_ours_isolated(batch, xla, data_glob,
+                                             os.path.join(workdir, f"model-{batch}-{xla}"), args)
                 else:
                     res = time_peer(what, batch, args)
                 if "error" in res:

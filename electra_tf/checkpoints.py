@@ -13,13 +13,14 @@ import dataclasses
 import os
 import re
 import uuid
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from electra_tf.config import (PretrainingConfig, available_presets, load_preset,
                                parse_hparams)
+from electra_tf.io_utils import write_text_atomic
 
 # Names present in original checkpoints that no model variable maps to (spec 7.2).
 IGNORED_NAME_PATTERNS = (r"/adam_m$", r"/adam_v$", r"^global_step$",
@@ -130,13 +131,18 @@ def load_original_checkpoint(path: str, *models, variables: Optional[Mapping] = 
       CheckpointError: a required name is missing or a shape differs; nothing is
         assigned in that case.
     """
+    prefix, reader, shapes = open_checkpoint(path)
+    return _assign(prefix, shapes, reader.get_tensor, models, variables, allow_missing)
+
+
+def open_checkpoint(path: str):
+    """(prefix, reader, {name: shape}) of a checkpoint, or one CheckpointError."""
     prefix = resolve_checkpoint(path)
     try:
         reader = tf.train.load_checkpoint(prefix)
-        shapes = reader.get_variable_to_shape_map()
+        return prefix, reader, reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
         raise CheckpointError(f"cannot read checkpoint {prefix}: {_first_line(e)}") from e
-    return _assign(prefix, shapes, reader.get_tensor, models, variables, allow_missing)
 
 
 def assign_original_weights(values: Mapping, *models, variables: Optional[Mapping] = None,
@@ -232,10 +238,7 @@ def _write_state_file(directory: str, relative_prefix: str) -> None:
     """Atomically points the directory's ``checkpoint`` file (TF1 text format) at a prefix."""
     state = (f'model_checkpoint_path: "{relative_prefix}"\n'
              f'all_model_checkpoint_paths: "{relative_prefix}"\n')
-    tmp = os.path.join(directory, f".checkpoint.tmp-{uuid.uuid4().hex}")
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(state)
-    tf.io.gfile.rename(tmp, os.path.join(directory, "checkpoint"), overwrite=True)
+    write_text_atomic(os.path.join(directory, "checkpoint"), state)
 
 
 # ---------------------------------------------------------------------------

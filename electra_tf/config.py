@@ -41,7 +41,12 @@ def configs_dir() -> Path:
 
 
 def available_presets() -> list[str]:
-    return sorted(p.stem for p in configs_dir().glob("*.json") if p.stem != "debug")
+    """Model-size presets (small, base, large...): the files whose ``model_size`` is their name.
+
+    Overlays such as ``debug.json`` and ``quickstart.json`` are not sizes.
+    """
+    return sorted(p.stem for p in configs_dir().glob("*.json")
+                  if load_preset(p.stem).get("pretraining", {}).get("model_size") == p.stem)
 
 
 def _deep_merge(base: dict, update: Mapping) -> dict:

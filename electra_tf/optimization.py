@@ -403,14 +403,9 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
           CheckpointError: unreadable checkpoint or a slot of the wrong shape
             (nothing is assigned then).
         """
-        from electra_tf.checkpoints import CheckpointError, resolve_checkpoint
+        from electra_tf.checkpoints import CheckpointError, open_checkpoint
         self._require_built("load_original_slots()")
-        prefix = resolve_checkpoint(path)
-        try:
-            reader = tf.train.load_checkpoint(prefix)
-            shapes = reader.get_variable_to_shape_map()
-        except (tf.errors.OpError, ValueError) as e:
-            raise CheckpointError(f"cannot read checkpoint {prefix}: {e}") from e
+        prefix, reader, shapes = open_checkpoint(path)
         slots = self.original_slot_variables()
         present = {n: s for n, s in slots.items() if n in shapes}
         bad = [f"{n}: checkpoint {shapes[n]}, optimizer {list(s.shape)}"

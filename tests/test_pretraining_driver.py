@@ -82,6 +82,24 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, records):
         np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
 
 
+@pytest.mark.parametrize("objective,expect,absent", [
+    ({"electric_objective": True, "electra_objective": False},
+     "generator_ltr/encoder/layer_0/attention/self/query/kernel", "generator_predictions/"),
+    ({"electra_objective": False}, "generator_predictions/output_bias", "discriminator_"),
+    ({"uniform_generator": True}, "discriminator_predictions/dense_1/kernel", "generator"),
+])
+def test_every_objective_trains_and_exports(tmp_path, records, objective, expect, absent):
+    config = PretrainingConfig.from_preset("small", tiny_hparams(num_train_steps=3, **objective))
+    result = train(config, options(tmp_path / "m", records))
+    assert all(np.isfinite(v) for _, stats in result["history"] for v in stats.values())
+    names = checkpoints.read_checkpoint_shapes(result["exports"]["tf1"])
+    assert expect in names and f"{expect}/adam_m" in names
+    assert not any(n.startswith(absent) for n in names)
+    # The fine-tuning export always holds the electra/ encoder.
+    disc = checkpoints.read_checkpoint_shapes(result["exports"]["discriminator"])
+    assert "electra/encoder/layer_1/output/LayerNorm/gamma" in disc
+
+
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_mixed_precision_trains_with_float32_losses(tmp_path, records, precision):
     config = PretrainingConfig.from_preset("small", tiny_hparams(num_train_steps=3))

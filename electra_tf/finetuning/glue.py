@@ -35,13 +35,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-import tempfile
 from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type,
                     Union)
 
 import numpy as np
 
 from electra_tf.finetuning import metrics
+from electra_tf.io_utils import write_text_atomic
 from electra_tf.finetuning.task import (Example, FeatureSpecs, Scorer, Task, TaskDataError,
                                         log, pad_to)
 
@@ -634,19 +634,4 @@ def write_test_predictions(task: Union[str, GlueTask, Type[GlueTask]],
     lines = ["index\tprediction\n"]
     for eid in sorted(predictions_by_eid, key=int):
         lines.append(f"{int(eid)}\t{format_test_prediction(cls, predictions_by_eid[eid])}\n")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return write_text_atomic(path, "".join(lines))

@@ -41,12 +41,12 @@ import math
 import os
 import re
 import string
-import tempfile
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from electra_tf import tokenization
+from electra_tf.io_utils import write_text_atomic
 from electra_tf.finetuning.task import (Example, FeatureSpecs, Scorer, Task, TaskDataError,
                                         pad_to)
 
@@ -691,20 +691,8 @@ def blank_null_predictions(predictions: Mapping[str, str], null_odds: Mapping[st
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
-    """Writes JSON to ``path`` via a temporary file in the same directory + ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Writes JSON to ``path`` atomically (see ``electra_tf.io_utils.write_text_atomic``)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 # ---------------------------------------------------------------------------

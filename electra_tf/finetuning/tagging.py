@@ -48,13 +48,13 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from electra_tf import tokenization
+from electra_tf.io_utils import write_text_atomic
 from electra_tf.finetuning.task import (Example, FeatureSpecs, Scorer, Task, TaskDataError,
                                         log, pad_to)
 
@@ -220,27 +220,6 @@ def _read_text(path: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise TaskDataError(f"{path}: not valid UTF-8 ({e})") from e
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    if "://" in path:
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        tf.io.gfile.makedirs(os.path.dirname(path))
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(text)
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def read_conll(path: str, column: int = -1, max_sentences: Optional[int] = None,
@@ -527,7 +506,7 @@ class TaggingTask(Task):
         if path is not None:
             log.info("%s: writing the tag mapping (%d tags from %s) to %s", self.name,
                      len(mapping), ", ".join(found), path)
-            _write_text_atomic(path, json.dumps(mapping, indent=1, sort_keys=True) + "\n")
+            write_text_atomic(path, json.dumps(mapping, indent=1, sort_keys=True) + "\n")
         self._label_mapping = mapping
         return mapping
 

@@ -14,7 +14,6 @@ import math
 import os
 import sys
 import time
-import uuid
 from typing import Optional
 
 import keras
@@ -23,11 +22,12 @@ import tensorflow as tf
 from electra_tf import checkpoints
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.progress import format_duration
+from electra_tf.io_utils import write_text_atomic
 from electra_tf.optimization import create_optimizer
 from electra_tf.pretraining import PretrainingMetrics, PretrainingObjective
 from electra_tf.pretraining.random import step_seed
 from electra_tf.training.input_pipeline import pretraining_dataset
-from electra_tf.training.strategy import create_strategy
+from electra_tf.training.strategy import create_strategy, xla_is_default
 
 log = logging.getLogger("electra_tf")
 
@@ -48,7 +48,7 @@ class RunOptions:
     vocab_file: Optional[str] = None          # None: the bundled BERT uncased vocab
     strategy: str = "default"
     tpu: Optional[str] = None
-    jit_compile: Optional[bool] = None        # None: XLA when there is one replica
+    jit_compile: Optional[bool] = None        # None: XLA on one GPU/TPU, not on CPUs
     mixed_precision: Optional[str] = None     # None, "bfloat16" or "float16"
     seed: int = 0
     deterministic: bool = False               # fix the tf.data interleave order too
@@ -62,9 +62,8 @@ class RunOptions:
 # Set-up
 # ---------------------------------------------------------------------------
 
-def _special_ids(config: PretrainingConfig, vocab_file: Optional[str]) -> dict:
-    from electra_tf.tokenization import default_vocab_file, load_vocab
-    path = vocab_file or default_vocab_file()
+def _special_ids(config: PretrainingConfig, path: str) -> dict:
+    from electra_tf.tokenization import load_vocab
     if not os.path.exists(path):
         raise PretrainingError(f"vocab file not found: {path}")
     vocab = load_vocab(path)
@@ -87,7 +86,7 @@ def _set_precision(mixed_precision: Optional[str]) -> None:
     keras.mixed_precision.set_global_policy(policies[mixed_precision])
 
 
-class _Run:
+class PretrainingRun:
     """Models, optimizer, checkpoint and input of one run, built under the strategy."""
 
     def __init__(self, config: PretrainingConfig, options: RunOptions, training: bool):
@@ -95,7 +94,9 @@ class _Run:
         _set_precision(options.mixed_precision)
         self.strategy = create_strategy(options.strategy, options.tpu)
         self.replicas = self.strategy.num_replicas_in_sync
-        special_ids = _special_ids(config, options.vocab_file)
+        from electra_tf.tokenization import default_vocab_file
+        self.vocab_file = options.vocab_file or default_vocab_file()
+        special_ids = _special_ids(config, self.vocab_file)
         keras.utils.set_random_seed(options.seed)  # weight init and dropout streams
         with self.strategy.scope():
             self.objective = PretrainingObjective(config, special_ids)
@@ -199,7 +200,7 @@ def _batch_stats(out: dict, input_mask) -> dict:
     return {k: tf.cast(v, tf.float32) for k, v in stats.items()}
 
 
-def _make_train_step(run: _Run, jit_compile: bool):
+def make_train_step(run: PretrainingRun, jit_compile: bool):
     objective, variables, optimizer = run.objective, run.variables, run.optimizer
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
@@ -229,8 +230,7 @@ def _make_train_step(run: _Run, jit_compile: bool):
     return train_step
 
 
-def _progress_line(step, total, start_step, started, window_steps, window_time, stats,
-                   batch_size) -> str:
+def _progress_line(step, total, started, window_steps, window_time, stats, batch_size) -> str:
     elapsed = time.time() - started
     rate = window_steps / window_time if window_time > 0 else float("nan")
     eta = (total - step) / rate if rate and rate == rate and rate > 0 else None
@@ -252,14 +252,7 @@ def _scalar_summary(name: str, value: float) -> None:
     tf.summary.write(name, tf.constant(value, tf.float32), metadata=metadata.SerializeToString())
 
 
-def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def _export(run: _Run, step: int) -> dict:
+def _export(run: PretrainingRun, step: int) -> dict:
     """TF1-name exports: everything (with Adam slots) and the discriminator alone."""
     model_dir = run.options.model_dir
     full = checkpoints.save_original_checkpoint(
@@ -270,13 +263,10 @@ def _export(run: _Run, step: int) -> dict:
         os.path.join(model_dir, "discriminator", f"model.ckpt-{step}"), finetune_model,
         global_step=step)
     for directory in ("tf1", "discriminator"):
-        _write_atomically(os.path.join(model_dir, directory, "pretraining_config.json"),
+        write_text_atomic(os.path.join(model_dir, directory, "pretraining_config.json"),
                           json.dumps(run.config.to_dict(), indent=2, sort_keys=True) + "\n")
-        vocab = run.options.vocab_file
-        if vocab is None:
-            from electra_tf.tokenization import default_vocab_file
-            vocab = default_vocab_file()
-        tf.io.gfile.copy(vocab, os.path.join(model_dir, directory, "vocab.txt"), overwrite=True)
+        tf.io.gfile.copy(run.vocab_file, os.path.join(model_dir, directory, "vocab.txt"),
+                         overwrite=True)
     return {"tf1": full, "discriminator": disc}
 
 
@@ -292,7 +282,7 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
       logged step) and, when training finished, the ``exports`` paths.
     """
     tf.io.gfile.makedirs(options.model_dir)
-    run = _Run(config, options, training=True)
+    run = PretrainingRun(config, options, training=True)
     resumed = run.restore()
     say = (lambda *a: None) if options.quiet else (lambda msg: print(msg, file=sys.stderr,
                                                                        flush=True))
@@ -303,10 +293,10 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
         f"{'resuming from ' + os.path.basename(resumed) if resumed else 'starting'} at step "
         f"{start_step}/{total}, batch {config.train_batch_size}, {run.replicas} replica(s), "
         f"strategy {options.strategy}")
-    _write_atomically(os.path.join(options.model_dir, "pretraining_config.json"),
+    write_text_atomic(os.path.join(options.model_dir, "pretraining_config.json"),
                       json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-    jit = options.jit_compile if options.jit_compile is not None else run.replicas == 1
-    train_step = _make_train_step(run, jit)
+    jit = options.jit_compile if options.jit_compile is not None else xla_is_default(run.strategy)
+    train_step = make_train_step(run, jit)
     writer = tf.summary.create_file_writer(os.path.join(options.model_dir, "train"))
 
     started = window_start = time.time()
@@ -328,8 +318,8 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
             if step % options.log_every_steps == 0 or step == stop:
                 history.append((step, stats))
                 now = time.time()
-                say(_progress_line(step, total, start_step, started, window_steps,
-                                   now - window_start, stats, config.train_batch_size))
+                say(_progress_line(step, total, started, window_steps, now - window_start, stats,
+                                   config.train_batch_size))
                 with writer.as_default(step=step):
                     for name, value in {**stats, "learning_rate": float(run.adam.learning_rate),
                                         "steps_per_second": window_steps / (now - window_start)
@@ -363,7 +353,7 @@ def evaluate(config: PretrainingConfig, options: RunOptions) -> dict:
 
     Results go to ``<model_dir>/results/unsup_results.{txt,json}``.
     """
-    run = _Run(config, options, training=False)
+    run = PretrainingRun(config, options, training=False)
     if run.restore() is None and not options.init_checkpoint:
         raise PretrainingError(f"no checkpoint to evaluate in {options.model_dir}; train first "
                                "or pass --init_checkpoint")
@@ -388,8 +378,8 @@ def evaluate(config: PretrainingConfig, options: RunOptions) -> dict:
     results = {"global_step": run.step, **metrics.result()}
     results_dir = os.path.join(options.model_dir, "results")
     tf.io.gfile.makedirs(results_dir)
-    _write_atomically(os.path.join(results_dir, "unsup_results.json"),
+    write_text_atomic(os.path.join(results_dir, "unsup_results.json"),
                       json.dumps(results, indent=2, sort_keys=True) + "\n")
-    _write_atomically(os.path.join(results_dir, "unsup_results.txt"),
+    write_text_atomic(os.path.join(results_dir, "unsup_results.txt"),
                       "".join(f"{k} = {v}\n" for k, v in sorted(results.items())))
     return results

@@ -55,7 +55,8 @@ def define_flags() -> None:
                       "multi_worker: workers from TF_CONFIG; tpu: --tpu.")
     flags.DEFINE_string("tpu", defaults.tpu, "TPU name or address for --strategy=tpu.")
     flags.DEFINE_boolean("jit_compile", defaults.jit_compile,
-                         "XLA-compile the step. Default: on with one replica.")
+                         "XLA-compile the step. Default: on with one GPU or a TPU, off on CPUs "
+                         "(slower there, see benchmarks/).")
     flags.DEFINE_enum("mixed_precision", defaults.mixed_precision, ["bfloat16", "float16"],
                       "Mixed precision (losses and sampling stay float32; float16 adds "
                       "dynamic loss scaling).")
