@@ -4,7 +4,8 @@ Every default lives in ``configs/*.json`` (spec 1.1, 1.3, 1.5); this module only
 knows how to load, merge, override and derive. Construction follows the
 original's order (spec 1.1): preset defaults -> user hparams -> derived values
 -> debug preset -> objective-implied values -> user hparams again, so explicit
-user values always win.
+user values always win. Fine-tuning (spec 1.6, 1.7) follows its own order, see
+:meth:`FinetuningConfig.from_preset`.
 """
 
 from __future__ import annotations
@@ -146,6 +147,13 @@ def _coerce(cls_name: str, key: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, Mapping):
             raise bad
         return dict(value)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        item_args = typing.get_args(annotation)
+        if not item_args:
+            return list(value)
+        return [_coerce(cls_name, key, v, item_args[0]) for v in value]
     return value
 
 
@@ -230,6 +238,26 @@ def _bert_config(size_preset: Mapping, vocab_size: int, overrides: Mapping) -> d
     args["intermediate_size"] = 4 * args["hidden_size"]
     _apply("model_hparam_overrides key", args, overrides, fields)
     return args
+
+
+def _discriminator_config(*, model_size: str, vocab_size: int, overrides: Mapping,
+                          debug: bool, embedding_size: Optional[int],
+                          max_seq_length: int) -> TransformerConfig:
+    """The discriminator's transformer for pre-training and fine-tuning (spec 1.3, 1.5).
+
+    ``get_bert_config`` on the size preset, then the debug preset's transformer (which
+    ignores ``model_hparam_overrides``), then ``embedding_size`` (None means H).
+    """
+    preset = load_preset(model_size)
+    args = _bert_config(preset["transformer"], vocab_size, overrides)
+    if debug:
+        args.update(load_preset("debug")["transformer"])
+    args["embedding_size"] = embedding_size or args["hidden_size"]
+    config = TransformerConfig.from_dict(args)
+    if max_seq_length > config.max_position_embeddings:
+        raise ConfigError(f"max_seq_length {max_seq_length} exceeds "
+                          f"max_position_embeddings {config.max_position_embeddings}")
+    return config
 
 
 def derive_generator_config(disc: TransformerConfig, hidden_fraction: float,
@@ -362,22 +390,182 @@ class PretrainingConfig:
 
     def discriminator_config(self) -> TransformerConfig:
         """The discriminator's transformer (spec 1.3, debug override of spec 1.5)."""
-        preset = load_preset(self.model_size)
-        args = _bert_config(preset["transformer"], self.vocab_size, self.model_hparam_overrides)
-        if self.debug:
-            args.update(load_preset("debug")["transformer"])
-        args["embedding_size"] = self.embedding_size or args["hidden_size"]
-        config = TransformerConfig.from_dict(args)
-        if self.max_seq_length > config.max_position_embeddings:
-            raise ConfigError(f"max_seq_length {self.max_seq_length} exceeds "
-                              f"max_position_embeddings {config.max_position_embeddings}")
-        return config
+        return _discriminator_config(
+            model_size=self.model_size, vocab_size=self.vocab_size,
+            overrides=self.model_hparam_overrides, debug=self.debug,
+            embedding_size=self.embedding_size, max_seq_length=self.max_seq_length)
 
     def generator_config(self) -> TransformerConfig:
         """The small generator's transformer (spec 1.4)."""
         return derive_generator_config(
             self.discriminator_config(), self.generator_hidden_size, self.generator_layers,
             tied_embeddings=not self.untied_generator_embeddings)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: Union[str, os.PathLike]) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")
+
+
+# ---------------------------------------------------------------------------
+# Fine-tuning config
+# ---------------------------------------------------------------------------
+
+_TASK_MATCHERS = {
+    "exact": lambda task, names: task in names,
+    "contains": lambda task, names: any(n in task for n in names),
+    "any": lambda task, names: True,
+}
+
+
+def _task_list(value: Any) -> Any:
+    """``"rte,sts"`` -> ``["rte", "sts"]``; lists pass through (type-checked later)."""
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _size_finetuning_defaults(size: str) -> dict:
+    """The ``finetuning`` section of ``configs/<size>.json`` itself, not inherited.
+
+    The original sets these per exact size name (``if model_size == "small"``), so
+    ``base.json`` does not pick up small's ``embedding_size`` through ``inherits``.
+    """
+    load_preset(size)  # a clear error for an unknown size
+    return _read_json(configs_dir() / f"{size}.json").get("finetuning", {})
+
+
+@dataclasses.dataclass
+class FinetuningConfig:
+    """Hyperparameters of fine-tuning (spec 1.6, 1.7).
+
+    Build it with :meth:`from_preset`; defaults come from ``configs/finetuning.json``
+    and the ``finetuning`` section of ``configs/<size>.json``.
+    """
+
+    model_size: str
+    debug: bool
+    log_examples: bool
+    num_trials: int
+    do_train: bool
+    do_eval: bool
+    keep_all_models: bool
+    task_names: list[str]
+    model_hparam_overrides: dict
+    embedding_size: Optional[int]
+    vocab_size: int
+    do_lower_case: bool
+    learning_rate: float
+    weight_decay_rate: float
+    layerwise_lr_decay: float
+    num_train_epochs: float
+    warmup_proportion: float
+    save_checkpoints_steps: int
+    iterations_per_loop: int
+    use_tfrecords_if_existing: bool
+    write_test_outputs: bool
+    n_writes_test: int
+    max_seq_length: int
+    train_batch_size: int
+    eval_batch_size: int
+    predict_batch_size: int
+    double_unordered: bool
+    max_query_length: int
+    doc_stride: int
+    n_best_size: int
+    max_answer_length: int
+    answerable_classifier: bool
+    answerable_uses_start_logits: bool
+    answerable_weight: float
+    joint_prediction: bool
+    beam_size: int
+    qa_na_threshold: float
+
+    # -- construction -------------------------------------------------------
+
+    @classmethod
+    def hparam_names(cls) -> list[str]:
+        return list(_field_types(cls))
+
+    @classmethod
+    def from_preset(cls, model_size: str = "small",
+                    task_names: Union[None, str, list[str]] = None,
+                    hparams: HparamsLike = None, **overrides) -> "FinetuningConfig":
+        """Builds the config in the original's order, so explicit user values always win.
+
+        Order: ``finetuning.json`` defaults -> the size preset's ``finetuning`` section ->
+        user hparams -> per-task rules (only when exactly one task is given; the first
+        matching rule of ``task_defaults``) -> ``debug_overrides`` if ``debug`` -> user
+        hparams again.
+
+        Args:
+          model_size: "small", "base" or "large"; a ``model_size`` in ``hparams`` wins.
+          task_names: a list or a comma-separated string ("rte,sts"); a ``task_names``
+            in ``hparams`` (list or string) wins.
+          hparams: dict, JSON string, or path to a ``.json`` file.
+          **overrides: more hparams (e.g. from command-line flags), applied after ``hparams``.
+        """
+        user = {"model_size": model_size, **parse_hparams(hparams), **overrides}
+        if task_names is not None:
+            user.setdefault("task_names", task_names)
+        if "task_names" in user:
+            user["task_names"] = _task_list(user["task_names"])
+        size = user["model_size"]
+        if not isinstance(size, str):
+            raise ConfigError(f"model_size must be a string, got {size!r}")
+        if size not in available_presets():
+            raise ConfigError(f"unknown model size {size!r}; available: "
+                              f"{', '.join(available_presets())}")
+        kind = "finetuning hparam"
+        fields = _field_types(cls)
+        spec = load_preset("finetuning")
+        values: dict = {}
+        _apply(kind, values, spec["finetuning"], fields)                  # 1. defaults
+        _apply(kind, values, _size_finetuning_defaults(size), fields)     # 2. per size
+        _apply(kind, values, user, fields)                                # 3. user
+        if len(values["task_names"]) == 1:                                # 4. per task
+            _apply(kind, values, cls._task_defaults(values["task_names"][0],
+                                                    spec["task_defaults"]), fields)
+        if values["debug"]:                                               # 5. debug
+            _apply(kind, values, spec["debug_overrides"], fields)
+        _apply(kind, values, user, fields)                                # 6. user
+        config = cls(**values)
+        config.validate()
+        return config
+
+    @staticmethod
+    def _task_defaults(task: str, rules: list) -> dict:
+        """The ``set`` of the first rule matching ``task`` (an if/elif chain, spec 1.7)."""
+        for rule in rules:
+            match = rule.get("match")
+            if match not in _TASK_MATCHERS:
+                raise ConfigError(f"finetuning.json task_defaults: unknown match {match!r} "
+                                  f"(expected one of {', '.join(_TASK_MATCHERS)})")
+            if _TASK_MATCHERS[match](task, rule.get("names", [])):
+                return rule.get("set", {})
+        return {}
+
+    def validate(self) -> None:
+        if not self.task_names:
+            raise ConfigError("task_names must name at least one task")
+        for name in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        self.discriminator_config()  # raises on inconsistent model hparams / max_seq_length
+
+    # -- derived model configs ---------------------------------------------
+
+    def discriminator_config(self) -> TransformerConfig:
+        """The fine-tuned transformer: the same as pre-training's for these hparams."""
+        return _discriminator_config(
+            model_size=self.model_size, vocab_size=self.vocab_size,
+            overrides=self.model_hparam_overrides, debug=self.debug,
+            embedding_size=self.embedding_size, max_seq_length=self.max_seq_length)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

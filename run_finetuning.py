@@ -1,0 +1,68 @@
+"""Fine-tunes a pre-trained ELECTRA discriminator on GLUE or tagging tasks.
+
+    python run_finetuning.py --data_dir=$DATA --model_name=electra_small --task_names=mnli
+        Reads $DATA/finetuning_data/mnli/{train,dev_matched}.tsv, starts from
+        $DATA/models/electra_small/discriminator (our pre-training export) or
+        $DATA/models/electra_small (a Google release directory), trains in
+        .../finetuning_models/mnli_model_<trial>, writes .../results/mnli_results.{txt,json}.
+
+Hyperparameters: --hparams (JSON dict or .json path, keys of the original FinetuningConfig);
+per-task and per-size defaults follow the original (configs/finetuning.json). QA tasks,
+multi-device strategies and test-set outputs are not available yet.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_dir", "data", "Holds finetuning_data/<task>/ and models/<model_name>.")
+flags.DEFINE_string("model_name", None, "Pre-trained model under <data_dir>/models/; default "
+                    "electra_<model_size>.")
+flags.DEFINE_string("model_size", "small", "small, base or large (must match the checkpoint).")
+flags.DEFINE_list("task_names", None, "Comma-separated tasks, e.g. mnli or cola,sst.")
+flags.DEFINE_string("init_checkpoint", None, "Checkpoint to start from (default: see above).")
+flags.DEFINE_string("hparams", None, "JSON dict or path to a .json file of hparams.")
+flags.DEFINE_integer("num_trials", None, "Number of train+eval runs (results per trial).")
+flags.DEFINE_integer("seed", 0, "Seed of head initialisation, shuffling and dropout.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    from electra_tf.checkpoints import CheckpointError
+    from electra_tf.config import ConfigError, FinetuningConfig
+    from electra_tf.finetuning.task import TaskDataError
+    from electra_tf.training import finetune
+    try:
+        overrides = {"num_trials": FLAGS.num_trials} if FLAGS.num_trials else {}
+        config = FinetuningConfig.from_preset(FLAGS.model_size, FLAGS.task_names, FLAGS.hparams,
+                                              **overrides)
+        pretrained = os.path.join(FLAGS.data_dir, "models",
+                                  FLAGS.model_name or f"electra_{config.model_size}")
+        init = FLAGS.init_checkpoint
+        if init is None:
+            export = os.path.join(pretrained, "discriminator")
+            init = export if os.path.isdir(export) else pretrained
+        tasks = ",".join(config.task_names)
+        vocab = os.path.join(pretrained, "vocab.txt")
+        options = finetune.FinetuneOptions(
+            data_dir=FLAGS.data_dir,
+            model_dir=os.path.join(pretrained, "finetuning_models", f"{tasks}_model"),
+            results_dir=os.path.join(pretrained, "results"),
+            preprocessed_dir=os.path.join(pretrained, "finetuning_tfrecords",
+                                          f"{tasks}_tfrecords"),
+            init_checkpoint=init, vocab_file=vocab if os.path.exists(vocab) else None,
+            seed=FLAGS.seed)
+        finetune.run_finetuning(config, options)
+    except (ConfigError, CheckpointError, TaskDataError, NotImplementedError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

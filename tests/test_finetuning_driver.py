@@ -1,0 +1,89 @@
+"""The fine-tuning driver end to end on a learnable fixture task, from a tiny pre-trained checkpoint."""
+
+import json
+
+import numpy as np
+import pytest
+
+from electra_tf.config import FinetuningConfig, PretrainingConfig
+from electra_tf.training.finetune import FinetuneOptions, run_finetuning
+from electra_tf.training.pretrain import RunOptions, train
+from pretraining_fixtures import tiny_hparams, write_learnable_records
+
+WORDS = ["the", "movie", "was", "plot", "actor", "film", "story", "and", "a", "very"]
+
+
+def write_sst(directory, n, seed):
+    """SST-2 format; label 1 iff the sentence says "good" (else "bad"): learnable."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ["sentence\tlabel"]
+    for _ in range(n):
+        label = int(rng.integers(0, 2))
+        words = list(rng.choice(WORDS, 5)) + ["good" if label else "bad"]
+        rng.shuffle(words)
+        lines.append(f"{' '.join(words)}\t{label}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrained")
+    records = write_learnable_records(root / "records")
+    config = PretrainingConfig.from_preset("small", tiny_hparams(num_train_steps=3))
+    result = train(config, RunOptions(model_dir=str(root / "model"), pretrain_tfrecords=records,
+                                      quiet=True))
+    return result["exports"]["discriminator"]
+
+
+def test_sst_fixture_fine_tunes_from_a_pretrained_checkpoint_and_beats_chance(
+        tmp_path, pretrained):
+    task_dir = tmp_path / "data" / "finetuning_data" / "sst"
+    task_dir.mkdir(parents=True)
+    (task_dir / "train.tsv").write_text(write_sst(task_dir, 320, 0))
+    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 64, 1))
+    config = FinetuningConfig.from_preset("small", ["sst"], {
+        "max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
+        "learning_rate": 1e-3, "num_train_epochs": 3, "embedding_size": 16,
+        "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
+    options = FinetuneOptions(
+        data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "ft" / "sst_model"),
+        results_dir=str(tmp_path / "results"), preprocessed_dir=str(tmp_path / "cache"),
+        init_checkpoint=pretrained, quiet=True)
+    results = run_finetuning(config, options)
+    assert results[0]["sst"]["accuracy"] > 80.0  # chance is ~50
+    written = json.load(open(tmp_path / "results" / "sst_results.json"))
+    assert written[0]["sst"]["accuracy"] == pytest.approx(results[0]["sst"]["accuracy"])
+    assert (tmp_path / "cache" / "sst_train.metadata").exists()
+    assert json.load(open(tmp_path / "cache" / "sst_train.metadata"))["n_examples"] % 16 == 0
+    assert (tmp_path / "ft" / "sst_model_1" / "checkpoint").exists()
+
+
+def test_cli_uses_the_original_layout(tmp_path, pretrained):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from conftest import ROOT
+    data = tmp_path / "data"
+    task_dir = data / "finetuning_data" / "sst"
+    task_dir.mkdir(parents=True)
+    (task_dir / "train.tsv").write_text(write_sst(task_dir, 64, 0))
+    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 32, 1))
+    model = data / "models" / "electra_small"
+    shutil.copytree(os.path.dirname(pretrained), model / "discriminator")
+    hparams = json.dumps({"max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
+                          "num_train_epochs": 1, "embedding_size": 16,
+                          "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
+    proc = subprocess.run([sys.executable, str(ROOT / "run_finetuning.py"), f"--data_dir={data}",
+                           "--task_names=sst", f"--hparams={hparams}"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trial 1: sst: accuracy:" in proc.stderr
+    assert (model / "results" / "sst_results.txt").read_text().startswith("sst: accuracy: ")
+    assert (model / "finetuning_models" / "sst_model_1" / "checkpoint").exists()
+    missing = subprocess.run([sys.executable, str(ROOT / "run_finetuning.py"),
+                              f"--data_dir={data}", "--task_names=cola", f"--hparams={hparams}"],
+                             capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 1 and "cola" in missing.stderr and "Traceback" not in missing.stderr
