@@ -1,4 +1,4 @@
-"""Fine-tunes a pre-trained ELECTRA discriminator on GLUE or tagging tasks.
+"""Fine-tunes a pre-trained ELECTRA discriminator on GLUE, QA or tagging tasks.
 
     python run_finetuning.py --data_dir=$DATA --model_name=electra_small --task_names=mnli
         Reads $DATA/finetuning_data/mnli/{train,dev_matched}.tsv, starts from
@@ -7,8 +7,8 @@
         .../finetuning_models/mnli_model_<trial>, writes .../results/mnli_results.{txt,json}.
 
 Hyperparameters: --hparams (JSON dict or .json path, keys of the original FinetuningConfig);
-per-task and per-size defaults follow the original (configs/finetuning.json). QA tasks,
-multi-device strategies and test-set outputs are not available yet.
+per-task and per-size defaults follow the original (configs/finetuning.json). Multi-device
+strategies and test-set outputs are not available yet.
 """
 
 import os

@@ -87,3 +87,25 @@ def test_cli_uses_the_original_layout(tmp_path, pretrained):
                               f"--data_dir={data}", "--task_names=cola", f"--hparams={hparams}"],
                              capture_output=True, text=True, timeout=600)
     assert missing.returncode == 1 and "cola" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_squad_fixture_trains_evaluates_and_writes_predictions(tmp_path, pretrained):
+    import shutil
+    from conftest import DATA
+    data = tmp_path / "data" / "finetuning_data"
+    shutil.copytree(DATA / "qa" / "squad", data / "squad")
+    config = FinetuningConfig.from_preset("small", ["squad"], {
+        "max_seq_length": 48, "doc_stride": 16, "max_query_length": 16, "beam_size": 5,
+        "n_best_size": 5, "train_batch_size": 8, "eval_batch_size": 8, "num_train_epochs": 1,
+        "embedding_size": 16,
+        "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
+    options = FinetuneOptions(
+        data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "ft" / "squad_model"),
+        results_dir=str(tmp_path / "results"), preprocessed_dir=str(tmp_path / "cache"),
+        init_checkpoint=pretrained, quiet=True)
+    results = run_finetuning(config, options)[0]["squad"]
+    for key in ("exact", "f1", "HasAns_exact", "NoAns_exact", "best_f1"):
+        assert key in results and 0.0 <= results[key] <= 100.0, key
+    predictions = json.load(open(tmp_path / "results" / "squad_preds.json"))
+    assert predictions and all(isinstance(v, str) for v in predictions.values())
+    assert (tmp_path / "results" / "squad_null_odds.json").exists()

@@ -85,3 +85,38 @@ def test_registry_builds_each_family_and_rejects_unknown_names(tmp_path):
     assert {"cola", "wnli", "squadv1", "chunk"} <= set(known_task_names())
     with pytest.raises(TaskDataError, match="unknown task 'mnlii'; did you mean mnli"):
         get_task("mnlii", root, tokenizer, 32, task_id=0)
+
+
+def test_qa_head_names_masks_and_joint_beam():
+    from electra_tf.finetuning.heads import QAHead
+    head = QAHead("squad", beam_size=3)
+    rng = np.random.default_rng(3)
+    seq = tf.constant(rng.normal(size=(2, 7, H)), tf.float32)
+    features = {"input_mask": tf.constant([[1] * 7, [1] * 5 + [0] * 2]),
+                "segment_ids": tf.constant([[0, 0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 1, 0, 0]]),
+                "squad_start_positions": tf.constant([3, 0]),
+                "squad_end_positions": tf.constant([5, 0]),
+                "squad_is_impossible": tf.constant([0, 1]), "squad_eid": tf.constant([0, 1000])}
+    out = head(seq, features, training=False)
+    names = head.original_variables()
+    shapes = {n.split("/", 2)[2]: list(v.shape) for n, v in names.items()}
+    assert shapes == {"dense/kernel": [H, 1], "dense/bias": [1], "qa_hidden/kernel": [2 * H, 512],
+                      "qa_hidden/bias": [512], "dense_1/kernel": [512, 1], "dense_1/bias": [1],
+                      "dense_2/kernel": [2 * H, 512], "dense_2/bias": [512],
+                      "dense_3/kernel": [512, 1], "dense_3/bias": [1]}
+    # Only context tokens, the final [SEP] region (segment 1) and [CLS] may start a span.
+    start_index = out["squad_start_top_index"].numpy()
+    allowed = [{0, 3, 4, 5, 6}, {0, 2, 3, 4}]
+    for row in range(2):
+        assert set(start_index[row]) <= allowed[row]
+    assert out["squad_end_top_index"].shape == (2, 3, 3)
+    np.testing.assert_array_equal(out["squad_end_logits"], np.zeros((2, 7)))
+    # The beam's end scores for start i equal the training-mode end logits with gold start i.
+    i = int(start_index[0, 0])
+    trained = head(seq, dict(features, squad_start_positions=tf.constant([i, 0])),
+                   training=True)
+    end_lp = np_log_softmax(trained["squad_end_logits"].numpy()[0])
+    best = out["squad_end_top_index"].numpy()[0, 0]
+    np.testing.assert_allclose(out["squad_end_top_log_probs"].numpy()[0, 0], end_lp[best],
+                               atol=1e-4)
+    assert np.isfinite(out["squad_loss"].numpy()).all() and out["squad_answerable_logit"].shape == (2,)

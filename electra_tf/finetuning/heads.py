@@ -115,3 +115,142 @@ class TaggingHead(_TaskHead):
         if self._key("eid") in features:
             out[self._key("eid")] = features[self._key("eid")]
         return out
+
+
+class QAHead(keras.layers.Layer):
+    """Answer-span head with joint start/end beam search and the answerable classifier (spec 6.5).
+
+    Original names under ``task_specific/<task>/``: ``dense`` (start, H->1); joint:
+    ``qa_hidden`` (2H->512, GELU) and ``dense_1`` (512->1); non-joint: ``dense_1`` (end,
+    H->1); answerable classifier: ``dense_2`` (2H->512, GELU) + ``dense_3`` (512->1) when it
+    also reads the start distribution, else ``dense_2`` (H->1). No dropout.
+
+    Args:
+      task_name: e.g. "squad".
+      joint_prediction, beam_size, answerable_classifier, answerable_uses_start_logits,
+        answerable_weight: the FinetuningConfig fields of the same names.
+    """
+
+    def __init__(self, task_name: str, joint_prediction: bool = True, beam_size: int = 20,
+                 answerable_classifier: bool = True, answerable_uses_start_logits: bool = True,
+                 answerable_weight: float = 0.5, **kwargs):
+        kwargs.setdefault("name", f"{task_name}_head")
+        super().__init__(**kwargs)
+        self.task_name = task_name
+        self.joint, self.beam_size = joint_prediction, beam_size
+        self.answerable = answerable_classifier
+        self.uses_start = answerable_uses_start_logits
+        self.answerable_weight = answerable_weight
+        gelu = layers.activation("gelu")
+        self.start = layers.dense(1, "dense")
+        if self.joint:
+            self.qa_hidden = layers.dense(512, "qa_hidden", act=gelu)
+            self.end = layers.dense(1, "dense_1")
+        else:
+            self.end = layers.dense(1, "dense_1")
+        if self.answerable:
+            if self.uses_start:
+                self.answerable_hidden = layers.dense(512, "dense_2", act=gelu)
+                self.answerable_logit = layers.dense(1, "dense_3")
+            else:
+                self.answerable_logit = layers.dense(1, "dense_2")
+
+    def build(self, input_shape):
+        h = input_shape[-1]
+        self.start.build((None, h))
+        if self.joint:
+            self.qa_hidden.build((None, 2 * h))
+            self.end.build((None, 512))
+        else:
+            self.end.build((None, h))
+        if self.answerable:
+            if self.uses_start:
+                self.answerable_hidden.build((None, 2 * h))
+                self.answerable_logit.build((None, 512))
+            else:
+                self.answerable_logit.build((None, h))
+        super().build(input_shape)
+
+    def _key(self, output: str) -> str:
+        return f"{self.task_name}_{output}"
+
+    def _end_logits(self, start_vectors, sequence):
+        """start_vectors [B, ..., H] tiled against every position -> end logits [B, ..., L]."""
+        tiled = tf.broadcast_to(start_vectors[..., tf.newaxis, :],
+                                tf.concat([tf.shape(start_vectors)[:-1],
+                                           tf.shape(sequence)[1:]], 0))
+        seq = sequence
+        while len(seq.shape) < len(tiled.shape):
+            seq = seq[:, tf.newaxis]
+        seq = tf.broadcast_to(seq, tf.shape(tiled))
+        return tf.squeeze(self.end(self.qa_hidden(tf.concat([tiled, seq], -1))), -1)
+
+    def call(self, sequence_output, features, training=False):
+        """Args: sequence_output [B, L, H]; features with ``input_mask``, ``segment_ids``
+        and ``<task>_start_positions``/``_end_positions``/``_is_impossible``/``_eid`` [B].
+
+        Returns ``<task>_loss`` [B], ``_start_logits``/``_end_logits`` [B, L],
+        ``_answerable_logit`` [B], joint: ``_start_top_log_probs``/``_start_top_index``
+        [B, k] and ``_end_top_log_probs``/``_end_top_index`` [B, k, k]; and ``_eid``.
+        """
+        seq = tf.cast(sequence_output, tf.float32)
+        allowed = tf.cast(features["input_mask"] * features["segment_ids"], tf.float32)
+        allowed = tf.concat([tf.ones_like(allowed[:, :1]), allowed[:, 1:]], axis=1)
+        penalty = 1000.0 * (allowed - 1.0)
+        start_logits = tf.squeeze(self.start(seq), -1) + penalty
+        start_positions = tf.cast(features[self._key("start_positions")], tf.int32)
+        end_positions = tf.cast(features[self._key("end_positions")], tf.int32)
+        out = {}
+        if self.joint:
+            start_log_probs = tf.nn.log_softmax(start_logits, -1)
+            top_start_lp, top_start = tf.math.top_k(start_log_probs, self.beam_size)
+            if training:
+                gold_start = layers.gather_positions(seq, start_positions)      # [B, H]
+                end_logits = self._end_logits(gold_start, seq) + penalty       # [B, L]
+            else:
+                candidates = layers.gather_positions(seq, top_start)            # [B, k, H]
+                end_beam = self._end_logits(candidates, seq) + penalty[:, tf.newaxis]
+                top_end_lp, top_end = tf.math.top_k(tf.nn.log_softmax(end_beam, -1),
+                                                    self.beam_size)
+                out.update({self._key("end_top_log_probs"): top_end_lp,
+                            self._key("end_top_index"): top_end})
+                end_logits = tf.zeros_like(start_logits)
+            out.update({self._key("start_top_log_probs"): top_start_lp,
+                        self._key("start_top_index"): top_start})
+        else:
+            end_logits = tf.squeeze(self.end(seq), -1) + penalty
+
+        def ce(logits, positions):
+            return -tf.gather(tf.nn.log_softmax(logits, -1), positions, batch_dims=1)
+
+        loss = (ce(start_logits, start_positions) + ce(end_logits, end_positions)) / 2.0
+        if self.answerable:
+            features_vec = seq[:, 0]
+            if self.uses_start:
+                weights = tf.nn.softmax(start_logits, -1)[..., tf.newaxis]
+                features_vec = self.answerable_hidden(
+                    tf.concat([features_vec, tf.reduce_sum(weights * seq, axis=1)], -1))
+            answerable_logit = tf.squeeze(self.answerable_logit(features_vec), -1)
+            impossible = tf.cast(features[self._key("is_impossible")], tf.float32)
+            loss += self.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=impossible, logits=answerable_logit)
+            out[self._key("answerable_logit")] = answerable_logit
+        out.update({self._key("loss"): loss, self._key("start_logits"): start_logits,
+                    self._key("end_logits"): end_logits})
+        if self._key("eid") in features:
+            out[self._key("eid")] = features[self._key("eid")]
+        return out
+
+    def original_variables(self) -> dict:
+        scope = f"task_specific/{self.task_name}"
+        names = layers.dense_variables(self.start, f"{scope}/dense")
+        if self.joint:
+            names.update(layers.dense_variables(self.qa_hidden, f"{scope}/qa_hidden"))
+        names.update(layers.dense_variables(self.end, f"{scope}/dense_1"))
+        if self.answerable:
+            if self.uses_start:
+                names.update(layers.dense_variables(self.answerable_hidden, f"{scope}/dense_2"))
+                names.update(layers.dense_variables(self.answerable_logit, f"{scope}/dense_3"))
+            else:
+                names.update(layers.dense_variables(self.answerable_logit, f"{scope}/dense_2"))
+        return names

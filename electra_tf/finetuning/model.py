@@ -8,13 +8,20 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import TransformerConfig
-from electra_tf.finetuning import glue, tagging
-from electra_tf.finetuning.heads import ClassificationHead, RegressionHead, TaggingHead
+from electra_tf.finetuning import glue, qa, tagging
+from electra_tf.finetuning.heads import (ClassificationHead, QAHead, RegressionHead,
+                                         TaggingHead)
 from electra_tf.modeling import ElectraEncoder
 
 
-def make_head(task):
+def make_head(task, finetuning_config=None):
     """The head a task needs, under ``task_specific/<task>/``."""
+    if isinstance(task, qa.QATask):
+        c = finetuning_config
+        return QAHead(task.name, joint_prediction=c.joint_prediction, beam_size=c.beam_size,
+                      answerable_classifier=c.answerable_classifier,
+                      answerable_uses_start_logits=c.answerable_uses_start_logits,
+                      answerable_weight=c.answerable_weight)
     if isinstance(task, glue.RegressionTask):
         return RegressionHead(task.name)
     if isinstance(task, glue.ClassificationTask):
@@ -30,15 +37,17 @@ class FinetuningModel(keras.Model):
     Args:
       config: the discriminator's transformer config.
       tasks: the tasks of the run, in ``task_id`` order.
+      finetuning_config: the run's FinetuningConfig (QA head options).
     """
 
-    def __init__(self, config: TransformerConfig, tasks: Sequence, **kwargs):
+    def __init__(self, config: TransformerConfig, tasks: Sequence, finetuning_config=None,
+                 **kwargs):
         kwargs.setdefault("name", "finetuning_model")
         super().__init__(**kwargs)
         self.config = config
         self.task_names = [t.name for t in tasks]
         self.encoder = ElectraEncoder(config, scope="electra")
-        self.heads = [make_head(t) for t in tasks]
+        self.heads = [make_head(t, finetuning_config) for t in tasks]
 
     def build(self, input_shape=None):
         self.encoder.build()
@@ -61,7 +70,7 @@ class FinetuningModel(keras.Model):
         task_id = tf.cast(features["task_id"], tf.int32)
         outputs, total = {"task_id": task_id}, tf.constant(0.0, tf.float32)
         for index, head in enumerate(self.heads):
-            inputs = (encoded["sequence_output"] if isinstance(head, TaggingHead)
+            inputs = (encoded["sequence_output"] if isinstance(head, (TaggingHead, QAHead))
                       else encoded["pooled_output"])
             out = head(inputs, features, training=training)
             in_task = tf.cast(tf.equal(task_id, index), tf.float32)

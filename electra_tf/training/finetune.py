@@ -1,6 +1,6 @@
 """The fine-tuning driver (spec 6.1-6.3): featurise and cache, train, evaluate, per trial.
 
-Single device for now; GLUE and tagging tasks (the QA head is still to come).
+Single device for now; GLUE, QA and tagging tasks.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def _tasks(config, options, tokenizer) -> list:
 
 
 def _family_options(name: str, config, options) -> dict:
-    from electra_tf.finetuning import glue, tagging
+    from electra_tf.finetuning import glue, qa, tagging
+    if name in qa.QA_TASKS:
+        return {"qa_config": qa.QAConfig.from_config(config, results_dir=options.results_dir)}
     if name in glue.GLUE_TASKS:
         return {"double_unordered": config.double_unordered}
     if tagging.is_tagging_task_name(name):
@@ -158,7 +160,7 @@ def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
     all_results = []
     for trial in range(1, config.num_trials + 1):
         keras.utils.set_random_seed(options.seed + trial)
-        model = FinetuningModel(disc_config, tasks)
+        model = FinetuningModel(disc_config, tasks, config)
         model.build()
         if options.init_checkpoint:
             report = checkpoints.load_original_checkpoint(
