@@ -463,6 +463,8 @@ class FinetuningConfig:
     learning_rate: float
     weight_decay_rate: float
     layerwise_lr_decay: float
+    # False reproduces the original's d^2 on the top layer (spec 4.4 [QUIRK]); True gives d.
+    layerwise_lr_decay_corrected: bool
     num_train_epochs: float
     warmup_proportion: float
     save_checkpoints_steps: int

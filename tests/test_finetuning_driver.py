@@ -70,19 +70,36 @@ def test_cli_uses_the_original_layout(tmp_path, pretrained):
     task_dir.mkdir(parents=True)
     (task_dir / "train.tsv").write_text(write_sst(task_dir, 64, 0))
     (task_dir / "dev.tsv").write_text(write_sst(task_dir, 32, 1))
+    test_rows = [line.split("\t")[0] for line in write_sst(task_dir, 20, 2).splitlines()[1:]]
+    (task_dir / "test.tsv").write_text(
+        "index\tsentence\n" + "".join(f"{i}\t{text}\n" for i, text in enumerate(test_rows)))
     model = data / "models" / "electra_small"
     shutil.copytree(os.path.dirname(pretrained), model / "discriminator")
     hparams = json.dumps({"max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
                           "num_train_epochs": 1, "embedding_size": 16,
+                          "write_test_outputs": True,
                           "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
     proc = subprocess.run([sys.executable, str(ROOT / "run_finetuning.py"), f"--data_dir={data}",
-                           "--task_names=sst", f"--hparams={hparams}"],
+                           "--task_names=sst", f"--hparams={hparams}", "--num_trials=2"],
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "trial 1: sst: accuracy:" in proc.stderr
     assert (model / "results" / "sst_results.txt").read_text().startswith("sst: accuracy: ")
-    assert (model / "finetuning_models" / "sst_model_1" / "checkpoint").exists()
+    assert (model / "finetuning_models" / "sst_model_2" / "checkpoint").exists()
+    trials = json.load(open(model / "results" / "sst_results.json"))
+    accuracies = [trial["sst"]["accuracy"] for trial in trials]
+    summary = json.load(open(model / "results" / "sst_summary.json"))["sst"]["accuracy"]
+    assert len(accuracies) == 2 and summary["n"] == 2
+    assert summary["median"] == pytest.approx(np.median(accuracies))
+    assert summary["std"] == pytest.approx(np.std(accuracies))
+    assert "over trials: sst accuracy: median" in proc.stderr
+    for trial in (1, 2):  # leaderboard file: header, one row per test example, label strings
+        rows = (model / "results" / "test_predictions" / f"trial_{trial}" /
+                "SST-2.tsv").read_text().splitlines()
+        assert rows[0] == "index\tprediction" and len(rows) == 21
+        assert [r.split("\t")[0] for r in rows[1:]] == [str(i) for i in range(20)]
+        assert {r.split("\t")[1] for r in rows[1:]} <= {"0", "1"}
     missing = subprocess.run([sys.executable, str(ROOT / "run_finetuning.py"),
                               f"--data_dir={data}", "--task_names=cola", f"--hparams={hparams}"],
                              capture_output=True, text=True, timeout=600)
@@ -109,3 +126,22 @@ def test_squad_fixture_trains_evaluates_and_writes_predictions(tmp_path, pretrai
     predictions = json.load(open(tmp_path / "results" / "squad_preds.json"))
     assert predictions and all(isinstance(v, str) for v in predictions.values())
     assert (tmp_path / "results" / "squad_null_odds.json").exists()
+
+
+def test_chunk_fixture_trains_and_reports_span_f1(tmp_path, pretrained):
+    import shutil
+    from conftest import DATA
+    data = tmp_path / "data" / "finetuning_data"
+    shutil.copytree(DATA / "tagging" / "chunk", data / "chunk")
+    config = FinetuningConfig.from_preset("small", ["chunk"], {
+        "max_seq_length": 32, "train_batch_size": 4, "eval_batch_size": 4,
+        "num_train_epochs": 2, "embedding_size": 16,
+        "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
+    options = FinetuneOptions(
+        data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "ft" / "chunk_model"),
+        results_dir=str(tmp_path / "results"), preprocessed_dir=str(tmp_path / "cache"),
+        init_checkpoint=pretrained, quiet=True)
+    results = run_finetuning(config, options)[0]["chunk"]
+    assert {"precision", "recall", "f1"} <= set(results)
+    assert all(0.0 <= results[k] <= 100.0 for k in ("precision", "recall", "f1"))
+    assert list((tmp_path / "cache").glob("chunk_label_mapping.json"))

@@ -36,6 +36,7 @@ class FinetuneOptions:
     preprocessed_dir: str               # cached feature TFRecords
     init_checkpoint: Optional[str] = None
     vocab_file: Optional[str] = None    # None: the bundled BERT uncased vocab
+    test_predictions_dir: Optional[str] = None  # GLUE leaderboard TSVs, trial_<t>/
     seed: int = 0
     log_every_steps: int = 50
     quiet: bool = False
@@ -78,17 +79,21 @@ def _serialize(feature: dict, specs: dict) -> bytes:
 
 
 def cached_features(tasks, split: str, is_training: bool, batch_size: int, config,
-                    options) -> tuple:
+                    options, only=None) -> tuple:
     """Featurises ``split`` of every task into ``<preprocessed_dir>/<name>.tfrecord`` (spec 6.2).
 
     Training examples are shuffled (seeded); features are padded with dummy ones
     (``task_id = len(tasks)``) to a multiple of ``batch_size``. Reused when the
     ``.metadata`` exists and ``use_tfrecords_if_existing``.
 
+    Args:
+      only: read ``split`` of these tasks only (default all); records still carry every
+        task's features, so the multi-task model can read them.
     Returns:
       (tfrecord path, number of features incl. padding).
     """
-    name = "_".join(sorted(t.name for t in tasks)) + "_" + split
+    sources = only or tasks
+    name = "_".join(sorted(t.name for t in sources)) + "_" + split
     if config.debug:
         name += "-debug"  # the original meant to, and never did (spec 1.5 [QUIRK])
     path = os.path.join(options.preprocessed_dir, name + ".tfrecord")
@@ -96,7 +101,7 @@ def cached_features(tasks, split: str, is_training: bool, batch_size: int, confi
     if config.use_tfrecords_if_existing and os.path.exists(meta) and os.path.exists(path):
         with open(meta) as f:
             return path, json.load(f)["n_examples"]
-    examples = [example for task in tasks for example in task.get_examples(split)]
+    examples = [example for task in sources for example in task.get_examples(split)]
     if is_training:
         random.Random(options.seed).shuffle(examples)
     by_name = {task.name: task for task in tasks}
@@ -175,7 +180,62 @@ def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
                 f"{name}: " + " - ".join(f"{k}: {v:.2f}" for k, v in res.items())
                 for name, res in results.items()))
             _write_results(all_results, config, options)
+        if config.write_test_outputs and trial <= config.n_writes_test:
+            written = write_test_outputs(model, tasks, trial, config, options)
+            say(f"trial {trial}: test predictions in {', '.join(written)}")
+    skipped = {t.name: t.skipped_rows for t in tasks if t.skipped_rows}
+    if skipped:
+        say("skipped malformed rows (logged with file and line): "
+            + ", ".join(f"{name}: {n}" for name, n in skipped.items()))
+    if len(all_results) > 1:
+        summary = summarize_trials(all_results)
+        write_text_atomic(os.path.join(options.results_dir,
+                                       f"{','.join(config.task_names)}_summary.json"),
+                          json.dumps(summary, indent=2) + "\n")
+        say("over trials: " + "; ".join(
+            f"{task} {metric}: median {s['median']:.2f} mean {s['mean']:.2f} std {s['std']:.2f}"
+            for task, metrics in summary.items() for metric, s in metrics.items()))
     return all_results
+
+
+def summarize_trials(all_results: List[Dict[str, dict]]) -> Dict[str, dict]:
+    """{task: {metric: {median, mean, std, n}}} over trials (std: population, ddof=0)."""
+    summary: Dict[str, dict] = {}
+    for task in all_results[0]:
+        for metric in all_results[0][task]:
+            values = np.array([trial[task][metric] for trial in all_results], np.float64)
+            summary.setdefault(task, {})[metric] = {
+                "median": float(np.median(values)), "mean": float(values.mean()),
+                "std": float(values.std()), "n": len(values)}
+    return summary
+
+
+def write_test_outputs(model, tasks, trial: int, config, options) -> List[str]:
+    """GLUE-leaderboard TSVs of every GLUE task's test splits (spec 6.8), ready to zip."""
+    from electra_tf.finetuning import glue
+    directory = os.path.join(options.test_predictions_dir
+                             or os.path.join(options.results_dir, "test_predictions"),
+                             f"trial_{trial}")
+    written = []
+    predict = tf.function(lambda features: model(features, training=False))
+    specs = _all_specs(tasks, config.max_seq_length)
+    for index, task in enumerate(tasks):
+        if not isinstance(task, glue.GlueTask):
+            continue  # only GLUE has leaderboard files (QA test output: not yet)
+        for split in task.get_test_splits():
+            path, _ = cached_features(tasks, split, False, config.eval_batch_size, config,
+                                      options, only=[task])
+            by_eid = {}
+            for features in _dataset(path, specs, config.eval_batch_size, False, options.seed):
+                outputs = predict(features)
+                values = outputs.get(f"{task.name}_logits", outputs[f"{task.name}_predictions"])
+                rows = features["task_id"].numpy() == index  # not the padding features
+                for eid, value in zip(features[f"{task.name}_eid"].numpy()[rows],
+                                      values.numpy()[rows]):
+                    by_eid[int(eid)] = value
+            name = glue.LEADERBOARD_FILE_NAMES.get((task.name, split), f"{task.name}_{split}.tsv")
+            written.append(glue.write_test_predictions(task, by_eid, os.path.join(directory, name)))
+    return written
 
 
 def _train(model, tasks, specs, config, options, trial, say) -> None:
@@ -188,6 +248,7 @@ def _train(model, tasks, specs, config, options, trial, say) -> None:
         model, learning_rate=config.learning_rate, num_train_steps=steps,
         warmup_proportion=config.warmup_proportion, weight_decay_rate=config.weight_decay_rate,
         layerwise_lr_decay=config.layerwise_lr_decay,
+        corrected_layerwise=config.layerwise_lr_decay_corrected,
         num_layers=model.config.num_hidden_layers)
     variables = optimizer.built_variables
 
