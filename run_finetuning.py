@@ -7,8 +7,8 @@
         .../finetuning_models/mnli_model_<trial>, writes .../results/mnli_results.{txt,json}.
 
 Hyperparameters: --hparams (JSON dict or .json path, keys of the original FinetuningConfig);
-per-task and per-size defaults follow the original (configs/finetuning.json). Multi-device
-strategies and test-set outputs are not available yet.
+per-task and per-size defaults follow the original (configs/finetuning.json); --strategy,
+--jit_compile and --mixed_precision as in run_pretraining.py.
 """
 
 import os
@@ -28,6 +28,11 @@ flags.DEFINE_string("init_checkpoint", None, "Checkpoint to start from (default:
 flags.DEFINE_string("hparams", None, "JSON dict or path to a .json file of hparams.")
 flags.DEFINE_integer("num_trials", None, "Number of train+eval runs (results per trial).")
 flags.DEFINE_integer("seed", 0, "Seed of head initialisation, shuffling and dropout.")
+flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker",
+                                          "tpu"], "As in run_pretraining.py.")
+flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+flags.DEFINE_boolean("jit_compile", None, "XLA; default on with one GPU or a TPU, off on CPUs.")
+flags.DEFINE_enum("mixed_precision", None, ["bfloat16", "float16"], "Mixed precision.")
 
 
 def main(argv):
@@ -38,6 +43,7 @@ def main(argv):
     from electra_tf.config import ConfigError, FinetuningConfig
     from electra_tf.finetuning.task import TaskDataError
     from electra_tf.training import finetune
+    from electra_tf.training.strategy import StrategyError
     try:
         overrides = {"num_trials": FLAGS.num_trials} if FLAGS.num_trials else {}
         config = FinetuningConfig.from_preset(FLAGS.model_size, FLAGS.task_names, FLAGS.hparams,
@@ -57,9 +63,11 @@ def main(argv):
             preprocessed_dir=os.path.join(pretrained, "finetuning_tfrecords",
                                           f"{tasks}_tfrecords"),
             init_checkpoint=init, vocab_file=vocab if os.path.exists(vocab) else None,
-            seed=FLAGS.seed)
+            seed=FLAGS.seed, strategy=FLAGS.strategy, tpu=FLAGS.tpu,
+            jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision)
         finetune.run_finetuning(config, options)
-    except (ConfigError, CheckpointError, TaskDataError, NotImplementedError, ValueError) as e:
+    except (ConfigError, CheckpointError, TaskDataError, StrategyError, NotImplementedError,
+            ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
 

@@ -128,6 +128,28 @@ def test_squad_fixture_trains_evaluates_and_writes_predictions(tmp_path, pretrai
     assert (tmp_path / "results" / "squad_null_odds.json").exists()
 
 
+@pytest.mark.parametrize("precision,jit", [("bfloat16", False), (None, True)])
+def test_precision_and_xla_variants_train(tmp_path, pretrained, precision, jit):
+    task_dir = tmp_path / "data" / "finetuning_data" / "sst"
+    task_dir.mkdir(parents=True)
+    (task_dir / "train.tsv").write_text(write_sst(task_dir, 32, 0))
+    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 16, 1))
+    config = FinetuningConfig.from_preset("small", ["sst"], {
+        "max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
+        "num_train_epochs": 1, "embedding_size": 16,
+        "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
+    options = FinetuneOptions(
+        data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "ft" / "m"),
+        results_dir=str(tmp_path / "results"), preprocessed_dir=str(tmp_path / "cache"),
+        init_checkpoint=pretrained, quiet=True, mixed_precision=precision, jit_compile=jit)
+    try:
+        accuracy = run_finetuning(config, options)[0]["sst"]["accuracy"]
+    finally:
+        import keras
+        keras.mixed_precision.set_global_policy("float32")
+    assert 0.0 <= accuracy <= 100.0
+
+
 def test_chunk_fixture_trains_and_reports_span_f1(tmp_path, pretrained):
     import shutil
     from conftest import DATA
@@ -145,3 +167,40 @@ def test_chunk_fixture_trains_and_reports_span_f1(tmp_path, pretrained):
     assert {"precision", "recall", "f1"} <= set(results)
     assert all(0.0 <= results[k] <= 100.0 for k in ("precision", "recall", "f1"))
     assert list((tmp_path / "cache").glob("chunk_label_mapping.json"))
+
+
+def test_mirrored_strategy_fine_tunes(tmp_path, pretrained):
+    """Two logical CPU replicas run the training loop (the loss is a per-replica sum)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from conftest import ROOT
+    task_dir = tmp_path / "data" / "finetuning_data" / "sst"
+    task_dir.mkdir(parents=True)
+    (task_dir / "train.tsv").write_text(write_sst(task_dir, 64, 0))
+    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 16, 1))
+    script = textwrap.dedent(f"""
+        import json, sys
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        sys.path[:0] = [{str(ROOT)!r}]
+        from electra_tf.config import FinetuningConfig
+        from electra_tf.training.finetune import FinetuneOptions, run_finetuning
+        config = FinetuningConfig.from_preset("small", ["sst"], {{
+            "max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
+            "num_train_epochs": 1, "embedding_size": 16,
+            "model_hparam_overrides": {{"hidden_size": 32, "num_hidden_layers": 2}}}})
+        options = FinetuneOptions(data_dir={str(tmp_path / "data")!r},
+            model_dir={str(tmp_path / "ft")!r}, results_dir={str(tmp_path / "results")!r},
+            preprocessed_dir={str(tmp_path / "cache")!r}, init_checkpoint={pretrained!r},
+            strategy="mirrored", quiet=True)
+        print("RESULT" + json.dumps(run_finetuning(config, options)))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert 0.0 <= results[0]["sst"]["accuracy"] <= 100.0

@@ -1,6 +1,7 @@
 """The fine-tuning driver (spec 6.1-6.3): featurise and cache, train, evaluate, per trial.
 
-Single device for now; GLUE, QA and tagging tasks.
+GLUE, QA and tagging tasks; training under any tf.distribute strategy (evaluation runs
+the model outside the strategy's replicas).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from electra_tf.finetuning.registry import get_task
 from electra_tf.finetuning.task import shared_feature_specs
 from electra_tf.io_utils import write_text_atomic
 from electra_tf.optimization import create_optimizer
+from electra_tf.training.strategy import create_strategy, set_precision, xla_is_default
 
 
 @dataclasses.dataclass
@@ -37,6 +39,10 @@ class FinetuneOptions:
     init_checkpoint: Optional[str] = None
     vocab_file: Optional[str] = None    # None: the bundled BERT uncased vocab
     test_predictions_dir: Optional[str] = None  # GLUE leaderboard TSVs, trial_<t>/
+    strategy: str = "default"
+    tpu: Optional[str] = None
+    jit_compile: Optional[bool] = None  # None: XLA on one GPU/TPU, not on CPUs
+    mixed_precision: Optional[str] = None
     seed: int = 0
     log_every_steps: int = 50
     quiet: bool = False
@@ -162,17 +168,20 @@ def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
     tasks = _tasks(config, options, tokenizer)
     specs = _all_specs(tasks, config.max_seq_length)
     disc_config = config.discriminator_config()
+    set_precision(options.mixed_precision)
+    strategy = create_strategy(options.strategy, options.tpu)
     all_results = []
     for trial in range(1, config.num_trials + 1):
         keras.utils.set_random_seed(options.seed + trial)
-        model = FinetuningModel(disc_config, tasks, config)
-        model.build()
+        with strategy.scope():
+            model = FinetuningModel(disc_config, tasks, config)
+            model.build()
         if options.init_checkpoint:
             report = checkpoints.load_original_checkpoint(
                 options.init_checkpoint, model, allow_missing=[r"^task_specific/"])
             say(f"trial {trial}: initialised from {report}")
         if config.do_train:
-            _train(model, tasks, specs, config, options, trial, say)
+            _train(model, tasks, specs, config, options, trial, say, strategy)
         if config.do_eval:
             results = evaluate(model, tasks, "dev", config, options)
             all_results.append(results)
@@ -238,31 +247,53 @@ def write_test_outputs(model, tasks, trial: int, config, options) -> List[str]:
     return written
 
 
-def _train(model, tasks, specs, config, options, trial, say) -> None:
+def _train(model, tasks, specs, config, options, trial, say, strategy) -> None:
     path, n = cached_features(tasks, "train", True, config.train_batch_size, config, options)
     steps = int(n // config.train_batch_size * config.num_train_epochs)
     if steps <= 0:
         raise ValueError(f"{n} training features give no step at batch "
                          f"{config.train_batch_size}")
-    optimizer = create_optimizer(
-        model, learning_rate=config.learning_rate, num_train_steps=steps,
-        warmup_proportion=config.warmup_proportion, weight_decay_rate=config.weight_decay_rate,
-        layerwise_lr_decay=config.layerwise_lr_decay,
-        corrected_layerwise=config.layerwise_lr_decay_corrected,
-        num_layers=model.config.num_hidden_layers)
-    variables = optimizer.built_variables
+    with strategy.scope():
+        optimizer = create_optimizer(
+            model, learning_rate=config.learning_rate, num_train_steps=steps,
+            warmup_proportion=config.warmup_proportion,
+            weight_decay_rate=config.weight_decay_rate,
+            layerwise_lr_decay=config.layerwise_lr_decay,
+            corrected_layerwise=config.layerwise_lr_decay_corrected,
+            num_layers=model.config.num_hidden_layers)
+        adam = optimizer
+        if options.mixed_precision == "float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(adam)
+            optimizer.build(adam.built_variables)
+    variables = adam.built_variables
+    jit = options.jit_compile if options.jit_compile is not None else xla_is_default(strategy)
 
-    @tf.function
-    def train_step(features):
+    def loss_and_gradients(features):
+        # The loss is a sum over the batch (spec 6.3): per-replica sums, summed by the
+        # optimizer across replicas, equal the one-device sum.
         with tf.GradientTape() as tape:
             loss = model(features, training=True)["loss"]
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            scaled = optimizer.scale_loss(loss) if adam is not optimizer else loss
+        return tape.gradient(scaled, variables), loss
+
+    compute = tf.function(loss_and_gradients, jit_compile=jit)
+
+    def replica_step(features):
+        gradients, loss = compute(features)
+        optimizer.apply_gradients(zip(gradients, variables))
         return loss
 
+    @tf.function
+    def train_step(iterator):
+        losses = strategy.run(replica_step, args=(next(iterator),))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
     started = time.time()
-    iterator = iter(_dataset(path, specs, config.train_batch_size, True, options.seed + trial))
+    dataset = _dataset(path, specs, config.train_batch_size, True, options.seed + trial)
+    iterator = iter(dataset if strategy.num_replicas_in_sync == 1
+                    else strategy.experimental_distribute_dataset(dataset))
     for step in range(1, steps + 1):
-        loss = float(train_step(next(iterator)))
+        loss = float(train_step(iterator))
         if step % options.log_every_steps == 0 or step == steps:
             elapsed = time.time() - started
             say(f"trial {trial} step {step}/{steps} ({100 * step / steps:.0f}%) | loss {loss:.4f}"
@@ -270,7 +301,7 @@ def _train(model, tasks, specs, config, options, trial, say) -> None:
                 f"{format_duration(elapsed / step * (steps - step))}")
     checkpoints.save_original_checkpoint(
         os.path.join(f"{options.model_dir}_{trial}", f"model.ckpt-{steps}"), model,
-        variables=optimizer.original_slot_variables(), global_step=steps)
+        variables=adam.original_slot_variables(), global_step=steps)
 
 
 def _write_results(all_results, config, options) -> None:

@@ -27,7 +27,7 @@ from electra_tf.optimization import create_optimizer
 from electra_tf.pretraining import PretrainingMetrics, PretrainingObjective
 from electra_tf.pretraining.random import step_seed
 from electra_tf.training.input_pipeline import pretraining_dataset
-from electra_tf.training.strategy import create_strategy, xla_is_default
+from electra_tf.training.strategy import create_strategy, set_precision, xla_is_default
 
 log = logging.getLogger("electra_tf")
 
@@ -77,21 +77,12 @@ def _special_ids(config: PretrainingConfig, path: str) -> dict:
     return {"cls": vocab["[CLS]"], "sep": vocab["[SEP]"], "mask": vocab["[MASK]"]}
 
 
-def _set_precision(mixed_precision: Optional[str]) -> None:
-    policies = {None: "float32", "": "float32", "float32": "float32",
-                "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-    if mixed_precision not in policies:
-        raise PretrainingError(f"--mixed_precision must be bfloat16 or float16, "
-                               f"got {mixed_precision!r}")
-    keras.mixed_precision.set_global_policy(policies[mixed_precision])
-
-
 class PretrainingRun:
     """Models, optimizer, checkpoint and input of one run, built under the strategy."""
 
     def __init__(self, config: PretrainingConfig, options: RunOptions, training: bool):
         self.config, self.options = config, options
-        _set_precision(options.mixed_precision)
+        set_precision(options.mixed_precision)
         self.strategy = create_strategy(options.strategy, options.tpu)
         self.replicas = self.strategy.num_replicas_in_sync
         from electra_tf.tokenization import default_vocab_file

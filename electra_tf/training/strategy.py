@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Optional
 import os
 
+import keras
 import tensorflow as tf
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
@@ -78,3 +80,13 @@ def xla_is_default(strategy: tf.distribute.Strategy) -> bool:
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return True
     return strategy.num_replicas_in_sync == 1 and bool(tf.config.list_logical_devices("GPU"))
+
+
+def set_precision(mixed_precision: Optional[str]) -> None:
+    """Sets the Keras dtype policy: float32, or mixed bfloat16/float16 (weights stay float32)."""
+    policies = {None: "float32", "": "float32", "float32": "float32",
+                "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+    if mixed_precision not in policies:
+        raise StrategyError(f"--mixed_precision must be bfloat16 or float16, "
+                            f"got {mixed_precision!r}")
+    keras.mixed_precision.set_global_policy(policies[mixed_precision])
