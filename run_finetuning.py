@@ -33,6 +33,9 @@ flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "
 flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
 flags.DEFINE_boolean("jit_compile", None, "XLA; default on with one GPU or a TPU, off on CPUs.")
 flags.DEFINE_enum("mixed_precision", None, ["bfloat16", "float16"], "Mixed precision.")
+flags.DEFINE_enum("data_source", "tsv", ["tsv", "tfds"], "GLUE from the TSV files of "
+                  "finetuning_data/<task>/ or from tensorflow-datasets' glue/* (downloads).")
+flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets data dir for --data_source=tfds.")
 
 
 def main(argv):
@@ -64,7 +67,8 @@ def main(argv):
                                           f"{tasks}_tfrecords"),
             init_checkpoint=init, vocab_file=vocab if os.path.exists(vocab) else None,
             seed=FLAGS.seed, strategy=FLAGS.strategy, tpu=FLAGS.tpu,
-            jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision)
+            jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
+            data_source=FLAGS.data_source, tfds_data_dir=FLAGS.tfds_data_dir)
         finetune.run_finetuning(config, options)
     except (ConfigError, CheckpointError, TaskDataError, StrategyError, NotImplementedError,
             ValueError) as e:

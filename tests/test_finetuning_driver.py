@@ -100,6 +100,13 @@ def test_cli_uses_the_original_layout(tmp_path, pretrained):
         assert rows[0] == "index\tprediction" and len(rows) == 21
         assert [r.split("\t")[0] for r in rows[1:]] == [str(i) for i in range(20)]
         assert {r.split("\t")[1] for r in rows[1:]} <= {"0", "1"}
+    wrong_size = subprocess.run(
+        [sys.executable, str(ROOT / "run_finetuning.py"), f"--data_dir={data}", "--task_names=sst",
+         "--hparams=" + json.dumps({**json.loads(hparams), "model_hparam_overrides": {
+             "hidden_size": 64, "num_hidden_layers": 2}})],
+        capture_output=True, text=True, timeout=600)
+    assert wrong_size.returncode == 1 and "Traceback" not in wrong_size.stderr
+    assert "shape mismatch for electra/" in wrong_size.stderr and "--model_size" in wrong_size.stderr
     missing = subprocess.run([sys.executable, str(ROOT / "run_finetuning.py"),
                               f"--data_dir={data}", "--task_names=cola", f"--hparams={hparams}"],
                              capture_output=True, text=True, timeout=600)

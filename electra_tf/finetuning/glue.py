@@ -149,10 +149,15 @@ class GlueTask(Task):
     DOUBLE_UNORDERED: bool = False  # whether ``double_unordered`` applies to this task
 
     def __init__(self, data_dir: str, tokenizer, max_seq_length: int, debug: bool = False,
-                 double_unordered: bool = True, task_id: int = 0):
+                 double_unordered: bool = True, task_id: int = 0, data_source: str = "tsv",
+                 tfds_data_dir: Optional[str] = None):
         super().__init__(self.NAME, data_dir, tokenizer, max_seq_length, debug)
         self.double_unordered = double_unordered
         self.task_id = task_id
+        if data_source not in ("tsv", "tfds"):
+            raise ValueError(f"data_source must be 'tsv' or 'tfds', got {data_source!r}")
+        self.data_source = data_source  # "tfds": glue/* of tensorflow-datasets
+        self.tfds_data_dir = tfds_data_dir
 
     # -- layout ------------------------------------------------------------
 
@@ -199,6 +204,9 @@ class GlueTask(Task):
         Example ids: the line index, minus 1 when a header is skipped; the swapped copies of
         ``double_unordered`` get that id plus the number of data rows read.
         """
+        if self.data_source == "tfds":
+            from electra_tf.finetuning.glue_tfds import read_tfds_examples
+            return read_tfds_examples(self, split, self.tfds_data_dir)
         path = self.split_path(split)
         if not _exists(path):
             raise self._missing_file_error(split, path)

@@ -43,6 +43,8 @@ class FinetuneOptions:
     tpu: Optional[str] = None
     jit_compile: Optional[bool] = None  # None: XLA on one GPU/TPU, not on CPUs
     mixed_precision: Optional[str] = None
+    data_source: str = "tsv"            # "tfds": GLUE from tensorflow-datasets' glue/*
+    tfds_data_dir: Optional[str] = None
     seed: int = 0
     log_every_steps: int = 50
     quiet: bool = False
@@ -60,7 +62,11 @@ def _family_options(name: str, config, options) -> dict:
     if name in qa.QA_TASKS:
         return {"qa_config": qa.QAConfig.from_config(config, results_dir=options.results_dir)}
     if name in glue.GLUE_TASKS:
-        return {"double_unordered": config.double_unordered}
+        return {"double_unordered": config.double_unordered,
+                "data_source": options.data_source, "tfds_data_dir": options.tfds_data_dir}
+    if options.data_source != "tsv":
+        raise ValueError(f"--data_source={options.data_source} is available for GLUE tasks "
+                         f"only, not {name!r}")
     if tagging.is_tagging_task_name(name):
         return {"label_mapping_dir": options.preprocessed_dir}
     return {}
