@@ -27,6 +27,10 @@ flags.DEFINE_list("task_names", None, "Comma-separated tasks, e.g. mnli or cola,
 flags.DEFINE_string("init_checkpoint", None, "Checkpoint to start from (default: see above).")
 flags.DEFINE_string("hparams", None, "JSON dict or path to a .json file of hparams.")
 flags.DEFINE_integer("num_trials", None, "Number of train+eval runs (results per trial).")
+flags.DEFINE_boolean("do_train", None, "Train (default true).")
+flags.DEFINE_boolean("do_eval", None, "Evaluate on dev after training (default true).")
+flags.DEFINE_boolean("write_test_outputs", None, "Write GLUE leaderboard TSVs / SQuAD 2.0 test "
+                     "predictions under <model>/results/test_predictions/.")
 flags.DEFINE_integer("seed", 0, "Seed of head initialisation, shuffling and dropout.")
 flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker",
                                           "tpu"], "As in run_pretraining.py.")
@@ -48,7 +52,9 @@ def main(argv):
     from electra_tf.training import finetune
     from electra_tf.training.strategy import StrategyError
     try:
-        overrides = {"num_trials": FLAGS.num_trials} if FLAGS.num_trials else {}
+        overrides = {name: FLAGS[name].value
+                     for name in ("num_trials", "do_train", "do_eval", "write_test_outputs")
+                     if FLAGS[name].value is not None}
         config = FinetuningConfig.from_preset(FLAGS.model_size, FLAGS.task_names, FLAGS.hparams,
                                               **overrides)
         pretrained = os.path.join(FLAGS.data_dir, "models",

@@ -118,7 +118,8 @@ def test_squad_fixture_trains_evaluates_and_writes_predictions(tmp_path, pretrai
     from conftest import DATA
     data = tmp_path / "data" / "finetuning_data"
     shutil.copytree(DATA / "qa" / "squad", data / "squad")
-    config = FinetuningConfig.from_preset("small", ["squad"], {
+    shutil.copy(data / "squad" / "dev.json", data / "squad" / "test.json")
+    config = FinetuningConfig.from_preset("small", ["squad"], {"write_test_outputs": True,
         "max_seq_length": 48, "doc_stride": 16, "max_query_length": 16, "beam_size": 5,
         "n_best_size": 5, "train_batch_size": 8, "eval_batch_size": 8, "num_train_epochs": 1,
         "embedding_size": 16,
@@ -133,6 +134,13 @@ def test_squad_fixture_trains_evaluates_and_writes_predictions(tmp_path, pretrai
     predictions = json.load(open(tmp_path / "results" / "squad_preds.json"))
     assert predictions and all(isinstance(v, str) for v in predictions.values())
     assert (tmp_path / "results" / "squad_null_odds.json").exists()
+    # Test output: every test question answered, "" where the null odds beat the threshold.
+    test = json.load(open(tmp_path / "results" / "test_predictions" / "trial_1" /
+                          "squad_test_predictions.json"))
+    null_odds = json.load(open(tmp_path / "results" / "squad_null_odds.json"))
+    assert set(test) == set(predictions)
+    for qid, text in test.items():
+        assert text == ("" if null_odds[qid] > -2.75 else predictions[qid])
 
 
 @pytest.mark.parametrize("precision,jit", [("bfloat16", False), (None, True)])
@@ -211,3 +219,27 @@ def test_mirrored_strategy_fine_tunes(tmp_path, pretrained):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.split("RESULT", 1)[1])
     assert 0.0 <= results[0]["sst"]["accuracy"] <= 100.0
+
+
+def test_multi_task_run_scores_each_task(tmp_path, pretrained):
+    import shutil
+    from conftest import DATA
+    data = tmp_path / "data" / "finetuning_data"
+    (data / "sst").mkdir(parents=True)
+    (data / "sst" / "train.tsv").write_text(write_sst(data / "sst", 64, 0))
+    (data / "sst" / "dev.tsv").write_text(write_sst(data / "sst", 16, 1))
+    shutil.copytree(DATA / "glue" / "cola", data / "cola")  # holds one malformed row
+    config = FinetuningConfig.from_preset("small", "sst,cola", {
+        "max_seq_length": 16, "train_batch_size": 8, "eval_batch_size": 8,
+        "num_train_epochs": 1, "embedding_size": 16,
+        "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
+    assert config.task_names == ["sst", "cola"] and config.num_train_epochs == 1
+    options = FinetuneOptions(
+        data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "ft" / "m"),
+        results_dir=str(tmp_path / "results"), preprocessed_dir=str(tmp_path / "cache"),
+        init_checkpoint=pretrained, quiet=True)
+    results = run_finetuning(config, options)[0]
+    assert set(results) == {"sst", "cola"}
+    assert "accuracy" in results["sst"] and "mcc" in results["cola"]
+    assert (tmp_path / "results" / "sst,cola_results.json").exists()
+    assert (tmp_path / "cache" / "cola_sst_train.tfrecord").exists()  # one mixed cache

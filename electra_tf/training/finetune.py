@@ -226,8 +226,9 @@ def summarize_trials(all_results: List[Dict[str, dict]]) -> Dict[str, dict]:
 
 
 def write_test_outputs(model, tasks, trial: int, config, options) -> List[str]:
-    """GLUE-leaderboard TSVs of every GLUE task's test splits (spec 6.8), ready to zip."""
-    from electra_tf.finetuning import glue
+    """GLUE-leaderboard TSVs of every GLUE task's test splits and the SQuAD 2.0 test
+    predictions (spec 6.8), ready to submit."""
+    from electra_tf.finetuning import glue, qa
     directory = os.path.join(options.test_predictions_dir
                              or os.path.join(options.results_dir, "test_predictions"),
                              f"trial_{trial}")
@@ -235,8 +236,12 @@ def write_test_outputs(model, tasks, trial: int, config, options) -> List[str]:
     predict = tf.function(lambda features: model(features, training=False))
     specs = _all_specs(tasks, config.max_seq_length)
     for index, task in enumerate(tasks):
+        if isinstance(task, qa.QATask) and task.name == "squad":
+            written.append(_write_squad_test_predictions(model, tasks, index, trial, directory,
+                                                         predict, specs, config, options))
+            continue
         if not isinstance(task, glue.GlueTask):
-            continue  # only GLUE has leaderboard files (QA test output: not yet)
+            continue  # the original writes test outputs for GLUE and SQuAD 2.0 only
         for split in task.get_test_splits():
             path, _ = cached_features(tasks, split, False, config.eval_batch_size, config,
                                       options, only=[task])
@@ -318,3 +323,26 @@ def _write_results(all_results, config, options) -> None:
                       "\n".join(lines) + "\n")
     write_text_atomic(os.path.join(options.results_dir, f"{name}_results.json"),
                       json.dumps(all_results, indent=2) + "\n")
+
+
+def _write_squad_test_predictions(model, tasks, index, trial, directory, predict, specs, config,
+                                  options) -> str:
+    """SQuAD 2.0 "test" split: the answer text, or "" where the null odds exceed the
+    threshold (spec 6.8). The original scored test features against the dev examples
+    (its [QUIRK/BUG]); this pairs them with the test examples."""
+    from electra_tf.finetuning import qa
+    task = tasks[index]
+    path, _ = cached_features(tasks, "test", False, config.eval_batch_size, config, options,
+                              only=[task])
+    scorer = task.get_scorer("test")
+    for features in _dataset(path, specs, config.eval_batch_size, False, options.seed):
+        outputs = {k: v.numpy() for k, v in predict(features).items() if k != "loss"}
+        rows = outputs["task_id"] == index
+        if rows.any():
+            scorer.update({k: v[rows] for k, v in outputs.items()
+                           if k.startswith(task.name + "_")})
+    predictions, null_odds = scorer.get_predictions()
+    answers = qa.blank_null_predictions(predictions, null_odds, config.qa_na_threshold)
+    out = os.path.join(directory, "squad_test_predictions.json")
+    write_text_atomic(out, json.dumps(answers, indent=2, ensure_ascii=False) + "\n")
+    return out
