@@ -291,8 +291,27 @@ _DERIVED_ONLY = {
 }
 
 
+class _ModelConfigMixin:
+    """What the pre-training and fine-tuning configs share: the encoder and JSON output."""
+
+    def discriminator_config(self) -> TransformerConfig:
+        """The discriminator's (= the fine-tuned) transformer (spec 1.3, debug of spec 1.5)."""
+        return _discriminator_config(
+            model_size=self.model_size, vocab_size=self.vocab_size,
+            overrides=self.model_hparam_overrides, debug=self.debug,
+            embedding_size=self.embedding_size, max_seq_length=self.max_seq_length)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: Union[str, os.PathLike]) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")
+
+
 @dataclasses.dataclass
-class PretrainingConfig:
+class PretrainingConfig(_ModelConfigMixin):
     """Hyperparameters of ELECTRA / Electric / MLM pre-training (spec 1.1).
 
     Build it with :meth:`from_preset`; defaults come from ``configs/<size>.json``.
@@ -388,26 +407,12 @@ class PretrainingConfig:
 
     # -- derived model configs ---------------------------------------------
 
-    def discriminator_config(self) -> TransformerConfig:
-        """The discriminator's transformer (spec 1.3, debug override of spec 1.5)."""
-        return _discriminator_config(
-            model_size=self.model_size, vocab_size=self.vocab_size,
-            overrides=self.model_hparam_overrides, debug=self.debug,
-            embedding_size=self.embedding_size, max_seq_length=self.max_seq_length)
-
     def generator_config(self) -> TransformerConfig:
         """The small generator's transformer (spec 1.4)."""
         return derive_generator_config(
             self.discriminator_config(), self.generator_hidden_size, self.generator_layers,
             tied_embeddings=not self.untied_generator_embeddings)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_json(self, path: Union[str, os.PathLike]) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
 
 
 # ---------------------------------------------------------------------------
@@ -441,7 +446,7 @@ def _size_finetuning_defaults(size: str) -> dict:
 
 
 @dataclasses.dataclass
-class FinetuningConfig:
+class FinetuningConfig(_ModelConfigMixin):
     """Hyperparameters of fine-tuning (spec 1.6, 1.7).
 
     Build it with :meth:`from_preset`; defaults come from ``configs/finetuning.json``
@@ -559,20 +564,3 @@ class FinetuningConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         self.discriminator_config()  # raises on inconsistent model hparams / max_seq_length
-
-    # -- derived model configs ---------------------------------------------
-
-    def discriminator_config(self) -> TransformerConfig:
-        """The fine-tuned transformer: the same as pre-training's for these hparams."""
-        return _discriminator_config(
-            model_size=self.model_size, vocab_size=self.vocab_size,
-            overrides=self.model_hparam_overrides, debug=self.debug,
-            embedding_size=self.embedding_size, max_seq_length=self.max_seq_length)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_json(self, path: Union[str, os.PathLike]) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
