@@ -26,6 +26,18 @@ def write_sst(directory, n, seed):
     return "\n".join(lines) + "\n"
 
 
+TINY_MODEL = {"embedding_size": 16,
+              "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}}
+
+
+def tiny_options(tmp_path, pretrained, **kwargs):
+    """Options of an in-process run under tmp_path (data in data/, outputs beside it)."""
+    return FinetuneOptions(
+        data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "ft" / "model"),
+        results_dir=str(tmp_path / "results"), preprocessed_dir=str(tmp_path / "cache"),
+        init_checkpoint=pretrained, quiet=True, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrained")
@@ -44,19 +56,15 @@ def test_sst_fixture_fine_tunes_from_a_pretrained_checkpoint_and_beats_chance(
     (task_dir / "dev.tsv").write_text(write_sst(task_dir, 64, 1))
     config = FinetuningConfig.from_preset("small", ["sst"], {
         "max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
-        "learning_rate": 1e-3, "num_train_epochs": 3, "embedding_size": 16,
-        "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
-    options = FinetuneOptions(
-        data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "ft" / "sst_model"),
-        results_dir=str(tmp_path / "results"), preprocessed_dir=str(tmp_path / "cache"),
-        init_checkpoint=pretrained, quiet=True)
+        "learning_rate": 1e-3, "num_train_epochs": 3, **TINY_MODEL})
+    options = tiny_options(tmp_path, pretrained)
     results = run_finetuning(config, options)
     assert results[0]["sst"]["accuracy"] > 80.0  # chance is ~50
     written = json.load(open(tmp_path / "results" / "sst_results.json"))
     assert written[0]["sst"]["accuracy"] == pytest.approx(results[0]["sst"]["accuracy"])
     assert (tmp_path / "cache" / "sst_train.metadata").exists()
     assert json.load(open(tmp_path / "cache" / "sst_train.metadata"))["n_examples"] % 16 == 0
-    assert (tmp_path / "ft" / "sst_model_1" / "checkpoint").exists()
+    assert (tmp_path / "ft" / "model_1" / "checkpoint").exists()
 
 
 def test_cli_uses_the_original_layout(tmp_path, pretrained):
@@ -122,12 +130,8 @@ def test_squad_fixture_trains_evaluates_and_writes_predictions(tmp_path, pretrai
     config = FinetuningConfig.from_preset("small", ["squad"], {"write_test_outputs": True,
         "max_seq_length": 48, "doc_stride": 16, "max_query_length": 16, "beam_size": 5,
         "n_best_size": 5, "train_batch_size": 8, "eval_batch_size": 8, "num_train_epochs": 1,
-        "embedding_size": 16,
-        "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
-    options = FinetuneOptions(
-        data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "ft" / "squad_model"),
-        results_dir=str(tmp_path / "results"), preprocessed_dir=str(tmp_path / "cache"),
-        init_checkpoint=pretrained, quiet=True)
+        **TINY_MODEL})
+    options = tiny_options(tmp_path, pretrained)
     results = run_finetuning(config, options)[0]["squad"]
     for key in ("exact", "f1", "HasAns_exact", "NoAns_exact", "best_f1"):
         assert key in results and 0.0 <= results[key] <= 100.0, key
@@ -151,12 +155,8 @@ def test_precision_and_xla_variants_train(tmp_path, pretrained, precision, jit):
     (task_dir / "dev.tsv").write_text(write_sst(task_dir, 16, 1))
     config = FinetuningConfig.from_preset("small", ["sst"], {
         "max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
-        "num_train_epochs": 1, "embedding_size": 16,
-        "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
-    options = FinetuneOptions(
-        data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "ft" / "m"),
-        results_dir=str(tmp_path / "results"), preprocessed_dir=str(tmp_path / "cache"),
-        init_checkpoint=pretrained, quiet=True, mixed_precision=precision, jit_compile=jit)
+        "num_train_epochs": 1, **TINY_MODEL})
+    options = tiny_options(tmp_path, pretrained, mixed_precision=precision, jit_compile=jit)
     try:
         accuracy = run_finetuning(config, options)[0]["sst"]["accuracy"]
     finally:
@@ -172,12 +172,8 @@ def test_chunk_fixture_trains_and_reports_span_f1(tmp_path, pretrained):
     shutil.copytree(DATA / "tagging" / "chunk", data / "chunk")
     config = FinetuningConfig.from_preset("small", ["chunk"], {
         "max_seq_length": 32, "train_batch_size": 4, "eval_batch_size": 4,
-        "num_train_epochs": 2, "embedding_size": 16,
-        "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
-    options = FinetuneOptions(
-        data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "ft" / "chunk_model"),
-        results_dir=str(tmp_path / "results"), preprocessed_dir=str(tmp_path / "cache"),
-        init_checkpoint=pretrained, quiet=True)
+        "num_train_epochs": 2, **TINY_MODEL})
+    options = tiny_options(tmp_path, pretrained)
     results = run_finetuning(config, options)[0]["chunk"]
     assert {"precision", "recall", "f1"} <= set(results)
     assert all(0.0 <= results[k] <= 100.0 for k in ("precision", "recall", "f1"))
@@ -231,13 +227,9 @@ def test_multi_task_run_scores_each_task(tmp_path, pretrained):
     shutil.copytree(DATA / "glue" / "cola", data / "cola")  # holds one malformed row
     config = FinetuningConfig.from_preset("small", "sst,cola", {
         "max_seq_length": 16, "train_batch_size": 8, "eval_batch_size": 8,
-        "num_train_epochs": 1, "embedding_size": 16,
-        "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
+        "num_train_epochs": 1, **TINY_MODEL})
     assert config.task_names == ["sst", "cola"] and config.num_train_epochs == 1
-    options = FinetuneOptions(
-        data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "ft" / "m"),
-        results_dir=str(tmp_path / "results"), preprocessed_dir=str(tmp_path / "cache"),
-        init_checkpoint=pretrained, quiet=True)
+    options = tiny_options(tmp_path, pretrained)
     results = run_finetuning(config, options)[0]
     assert set(results) == {"sst", "cola"}
     assert "accuracy" in results["sst"] and "mcc" in results["cola"]
