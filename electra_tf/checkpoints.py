@@ -110,7 +110,7 @@ def _first_line(error: Exception) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
-def _ignored(name: str) -> bool:
+def ignored_name(name: str) -> bool:
     return any(re.search(p, name) for p in IGNORED_NAME_PATTERNS)
 
 
@@ -183,7 +183,7 @@ def _assign(source: str, shapes: Mapping, get_value, models, variables,
     for name, variable in targets.items():
         if name in shapes:
             variable.assign(tf.cast(get_value(name), variable.dtype))
-    unused = sorted(n for n in shapes if n not in targets and not _ignored(n))
+    unused = sorted(n for n in shapes if n not in targets and not ignored_name(n))
     return LoadReport(path=source, loaded=sorted(n for n in targets if n in shapes),
                       unused=unused, missing_allowed=sorted(missing_allowed))
 
@@ -260,10 +260,17 @@ def infer_pretraining_config(path: str, hparams=None, **overrides) -> Pretrainin
     read from shapes and follow the max(1, H // 64) rule. ``hparams`` and
     ``overrides`` are applied on top of what was inferred.
     """
-    shapes = read_checkpoint_shapes(path)
+    return infer_pretraining_config_from_shapes(read_checkpoint_shapes(path), path, hparams,
+                                                **overrides)
+
+
+def infer_pretraining_config_from_shapes(shapes: Mapping, source: str, hparams=None,
+                                         **overrides) -> PretrainingConfig:
+    """:func:`infer_pretraining_config` for ``{original name: shape}`` from any source."""
+    shapes = {name: list(shape) for name, shape in shapes.items()}
     query = "electra/encoder/layer_0/attention/self/query/kernel"
     if "electra/embeddings/word_embeddings" not in shapes or query not in shapes:
-        raise CheckpointError(f"{path} is not an ELECTRA checkpoint: it has no "
+        raise CheckpointError(f"{source} is not an ELECTRA checkpoint: it has no "
                               "electra/embeddings/word_embeddings or electra/encoder/layer_0")
     vocab, embedding = shapes["electra/embeddings/word_embeddings"]
     hidden = shapes[query][1]
@@ -285,10 +292,15 @@ def infer_pretraining_config(path: str, hparams=None, **overrides) -> Pretrainin
     inferred = {"model_size": size, "vocab_size": vocab, "embedding_size": embedding}
     if model_overrides:
         inferred["model_hparam_overrides"] = model_overrides
-    gen_query = "generator/encoder/layer_0/attention/self/query/kernel"
-    if gen_query in shapes:
-        inferred["generator_hidden_size"] = shapes[gen_query][1] / hidden
-        inferred["generator_layers"] = _num_layers(shapes, "generator") / layers
-        inferred["untied_generator_embeddings"] = (
-            "generator/embeddings/word_embeddings" in shapes)
+    for scope in ("generator", "generator_ltr"):
+        gen_query = f"{scope}/encoder/layer_0/attention/self/query/kernel"
+        if gen_query in shapes:
+            inferred["generator_hidden_size"] = shapes[gen_query][1] / hidden
+            inferred["generator_layers"] = _num_layers(shapes, scope) / layers
+            inferred["untied_generator_embeddings"] = (
+                f"{scope}/embeddings/word_embeddings" in shapes)
+            if scope == "generator_ltr":
+                inferred.update(electric_objective=True, electra_objective=False,
+                                two_tower_generator=True)
+            break
     return PretrainingConfig.from_preset(size, {**inferred, **parse_hparams(hparams), **overrides})
