@@ -30,6 +30,8 @@ setup(
         "sentencepiece>=0.2.0",
         "numpy>=2.0",
         "absl-py>=2.1",
+        # Hugging Face model.safetensors read/written with numpy (electra_tf.hf), no torch.
+        "safetensors>=0.4",
     ],
     extras_require={"test": ["pytest>=8.0"]},
 )
