@@ -291,6 +291,23 @@ _DERIVED_ONLY = {
 }
 
 
+OPTIMIZERS = ("adamw", "lamb")
+
+
+def _validate_update_hparams(config) -> None:
+    """The optimizer name and accumulation steps (shared by both configs)."""
+    if config.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {config.optimizer!r}; choose one of "
+                          f"{', '.join(OPTIMIZERS)}")
+    k = config.gradient_accumulation_steps
+    if k < 1:
+        raise ConfigError(f"gradient_accumulation_steps must be >= 1, got {k}")
+    if config.train_batch_size % k:
+        raise ConfigError(f"train_batch_size {config.train_batch_size} is not divisible by "
+                          f"gradient_accumulation_steps {k} (each update sums {k} "
+                          "micro-batches of train_batch_size / k examples)")
+
+
 class _ModelConfigMixin:
     """What the pre-training and fine-tuning configs share: the encoder and JSON output."""
 
@@ -329,6 +346,8 @@ class PretrainingConfig(_ModelConfigMixin):
     learning_rate: float
     lr_decay_power: float
     weight_decay_rate: float
+    # "adamw": the original AdamWeightDecay; "lamb": LAMB (large batches, not in the original).
+    optimizer: str
     num_warmup_steps: int
     iterations_per_loop: int
     save_checkpoints_steps: int
@@ -349,6 +368,9 @@ class PretrainingConfig(_ModelConfigMixin):
     temperature: float
     max_seq_length: int
     train_batch_size: int
+    # Micro-batches (of train_batch_size / k examples) summed into one update of
+    # train_batch_size examples; 1 in the original.
+    gradient_accumulation_steps: int
     eval_batch_size: int
     # Derived (spec 1.1); not settable by the user.
     max_predictions_per_seq: int = dataclasses.field(default=0)
@@ -403,6 +425,7 @@ class PretrainingConfig(_ModelConfigMixin):
         if self.electric_objective and (self.uniform_generator or not self.untied_generator):
             raise ConfigError("electric_objective needs the two-tower cloze generator: it "
                               "cannot be combined with uniform_generator or untied_generator=false")
+        _validate_update_hparams(self)
         self.discriminator_config()  # raises on inconsistent model hparams
 
     # -- derived model configs ---------------------------------------------
@@ -467,6 +490,7 @@ class FinetuningConfig(_ModelConfigMixin):
     do_lower_case: bool
     learning_rate: float
     weight_decay_rate: float
+    optimizer: str  # as PretrainingConfig.optimizer
     layerwise_lr_decay: float
     # False reproduces the original's d^2 on the top layer (spec 4.4 [QUIRK]); True gives d.
     layerwise_lr_decay_corrected: bool
@@ -479,6 +503,7 @@ class FinetuningConfig(_ModelConfigMixin):
     n_writes_test: int
     max_seq_length: int
     train_batch_size: int
+    gradient_accumulation_steps: int  # as PretrainingConfig.gradient_accumulation_steps
     eval_batch_size: int
     predict_batch_size: int
     double_unordered: bool
@@ -563,4 +588,5 @@ class FinetuningConfig(_ModelConfigMixin):
         for name in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        _validate_update_hparams(self)
         self.discriminator_config()  # raises on inconsistent model hparams / max_seq_length

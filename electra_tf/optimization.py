@@ -5,6 +5,7 @@
   clipping of all gradients together (spec 4.3), weight-decay exclusions and
   per-variable LR multipliers decided by *original* (TF1) variable names, and
   slots exportable as ``<name>/adam_m`` / ``<name>/adam_v``.
+* :class:`Lamb`: the optional large-batch optimizer (``optimizer="lamb"``).
 * :func:`layerwise_lr_multipliers`: layer-wise LR decay of spec 4.4.
 * :func:`create_optimizer`: builds all of the above from the hparams.
 
@@ -422,6 +423,86 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
                               global_step=step)
 
 
+class Lamb(AdamWeightDecay):
+    """LAMB (You et al., 2020): Adam with a per-variable trust ratio, for large batches.
+
+    The optional optimizer of NVIDIA's ELECTRA recipe; AdamWeightDecay stays the
+    default. Per variable θ at update t = iterations + 1::
+
+        m <- b1*m + (1-b1)*g;  v <- b2*v + (1-b2)*g^2
+        r  = (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)   # bias_correction=False: m, v
+        r += weight_decay_rate * θ                              # unless excluded (as AdamW)
+        ratio = ||θ|| / ||r||  if both norms > 0 else 1        # 1 for layer-adaptation exclusions
+        θ <- θ - lr * multiplier(θ) * ratio * r
+
+    Written here because ``keras.optimizers.Lamb`` applies weight decay outside
+    the trust ratio and cannot exclude variables by original name. Clipping,
+    replica summation, names and slots (exported as ``adam_m``/``adam_v``) are
+    those of :class:`AdamWeightDecay`.
+
+    Args:
+      exclude_from_layer_adaptation: regexes of original names whose trust ratio
+        is 1; ``None`` means the weight-decay exclusions (LayerNorm, biases).
+      bias_correction: divide m and v by (1 - b^t) as in the LAMB paper.
+      Others: as :class:`AdamWeightDecay`.
+    """
+
+    def __init__(self, learning_rate=0.001, *args,
+                 exclude_from_layer_adaptation: Optional[Sequence[str]] = None,
+                 bias_correction: bool = True, name: str = "Lamb", **kwargs):
+        super().__init__(learning_rate, *args, name=name, **kwargs)
+        self.exclude_from_layer_adaptation = tuple(
+            self.exclude_from_weight_decay if exclude_from_layer_adaptation is None
+            else exclude_from_layer_adaptation)
+        self.bias_correction = bool(bias_correction)
+        self._adapt: tuple = ()
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._adapt = tuple(
+            n is None or not any(re.search(p, n) for p in self.exclude_from_layer_adaptation)
+            for n in self._slot_names)
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        dtype = variable.dtype
+        lr = tf.cast(learning_rate, dtype)
+        if self._multipliers[index] != 1.0:
+            lr = lr * tf.constant(self._multipliers[index], dtype)
+        g = tf.cast(tf.convert_to_tensor(gradient), dtype)
+        m, v = self._adam_m[index], self._adam_v[index]
+        next_m = self.beta_1 * tf.convert_to_tensor(m) + (1.0 - self.beta_1) * g
+        next_v = self.beta_2 * tf.convert_to_tensor(v) + (1.0 - self.beta_2) * tf.square(g)
+        m_hat, v_hat = next_m, next_v
+        if self.bias_correction:
+            t = tf.cast(self.iterations + 1, dtype)
+            m_hat = next_m / (1.0 - tf.pow(tf.constant(self.beta_1, dtype), t))
+            v_hat = next_v / (1.0 - tf.pow(tf.constant(self.beta_2, dtype), t))
+        update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
+        theta = tf.convert_to_tensor(variable)
+        if self._use_decay[index]:
+            update += self.weight_decay_rate * theta
+        if self._adapt[index]:
+            w_norm, u_norm = tf.norm(theta), tf.norm(update)
+            ratio = tf.where((w_norm > 0) & (u_norm > 0), w_norm / tf.maximum(u_norm, 1e-30),
+                             tf.ones_like(w_norm))
+            update = ratio * update
+        self.assign(variable, theta - lr * update)
+        self.assign(m, next_m)
+        self.assign(v, next_v)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(exclude_from_layer_adaptation=list(self.exclude_from_layer_adaptation),
+                      bias_correction=self.bias_correction)
+        return config
+
+
+OPTIMIZERS = {"adamw": AdamWeightDecay, "lamb": Lamb}
+
+
 def _keras_path(variable) -> str:
     return getattr(variable, "path", None) or getattr(variable, "name", repr(variable))
 
@@ -435,7 +516,7 @@ def create_optimizer(models, learning_rate: float, num_train_steps: int,
                      lr_decay_power: float = 1.0, weight_decay_rate: float = 0.0,
                      layerwise_lr_decay: float = 0.0, num_layers: Optional[int] = None,
                      clip_norm: float = 1.0, corrected_layerwise: bool = False,
-                     build: bool = True, **kwargs) -> AdamWeightDecay:
+                     build: bool = True, optimizer: str = "adamw", **kwargs) -> AdamWeightDecay:
     """The original's optimizer set-up (spec 4) for some models.
 
     Args:
@@ -451,6 +532,7 @@ def create_optimizer(models, learning_rate: float, num_train_steps: int,
       num_layers: n transformer layers (needed when layerwise_lr_decay > 0).
       clip_norm: global-norm clip (1.0 in the original).
       corrected_layerwise: see :func:`layerwise_lr_multipliers`.
+      optimizer: ``"adamw"`` (the original :class:`AdamWeightDecay`) or ``"lamb"``.
       build: build the slots now on the trainable named variables (recommended:
         slots then exist before tracing a (jit-compiled) train step or restoring
         a checkpoint). ``optimizer.built_variables`` lists them; compute the
@@ -471,9 +553,11 @@ def create_optimizer(models, learning_rate: float, num_train_steps: int,
     schedule = WarmupPolynomialDecay(learning_rate, num_train_steps,
                                      num_warmup_steps=num_warmup_steps,
                                      warmup_proportion=warmup_proportion, power=lr_decay_power)
-    optimizer = AdamWeightDecay(learning_rate=schedule, weight_decay_rate=weight_decay_rate,
-                                original_variables=named, lr_multipliers=multipliers,
-                                clip_norm=clip_norm, **kwargs)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMIZERS)}")
+    result = OPTIMIZERS[optimizer](learning_rate=schedule, weight_decay_rate=weight_decay_rate,
+                                   original_variables=named, lr_multipliers=multipliers,
+                                   clip_norm=clip_norm, **kwargs)
     if build:
-        optimizer.build(list(trainable.values()))
-    return optimizer
+        result.build(list(trainable.values()))
+    return result

@@ -37,7 +37,9 @@ def pretraining_dataset(file_patterns: Union[str, Sequence[str]], max_seq_length
     Args:
       batch_size: the per-pipeline batch (the global batch without an input context).
       input_context: given by ``distribute_datasets_from_function``; workers read
-        disjoint subsets of the files.
+        disjoint subsets of the files (file i goes to pipeline i mod P) or, with
+        fewer files than pipelines, every file in one fixed order keeping every
+        P-th record: either way no example is read by two workers.
     """
     files = match_files(file_patterns)
     if not files:
@@ -45,17 +47,18 @@ def pretraining_dataset(file_patterns: Union[str, Sequence[str]], max_seq_length
             f"no pre-training TFRecords match {file_patterns!r}; build them with "
             "`python build_pretraining_dataset.py --output_dir=<dir>`")
     dataset = tf.data.Dataset.from_tensor_slices(files)
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        if len(files) < input_context.num_input_pipelines:
-            raise PretrainingDataError(
-                f"{len(files)} TFRecord files cannot be split across "
-                f"{input_context.num_input_pipelines} input pipelines; write more shards")
-        dataset = dataset.shard(input_context.num_input_pipelines,
-                                input_context.input_pipeline_id)
+    pipelines = input_context.num_input_pipelines if input_context is not None else 1
+    shard_records = 1 < pipelines and len(files) < pipelines
+    if pipelines > 1 and not shard_records:
+        dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
+    if shard_records:  # same record order on every worker, so the shards are disjoint
+        seed, deterministic = (0 if seed is None else seed), True
     dataset = dataset.repeat().shuffle(len(files), seed=seed)
     dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
                                  num_parallel_calls=tf.data.AUTOTUNE,
                                  deterministic=deterministic)
+    if shard_records:
+        dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
     dataset = dataset.shuffle(100, seed=seed)
     dataset = dataset.batch(batch_size, drop_remainder=True)
     dataset = dataset.map(lambda records: parse_pretraining_example(records, max_seq_length),

@@ -25,9 +25,11 @@ from electra_tf.data.progress import format_duration
 from electra_tf.io_utils import write_text_atomic
 from electra_tf.optimization import create_optimizer
 from electra_tf.pretraining import PretrainingMetrics, PretrainingObjective
+from electra_tf.pretraining import random
 from electra_tf.pretraining.random import step_seed
 from electra_tf.training.input_pipeline import pretraining_dataset
-from electra_tf.training.strategy import create_strategy, set_precision, xla_is_default
+from electra_tf.training.strategy import (create_strategy, is_chief, set_precision,
+                                         worker_directory, xla_is_default)
 
 log = logging.getLogger("electra_tf")
 
@@ -85,6 +87,9 @@ class PretrainingRun:
         set_precision(options.mixed_precision)
         self.strategy = create_strategy(options.strategy, options.tpu)
         self.replicas = self.strategy.num_replicas_in_sync
+        self.chief = is_chief(self.strategy)
+        # Only the chief's checkpoints are kept; other workers write to scratch (strategy.py).
+        self.write_dir = worker_directory(options.model_dir, self.strategy)
         from electra_tf.tokenization import default_vocab_file
         self.vocab_file = options.vocab_file or default_vocab_file()
         special_ids = _special_ids(config, self.vocab_file)
@@ -96,7 +101,7 @@ class PretrainingRun:
                 self.models, learning_rate=config.learning_rate,
                 num_train_steps=config.num_train_steps, num_warmup_steps=config.num_warmup_steps,
                 lr_decay_power=config.lr_decay_power, weight_decay_rate=config.weight_decay_rate,
-                clip_norm=1.0)
+                clip_norm=1.0, optimizer=config.optimizer)
             self.adam = self.optimizer
             if options.mixed_precision == "float16":
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.adam)
@@ -109,15 +114,22 @@ class PretrainingRun:
         # Dropout RNG states are not reachable through Keras' object graph; track them so
         # that a resumed run draws the same dropout masks as an uninterrupted one.
         self.checkpoint.dropout_rng = _dropout_rng_states(self.models.models)
-        batch = config.train_batch_size if training else config.eval_batch_size
+        # With accumulation the input yields micro-batches; an update sums k of them.
+        batch = (config.train_batch_size // config.gradient_accumulation_steps if training
+                 else config.eval_batch_size)
         if batch % self.replicas:
             raise PretrainingError(f"batch size {batch} is not divisible by the "
                                    f"{self.replicas} replicas")
+        self.accumulators = None
+        if training and config.gradient_accumulation_steps > 1:
+            with self.strategy.scope():
+                self.accumulators = gradient_accumulators(self.variables)
         self.iterator = self._input(batch, training)
         if self.replicas == 1:  # tf.data can checkpoint a local iterator's position
             self.checkpoint.input = self.iterator
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, options.model_dir, max_to_keep=config.keep_checkpoint_max or None,
+            self.checkpoint, self.write_dir,
+            max_to_keep=(config.keep_checkpoint_max or None) if self.chief else 1,
             checkpoint_name="ckpt")
 
     def _input(self, batch: int, training: bool):
@@ -138,8 +150,12 @@ class PretrainingRun:
         return int(self.adam.iterations.numpy())
 
     def restore(self) -> Optional[str]:
-        """Resumes from the latest checkpoint in model_dir, else starts from init_checkpoint."""
-        latest = self.manager.latest_checkpoint
+        """Resumes from the latest checkpoint in model_dir, else starts from init_checkpoint.
+
+        Every worker of a cluster restores the chief's latest checkpoint, so a
+        restarted cluster resumes where the chief last saved.
+        """
+        latest = tf.train.latest_checkpoint(self.options.model_dir)
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             return latest
@@ -191,15 +207,32 @@ def _batch_stats(out: dict, input_mask) -> dict:
     return {k: tf.cast(v, tf.float32) for k, v in stats.items()}
 
 
+def gradient_accumulators(variables) -> list:
+    """One zero tensor per variable, local to each replica (summed only when applied)."""
+    return [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                        synchronization=tf.VariableSynchronization.ON_READ,
+                        aggregation=tf.VariableAggregation.SUM,
+                        name=f"accumulated_gradient_{i}") for i, v in enumerate(variables)]
+
+
 def make_train_step(run: PretrainingRun, jit_compile: bool):
+    """One update: k = gradient_accumulation_steps micro-batches, then one optimizer step.
+
+    Each micro-batch's loss is divided by replicas * k, so the summed gradient is
+    the mean over the update batch; the optimizer (and the LR schedule, keyed on
+    its ``iterations``) advances once per update. Masking and sampling draw the
+    noise of the whole update batch (``random.microbatch``), so k micro-batches
+    of b examples are corrupted exactly like one batch of k * b.
+    """
     objective, variables, optimizer = run.objective, run.variables, run.optimizer
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    k = run.config.gradient_accumulation_steps
 
-    def loss_and_gradients(features, seed):
-        with tf.GradientTape() as tape:
+    def loss_and_gradients(features, seed, micro_index):
+        with tf.GradientTape() as tape, random.microbatch(micro_index, k):
             out = objective(features, seed, training=True)
             # Summed over replicas by the optimizer: the mean of per-replica losses.
-            loss = out["total_loss"] / run.replicas
+            loss = out["total_loss"] / (run.replicas * k)
             if loss_scaling:
                 loss = optimizer.scale_loss(loss)
         return tape.gradient(loss, variables), _batch_stats(out, features["input_mask"])
@@ -207,16 +240,38 @@ def make_train_step(run: PretrainingRun, jit_compile: bool):
     compute = tf.function(loss_and_gradients, jit_compile=jit_compile)
 
     def replica_step(features, seed):
-        gradients, stats = compute(features, seed)
+        gradients, stats = compute(features, seed, tf.constant(0))
         optimizer.apply_gradients(zip(gradients, variables))
         return stats
+
+    def replica_accumulate(features, seed, micro_index):
+        gradients, stats = compute(features, seed, micro_index)
+        for accumulator, gradient in zip(run.accumulators, gradients):
+            accumulator.assign_add(tf.convert_to_tensor(gradient))
+        return stats
+
+    def replica_apply():
+        optimizer.apply_gradients(zip([a.read_value() for a in run.accumulators], variables))
+        for accumulator in run.accumulators:
+            accumulator.assign(tf.zeros_like(accumulator))
+
+    def mean(stats):
+        return {key: run.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+                for key, value in stats.items()}
 
     @tf.function
     def train_step(iterator):
         seed = step_seed(run.options.seed, run.adam.iterations)
-        stats = run.strategy.run(replica_step, args=(next(iterator), seed))
-        return {k: run.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                for k, v in stats.items()}
+        if k == 1:
+            return mean(run.strategy.run(replica_step, args=(next(iterator), seed)))
+        totals = mean(run.strategy.run(replica_accumulate,
+                                       args=(next(iterator), seed, tf.constant(0))))
+        for micro_index in tf.range(1, k):
+            stats = mean(run.strategy.run(replica_accumulate,
+                                          args=(next(iterator), seed, micro_index)))
+            totals = {key: totals[key] + stats[key] for key in totals}
+        run.strategy.run(replica_apply)
+        return {key: value / k for key, value in totals.items()}
 
     return train_step
 
@@ -275,23 +330,37 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
     tf.io.gfile.makedirs(options.model_dir)
     run = PretrainingRun(config, options, training=True)
     resumed = run.restore()
-    say = (lambda *a: None) if options.quiet else (lambda msg: print(msg, file=sys.stderr,
-                                                                       flush=True))
+    quiet = options.quiet or not run.chief
+    say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     total = config.num_train_steps
     stop = min(total, options.stop_at_step or total)
     start_step = run.step
     say(f"pre-training ELECTRA-{config.model_size} in {options.model_dir}: "
         f"{'resuming from ' + os.path.basename(resumed) if resumed else 'starting'} at step "
-        f"{start_step}/{total}, batch {config.train_batch_size}, {run.replicas} replica(s), "
-        f"strategy {options.strategy}")
-    write_text_atomic(os.path.join(options.model_dir, "pretraining_config.json"),
-                      json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+        f"{start_step}/{total}, batch {config.train_batch_size}"
+        + (f" ({config.gradient_accumulation_steps} accumulated micro-batches)"
+           if config.gradient_accumulation_steps > 1 else "")
+        + f", {run.replicas} replica(s), strategy {options.strategy}, optimizer "
+        f"{config.optimizer}")
+    if not run.chief and not options.quiet:
+        print(f"worker: training from step {start_step}; the chief writes checkpoints, "
+              f"summaries and exports (scratch: {run.write_dir})", file=sys.stderr, flush=True)
+    if run.chief:
+        write_text_atomic(os.path.join(options.model_dir, "pretraining_config.json"),
+                          json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
     jit = options.jit_compile if options.jit_compile is not None else xla_is_default(run.strategy)
     train_step = make_train_step(run, jit)
-    writer = tf.summary.create_file_writer(os.path.join(options.model_dir, "train"))
+    writer = (tf.summary.create_file_writer(os.path.join(options.model_dir, "train"))
+              if run.chief else tf.summary.create_noop_writer())
+
+    def save(at_step):  # every worker saves at the same steps (see worker_directory)
+        nonlocal saved_step
+        run.manager.save(checkpoint_number=at_step)
+        saved_step = at_step
 
     started = window_start = time.time()
     window_steps, stats, step, history, skipped = 0, {}, start_step, [], 0
+    saved_step = start_step if resumed else None
     try:
         while step < stop:
             stats = {k: float(v) for k, v in train_step(run.iterator).items()}
@@ -318,20 +387,21 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
                         _scalar_summary(name, value)
                 window_start, window_steps = now, 0
             if step % config.save_checkpoints_steps == 0:
-                run.manager.save(checkpoint_number=step)
+                save(step)
     except KeyboardInterrupt:
-        run.manager.save(checkpoint_number=step)
+        save(step)
         say(f"interrupted at step {step}; checkpoint saved. Re-run the same command to resume.")
         raise
-    if run.manager.latest_checkpoint is None or not run.manager.latest_checkpoint.endswith(
-            f"-{step}"):
-        run.manager.save(checkpoint_number=step)
+    if saved_step != step:
+        save(step)
     result = {"step": step, "stats": stats, "history": history}
-    if step >= total:
+    if step >= total and run.chief:
         result["exports"] = _export(run, step)
         say(f"done: step {step}. Fine-tune from {os.path.dirname(result['exports']['discriminator'])}"
             f" (TF1 names); full checkpoint with optimizer slots in "
             f"{os.path.dirname(result['exports']['tf1'])}")
+    if not run.chief and tf.io.gfile.exists(run.write_dir):
+        tf.io.gfile.rmtree(run.write_dir)
     return result
 
 

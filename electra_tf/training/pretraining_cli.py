@@ -16,7 +16,14 @@ DEFAULT_DATA_DIR = "data"
 # Common hyperparameters that get a flag of their own; None = not given (the config decides).
 _HPARAM_FLAGS = {
     "num_train_steps": (flags.DEFINE_integer, "Total training steps (also the decay horizon)."),
-    "train_batch_size": (flags.DEFINE_integer, "Global batch size."),
+    "train_batch_size": (flags.DEFINE_integer, "Global batch size of one update."),
+    "gradient_accumulation_steps": (flags.DEFINE_integer, "Sum the gradients of k "
+                                    "micro-batches (train_batch_size / k examples each) into "
+                                    "one update: the batch of train_batch_size with the memory "
+                                    "of a micro-batch."),
+    "optimizer": (lambda name, default, help_text: flags.DEFINE_enum(
+        name, default, ["adamw", "lamb"], help_text), "adamw: the original AdamWeightDecay "
+        "(default); lamb: LAMB with a per-layer trust ratio, for large batches."),
     "learning_rate": (flags.DEFINE_float, "Peak learning rate."),
     "num_warmup_steps": (flags.DEFINE_integer, "Linear warm-up steps."),
     "max_seq_length": (flags.DEFINE_integer, "Sequence length of the TFRecords."),

@@ -69,6 +69,42 @@ def create_strategy(name: str = "default", tpu: str | None = None) -> tf.distrib
     return tf.distribute.OneDeviceStrategy(device)
 
 
+def _task(strategy: tf.distribute.Strategy):
+    """(task_type, task_id, has_chief) of this process in a multi-worker cluster, else None."""
+    resolver = getattr(strategy.extended, "_cluster_resolver", None) or getattr(
+        strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return None
+    spec = resolver.cluster_spec().as_dict()
+    return resolver.task_type, resolver.task_id, "chief" in spec
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True where checkpoints, summaries and exports are written.
+
+    Every single-process strategy is its own chief; in a multi-worker cluster the
+    chief is the ``chief`` task if the cluster has one, else worker 0 (TF's rule).
+    """
+    task = _task(strategy)
+    if task is None:
+        return True
+    task_type, task_id, has_chief = task
+    return task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
+
+
+def worker_directory(model_dir: str, strategy: tf.distribute.Strategy) -> str:
+    """``model_dir`` on the chief; a private scratch directory on other workers.
+
+    Every worker must take part in saving a checkpoint (variables may be read
+    collectively), but only the chief's copy is kept: the others write under
+    ``<model_dir>/.workers/<task>_<id>`` and delete it when they finish.
+    """
+    if is_chief(strategy):
+        return model_dir
+    task_type, task_id, _ = _task(strategy)
+    return os.path.join(model_dir, ".workers", f"{task_type}_{task_id}")
+
+
 def xla_is_default(strategy: tf.distribute.Strategy) -> bool:
     """Whether to XLA-compile the train step when --jit_compile is not given.
 
