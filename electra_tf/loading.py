@@ -7,6 +7,7 @@ Formats (``detect_format``):
   ``.index`` path.
 * ``hf``: a Hugging Face ``transformers`` ELECTRA directory (``config.json`` +
   ``model.safetensors``), read by :mod:`electra_tf.hf` without torch.
+* ``keras``: :mod:`electra_tf.convert`'s ``tf.train.Checkpoint`` keyed by original name.
 
 The model shapes come from ``pretraining_config.json`` beside the weights when
 present (our exports), else from the variable shapes (``infer_pretraining_config``).
@@ -88,9 +89,12 @@ def _directory(path: str) -> str:
 
 
 def detect_format(path: str) -> str:
-    """``"hf"`` for a transformers directory, else ``"tf1"``."""
-    from electra_tf import hf
-    return "hf" if hf.is_hf_directory(path) else "tf1"
+    """``"hf"`` (transformers directory), ``"keras"`` (electra_tf.convert's) or ``"tf1"``."""
+    from electra_tf import convert, hf
+    path = os.fspath(path)
+    if hf.is_hf_directory(path):
+        return "hf"
+    return "keras" if convert.is_keras_directory(path) else "tf1"
 
 
 def read_tf1_weights(path: str) -> PretrainedWeights:
@@ -119,10 +123,20 @@ def read_weights(path: str) -> PretrainedWeights:
     path = os.fspath(path)
     if not tf.io.gfile.exists(path) and not tf.io.gfile.exists(path + ".index"):
         raise checkpoints.CheckpointError(f"checkpoint not found: {path}")
-    if detect_format(path) == "hf":
+    kind = detect_format(path)
+    if kind == "hf":
         from electra_tf import hf
         return hf.read_hf_directory(path)
-    return read_tf1_weights(path)
+    if kind == "keras":
+        from electra_tf import convert
+        return convert.read_keras_weights(path)
+    weights = read_tf1_weights(path)
+    if "_CHECKPOINTABLE_OBJECT_GRAPH" in weights.values:
+        raise checkpoints.CheckpointError(
+            f"{weights.source} is an object-based training checkpoint, not one with the "
+            "original variable names: use the run's export <model_dir>/tf1 (or "
+            "<model_dir>/discriminator) instead")
+    return weights
 
 
 def _config_for(weights: PretrainedWeights, hparams) -> PretrainingConfig:
