@@ -31,6 +31,10 @@ flags.DEFINE_boolean("do_train", None, "Train (default true).")
 flags.DEFINE_boolean("do_eval", None, "Evaluate on dev after training (default true).")
 flags.DEFINE_boolean("write_test_outputs", None, "Write GLUE leaderboard TSVs / SQuAD 2.0 test "
                      "predictions under <model>/results/test_predictions/.")
+flags.DEFINE_enum("optimizer", None, ["adamw", "lamb"], "adamw: the original AdamWeightDecay "
+                  "(default); lamb: LAMB, for large batches.")
+flags.DEFINE_integer("gradient_accumulation_steps", None, "Sum k micro-batches of "
+                     "train_batch_size / k examples into one update.")
 flags.DEFINE_integer("seed", 0, "Seed of head initialisation, shuffling and dropout.")
 flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker",
                                           "tpu"], "As in run_pretraining.py.")
@@ -53,7 +57,8 @@ def main(argv):
     from electra_tf.training.strategy import StrategyError
     try:
         overrides = {name: FLAGS[name].value
-                     for name in ("num_trials", "do_train", "do_eval", "write_test_outputs")
+                     for name in ("num_trials", "do_train", "do_eval", "write_test_outputs",
+                                  "optimizer", "gradient_accumulation_steps")
                      if FLAGS[name].value is not None}
         config = FinetuningConfig.from_preset(FLAGS.model_size, FLAGS.task_names, FLAGS.hparams,
                                               **overrides)

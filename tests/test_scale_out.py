@@ -67,6 +67,39 @@ def test_accumulated_micro_batches_give_the_update_of_one_large_batch(tmp_path):
     assert np.abs(small[name] - one[name]).max() > 1e-4
 
 
+def test_fine_tuning_accumulation_equals_the_large_batch(tmp_path, monkeypatch):
+    """Fine-tuning (loss summed over the batch, spec 6.3): k=4 micro-batches of 4 == batch 16.
+
+    With LAMB, so the optimizer option is exercised too. Dropout off everywhere
+    (the head's fixed 0.1 as well) so both runs are deterministic.
+    """
+    from electra_tf.finetuning import heads
+    monkeypatch.setattr(heads, "HEAD_DROPOUT", 0.0)
+    from electra_tf.config import FinetuningConfig
+    from electra_tf.training.finetune import FinetuneOptions, run_finetuning
+    from test_finetuning_driver import TINY_MODEL, write_sst
+    task_dir = tmp_path / "data" / "finetuning_data" / "sst"
+    task_dir.mkdir(parents=True)
+    (task_dir / "train.tsv").write_text(write_sst(task_dir, 48, 0))
+    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 16, 1))
+    no_dropout = {**TINY_MODEL, "model_hparam_overrides": {
+        **TINY_MODEL["model_hparam_overrides"], "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0}}
+    weights = {}
+    for k in (1, 4):
+        config = FinetuningConfig.from_preset("small", ["sst"], {
+            "max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
+            "learning_rate": 1e-3, "num_train_epochs": 2, "gradient_accumulation_steps": k,
+            "optimizer": "lamb", **no_dropout})
+        run_finetuning(config, FinetuneOptions(
+            data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / f"k{k}" / "model"),
+            results_dir=str(tmp_path / f"k{k}" / "results"),
+            preprocessed_dir=str(tmp_path / "cache"), quiet=True, seed=0))
+        weights[k] = export_values(str(tmp_path / f"k{k}" / "model_1"))
+    assert int(weights[4]["global_step"]) == 6  # 48 examples / 16 * 2 epochs updates
+    assert_same_weights(weights[1], weights[4], atol=2e-6)
+
+
 def test_accumulation_and_optimizer_hparams_are_validated():
     with pytest.raises(ConfigError, match="not divisible by gradient_accumulation_steps 3"):
         PretrainingConfig.from_preset("small", tiny_hparams(gradient_accumulation_steps=3))

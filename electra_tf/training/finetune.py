@@ -25,7 +25,8 @@ from electra_tf.finetuning.registry import get_task
 from electra_tf.finetuning.task import shared_feature_specs
 from electra_tf.io_utils import write_text_atomic
 from electra_tf.optimization import create_optimizer
-from electra_tf.training.strategy import create_strategy, set_precision, xla_is_default
+from electra_tf.training.accumulation import make_update_step
+from electra_tf.training.strategy import create_strategy, is_chief, set_precision, xla_is_default
 
 
 @dataclasses.dataclass
@@ -176,6 +177,9 @@ def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
     disc_config = config.discriminator_config()
     set_precision(options.mixed_precision)
     strategy = create_strategy(options.strategy, options.tpu)
+    chief = is_chief(strategy)
+    if not chief:  # other workers train in lockstep; the chief writes everything
+        say = (lambda msg: None)
     all_results = []
     for trial in range(1, config.num_trials + 1):
         keras.utils.set_random_seed(options.seed + trial)
@@ -187,22 +191,23 @@ def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
                 options.init_checkpoint, model, allow_missing=[r"^task_specific/"])
             say(f"trial {trial}: initialised from {report}")
         if config.do_train:
-            _train(model, tasks, specs, config, options, trial, say, strategy)
+            _train(model, tasks, specs, config, options, trial, say, strategy, chief)
         if config.do_eval:
             results = evaluate(model, tasks, "dev", config, options)
             all_results.append(results)
             say(f"trial {trial}: " + "; ".join(
                 f"{name}: " + " - ".join(f"{k}: {v:.2f}" for k, v in res.items())
                 for name, res in results.items()))
-            _write_results(all_results, config, options)
-        if config.write_test_outputs and trial <= config.n_writes_test:
+            if chief:
+                _write_results(all_results, config, options)
+        if chief and config.write_test_outputs and trial <= config.n_writes_test:
             written = write_test_outputs(model, tasks, trial, config, options)
             say(f"trial {trial}: test predictions in {', '.join(written)}")
     skipped = {t.name: t.skipped_rows for t in tasks if t.skipped_rows}
     if skipped:
         say("skipped malformed rows (logged with file and line): "
             + ", ".join(f"{name}: {n}" for name, n in skipped.items()))
-    if len(all_results) > 1:
+    if len(all_results) > 1 and chief:
         summary = summarize_trials(all_results)
         write_text_atomic(os.path.join(options.results_dir,
                                        f"{','.join(config.task_names)}_summary.json"),
@@ -258,9 +263,10 @@ def write_test_outputs(model, tasks, trial: int, config, options) -> List[str]:
     return written
 
 
-def _train(model, tasks, specs, config, options, trial, say, strategy) -> None:
+def _train(model, tasks, specs, config, options, trial, say, strategy, chief=True) -> None:
     path, n = cached_features(tasks, "train", True, config.train_batch_size, config, options)
-    steps = int(n // config.train_batch_size * config.num_train_epochs)
+    steps = int(n // config.train_batch_size * config.num_train_epochs)  # updates
+    k = config.gradient_accumulation_steps
     if steps <= 0:
         raise ValueError(f"{n} training features give no step at batch "
                          f"{config.train_batch_size}")
@@ -271,7 +277,7 @@ def _train(model, tasks, specs, config, options, trial, say, strategy) -> None:
             weight_decay_rate=config.weight_decay_rate,
             layerwise_lr_decay=config.layerwise_lr_decay,
             corrected_layerwise=config.layerwise_lr_decay_corrected,
-            num_layers=model.config.num_hidden_layers)
+            num_layers=model.config.num_hidden_layers, optimizer=config.optimizer)
         adam = optimizer
         if options.mixed_precision == "float16":
             optimizer = keras.optimizers.LossScaleOptimizer(adam)
@@ -279,28 +285,30 @@ def _train(model, tasks, specs, config, options, trial, say, strategy) -> None:
     variables = adam.built_variables
     jit = options.jit_compile if options.jit_compile is not None else xla_is_default(strategy)
 
-    def loss_and_gradients(features):
+    def loss_and_gradients(features, micro_index):
         # The loss is a sum over the batch (spec 6.3): per-replica sums, summed by the
-        # optimizer across replicas, equal the one-device sum.
+        # optimizer across replicas (and over micro-batches), equal the one-device sum.
         with tf.GradientTape() as tape:
             loss = model(features, training=True)["loss"]
             scaled = optimizer.scale_loss(loss) if adam is not optimizer else loss
-        return tape.gradient(scaled, variables), loss
+        return tape.gradient(scaled, variables), {"loss": loss}
 
-    compute = tf.function(loss_and_gradients, jit_compile=jit)
-
-    def replica_step(features):
-        gradients, loss = compute(features)
-        optimizer.apply_gradients(zip(gradients, variables))
-        return loss
+    update = make_update_step(strategy, optimizer, variables,
+                              tf.function(loss_and_gradients, jit_compile=jit), k,
+                              reduce_op=tf.distribute.ReduceOp.SUM, combine="sum")
 
     @tf.function
     def train_step(iterator):
-        losses = strategy.run(replica_step, args=(next(iterator),))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+        return update(iterator)["loss"]
 
     started = time.time()
-    dataset = _dataset(path, specs, config.train_batch_size, True, options.seed + trial)
+    # Micro-batches of train_batch_size / k; every worker shuffles with the same seed
+    # and keeps its share of each batch, so no example is read by two workers.
+    dataset = _dataset(path, specs, config.train_batch_size // k, True, options.seed + trial)
+    if strategy.num_replicas_in_sync > 1:
+        shard = tf.data.Options()
+        shard.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(shard)
     iterator = iter(dataset if strategy.num_replicas_in_sync == 1
                     else strategy.experimental_distribute_dataset(dataset))
     for step in range(1, steps + 1):
@@ -310,9 +318,10 @@ def _train(model, tasks, specs, config, options, trial, say, strategy) -> None:
             say(f"trial {trial} step {step}/{steps} ({100 * step / steps:.0f}%) | loss {loss:.4f}"
                 f" | elapsed {format_duration(elapsed)}, ETA "
                 f"{format_duration(elapsed / step * (steps - step))}")
-    checkpoints.save_original_checkpoint(
-        os.path.join(f"{options.model_dir}_{trial}", f"model.ckpt-{steps}"), model,
-        variables=adam.original_slot_variables(), global_step=steps)
+    if chief:
+        checkpoints.save_original_checkpoint(
+            os.path.join(f"{options.model_dir}_{trial}", f"model.ckpt-{steps}"), model,
+            variables=adam.original_slot_variables(), global_step=steps)
 
 
 def _write_results(all_results, config, options) -> None:

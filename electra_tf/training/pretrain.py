@@ -27,6 +27,7 @@ from electra_tf.optimization import create_optimizer
 from electra_tf.pretraining import PretrainingMetrics, PretrainingObjective
 from electra_tf.pretraining import random
 from electra_tf.pretraining.random import step_seed
+from electra_tf.training.accumulation import make_update_step
 from electra_tf.training.input_pipeline import pretraining_dataset
 from electra_tf.training.strategy import (create_strategy, is_chief, set_precision,
                                          worker_directory, xla_is_default)
@@ -120,10 +121,6 @@ class PretrainingRun:
         if batch % self.replicas:
             raise PretrainingError(f"batch size {batch} is not divisible by the "
                                    f"{self.replicas} replicas")
-        self.accumulators = None
-        if training and config.gradient_accumulation_steps > 1:
-            with self.strategy.scope():
-                self.accumulators = gradient_accumulators(self.variables)
         self.iterator = self._input(batch, training)
         if self.replicas == 1:  # tf.data can checkpoint a local iterator's position
             self.checkpoint.input = self.iterator
@@ -207,28 +204,19 @@ def _batch_stats(out: dict, input_mask) -> dict:
     return {k: tf.cast(v, tf.float32) for k, v in stats.items()}
 
 
-def gradient_accumulators(variables) -> list:
-    """One zero tensor per variable, local to each replica (summed only when applied)."""
-    return [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
-                        synchronization=tf.VariableSynchronization.ON_READ,
-                        aggregation=tf.VariableAggregation.SUM,
-                        name=f"accumulated_gradient_{i}") for i, v in enumerate(variables)]
-
-
 def make_train_step(run: PretrainingRun, jit_compile: bool):
     """One update: k = gradient_accumulation_steps micro-batches, then one optimizer step.
 
     Each micro-batch's loss is divided by replicas * k, so the summed gradient is
-    the mean over the update batch; the optimizer (and the LR schedule, keyed on
-    its ``iterations``) advances once per update. Masking and sampling draw the
-    noise of the whole update batch (``random.microbatch``), so k micro-batches
-    of b examples are corrupted exactly like one batch of k * b.
+    the mean over the update batch. Masking and sampling draw the noise of the
+    whole update batch (``random.microbatch``), so k micro-batches of b examples
+    are corrupted exactly like one batch of k * b.
     """
     objective, variables, optimizer = run.objective, run.variables, run.optimizer
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     k = run.config.gradient_accumulation_steps
 
-    def loss_and_gradients(features, seed, micro_index):
+    def loss_and_gradients(features, micro_index, seed):
         with tf.GradientTape() as tape, random.microbatch(micro_index, k):
             out = objective(features, seed, training=True)
             # Summed over replicas by the optimizer: the mean of per-replica losses.
@@ -237,41 +225,12 @@ def make_train_step(run: PretrainingRun, jit_compile: bool):
                 loss = optimizer.scale_loss(loss)
         return tape.gradient(loss, variables), _batch_stats(out, features["input_mask"])
 
-    compute = tf.function(loss_and_gradients, jit_compile=jit_compile)
-
-    def replica_step(features, seed):
-        gradients, stats = compute(features, seed, tf.constant(0))
-        optimizer.apply_gradients(zip(gradients, variables))
-        return stats
-
-    def replica_accumulate(features, seed, micro_index):
-        gradients, stats = compute(features, seed, micro_index)
-        for accumulator, gradient in zip(run.accumulators, gradients):
-            accumulator.assign_add(tf.convert_to_tensor(gradient))
-        return stats
-
-    def replica_apply():
-        optimizer.apply_gradients(zip([a.read_value() for a in run.accumulators], variables))
-        for accumulator in run.accumulators:
-            accumulator.assign(tf.zeros_like(accumulator))
-
-    def mean(stats):
-        return {key: run.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
-                for key, value in stats.items()}
+    update = make_update_step(run.strategy, optimizer, variables,
+                              tf.function(loss_and_gradients, jit_compile=jit_compile), k)
 
     @tf.function
     def train_step(iterator):
-        seed = step_seed(run.options.seed, run.adam.iterations)
-        if k == 1:
-            return mean(run.strategy.run(replica_step, args=(next(iterator), seed)))
-        totals = mean(run.strategy.run(replica_accumulate,
-                                       args=(next(iterator), seed, tf.constant(0))))
-        for micro_index in tf.range(1, k):
-            stats = mean(run.strategy.run(replica_accumulate,
-                                          args=(next(iterator), seed, micro_index)))
-            totals = {key: totals[key] + stats[key] for key in totals}
-        run.strategy.run(replica_apply)
-        return {key: value / k for key, value in totals.items()}
+        return update(iterator, step_seed(run.options.seed, run.adam.iterations))
 
     return train_step
 
