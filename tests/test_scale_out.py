@@ -272,3 +272,82 @@ def test_two_worker_processes_match_one_process_and_resume_after_a_kill(tmp_path
     assert_same_weights(reference, export_values(str(model_dir / "tf1")), atol=1e-5)
     assert len(os.listdir(model_dir / "train")) == 2  # one events file per cluster start
     assert not (model_dir / ".workers").exists() or not os.listdir(model_dir / ".workers")
+
+
+# ---------------------------------------------------------------------------
+# GPU readiness and strategy errors (checkable without the hardware)
+# ---------------------------------------------------------------------------
+
+def test_every_gpu_gets_memory_growth_before_the_strategy_is_built(monkeypatch):
+    from electra_tf.training import strategy as strategy_lib
+    fake_gpus = ["GPU:0", "GPU:1"]
+    grown = []
+    real_list = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: fake_gpus if kind == "GPU" else real_list(kind))
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth",
+                        lambda device, enable: grown.append((device, enable)))
+    strategy_lib.create_strategy("default")
+    assert grown == [("GPU:0", True), ("GPU:1", True)]
+
+
+def test_tpu_and_multi_worker_without_the_hardware_are_one_clear_error(monkeypatch):
+    from electra_tf.training.strategy import StrategyError, create_strategy
+    with pytest.raises(StrategyError, match="no TPU could be reached"):
+        create_strategy("tpu", tpu="")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(StrategyError, match="needs the TF_CONFIG"):
+        create_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(StrategyError, match="TF_CONFIG is not valid JSON"):
+        create_strategy("multi_worker")
+
+
+def test_cli_reports_a_missing_tpu_in_one_line(tmp_path):
+    proc = subprocess.run(cli_args(tmp_path / "m", str(tmp_path / "none*"), 2, "tpu"),
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--strategy=tpu" in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_two_worker_fine_tuning_writes_once_from_the_chief(tmp_path):
+    """run_finetuning.py --strategy=multi_worker with two real worker processes."""
+    from electra_tf.checkpoints import save_original_checkpoint
+    from electra_tf.config import FinetuningConfig
+    from electra_tf.modeling.discriminator import Discriminator
+    from test_finetuning_driver import TINY_MODEL, write_sst
+    data = tmp_path / "data"
+    task_dir = data / "finetuning_data" / "sst"
+    task_dir.mkdir(parents=True)
+    (task_dir / "train.tsv").write_text(write_sst(task_dir, 64, 0))
+    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 32, 1))
+    hparams = {"max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
+               "num_train_epochs": 1, **TINY_MODEL}
+    disc = Discriminator(FinetuningConfig.from_preset("small", ["sst"], hparams)
+                         .discriminator_config())
+    disc.build()
+    model = data / "models" / "electra_small"
+    save_original_checkpoint(str(model / "discriminator" / "model.ckpt-1"), disc, global_step=1)
+    ports = free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        log = open(tmp_path / f"ft_worker{index}.log", "w")
+        procs.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "run_finetuning.py"), f"--data_dir={data}",
+             "--task_names=sst", f"--hparams={json.dumps(hparams)}", "--strategy=multi_worker",
+             "--nojit_compile"], stdout=log, stderr=subprocess.STDOUT, env=env,
+            cwd=str(tmp_path)))
+    codes = wait_all(procs, 300)
+    logs = [(tmp_path / f"ft_worker{i}.log").read_text() for i in range(2)]
+    assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "trial 1: sst: accuracy:" in logs[0] and "trial 1: sst" not in logs[1]
+    results = json.load(open(model / "results" / "sst_results.json"))
+    assert len(results) == 1 and "accuracy" in results[0]["sst"]
+    checkpoint = model / "finetuning_models" / "sst_model_1"
+    assert int(tf.train.load_checkpoint(str(checkpoint)).get_tensor("global_step")) == 4
