@@ -139,7 +139,12 @@ def read_weights(path: str) -> PretrainedWeights:
     return weights
 
 
-def _config_for(weights: PretrainedWeights, hparams) -> PretrainingConfig:
+def config_for_weights(weights: PretrainedWeights, hparams) -> PretrainingConfig:
+    """The config of what ``weights`` hold (ELECTRA, Electric, MLM-only or discriminator-only).
+
+    Sizes come from ``weights.hparams`` (a ``pretraining_config.json`` or HF config)
+    when known, else from the shapes; ``hparams`` override both.
+    """
     names = weights.values
     has = lambda prefix: any(n.startswith(prefix) for n in names)  # noqa: E731
     shapes = {n: v.shape for n, v in names.items()}
@@ -164,7 +169,7 @@ def _config_for(weights: PretrainedWeights, hparams) -> PretrainingConfig:
 
 def build_from_weights(weights: PretrainedWeights, hparams=None) -> PretrainedModel:
     """Builds the models that ``weights`` describe and assigns every value by name."""
-    config = _config_for(weights, hparams)
+    config = config_for_weights(weights, hparams)
     models = build_pretraining_models(config)
     has_head = any(n.startswith("discriminator_predictions/") for n in weights.values)
     allow = [] if has_head or models.discriminator is None else [r"^discriminator_predictions/"]

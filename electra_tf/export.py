@@ -1,0 +1,796 @@
+"""Exports ELECTRA as a TensorFlow SavedModel that takes raw strings.
+
+    python -m electra_tf.export --checkpoint models/electra_small --output exported/disc
+    python -m electra_tf.export --checkpoint finetuning_models/mnli_model_1 \\
+        --task_name mnli --vocab_file vocab.txt --output exported/mnli
+
+Without ``--task_name`` the pre-trained discriminator is exported (replaced-token
+detection); with it, the fine-tuned heads of those tasks (comma-separated; GLUE
+classification and regression, and the tagging tasks ``chunk`` / ``conll:<name>``).
+Question answering heads are not exported (their answer extraction needs document
+windows and span decoding outside the graph).
+
+Signatures (every input is a string vector [B]; L = ``--max_seq_length``):
+
+* discriminator: ``serving_default(text)`` and ``pair(text_a, text_b)`` ->
+  ``logits``, ``fake_probabilities`` (sigmoid of the logit, 0 at padding), ``is_fake``
+  (logit > 0) [B, L] per word-piece, ``tokens`` [B, L] (the word-pieces, "" at padding)
+  and the model inputs ``input_ids``, ``input_mask``, ``segment_ids`` [B, L].
+* classification task ``<task>``: ``text`` or, for sentence-pair tasks, ``text_a`` and
+  ``text_b`` -> ``logits``, ``probabilities`` [B, C], ``label_ids`` [B], ``labels`` [B]
+  (the label names, e.g. MNLI's "entailment"), plus the inputs and ``tokens``.
+* regression task (``sts``): ``predictions`` [B] (the model output, trained on the
+  0-1 target scale) and ``scores`` [B] (on the task's scale, 0-5 for STS).
+* tagging task: ``text`` (words are split on whitespace, as the CoNLL words of training,
+  and word-pieced as the tagging tasks do: punctuation split, no CJK split) -> ``words``,
+  ``word_mask``, ``tag_ids`` (-1 where a word got no prediction: it did not fit into L
+  under the original's conservative truncation), ``tags`` [B, W] (BIOES tag names, ""
+  without a prediction), ``tag_logits`` [B, W, T], ``labeled_positions`` [B, L] and the
+  inputs (segment ids 1, as in tagging fine-tuning).
+
+The first task is also ``serving_default``. Load with ``tf.saved_model.load(DIR)`` in
+any process that has tensorflow and ``import tensorflow_text`` (for its ops); electra_tf
+is not needed. ``assets/vocab.txt`` is the vocabulary and
+``assets.extra/electra_export.json`` describes the signatures, labels and options.
+
+Tokenization runs in the graph: BERT's text cleanup (drop NUL, U+FFFD and control,
+format, private-use and unassigned characters; map tab, newline, CR and space separators
+to " "), then, when lower-casing, Unicode lower-casing, NFD and removal of combining
+marks (category Mn), all with TensorFlow string ops, then tensorflow-text's
+``FastWordpieceTokenizer`` (whitespace, punctuation and CJK splitting, greedy
+longest-match WordPiece; a word of more than 200 characters becomes [UNK]), then
+``[CLS] a [SEP] b [SEP]`` with BERT's pair truncation (pop the last word-piece of the
+longer text, the second one on ties; a single text keeps L - 2 word-pieces; an empty
+``text_b`` counts as absent), segment ids 0/1 and zero padding to L. tensorflow-text's
+own normaliser (``BertTokenizer(lower_case=True)``) is not used: it case-folds with NFKC,
+which maps mathematical alphanumerics, ligatures, full-width forms, "ß" and more to
+other letters where BERT's rules (our ``FullTokenizer``) do not.
+
+Where the in-graph ids can differ from ``FullTokenizer``'s: only for rare characters
+whose Unicode data differ between the Python that runs ``FullTokenizer`` (its
+``unicodedata``, 14.0 on Python 3.11) and TensorFlow's RE2 and ICU tables. Characters
+assigned in a newer Unicode version than Python's (e.g. CJK Extension H,
+U+31350-U+323AF, or U+0CF3 of Unicode 15) are dropped by Python as unassigned but kept
+in the graph, where they become [UNK] or join the word around them; about 40 letters
+added in Unicode 14 (e.g. U+2C2F) are not lower-cased by TensorFlow's older ICU, which
+changes ids only if the vocabulary holds their lower-case forms; a few combining marks
+new in Unicode 15 are stripped in the graph only. With tensorflow-text 2.21 on Python
+3.11, a sweep of every Basic Multilingual Plane code point (and a sample of the others),
+3000 random strings and the tokenizer fixtures gave no other difference. Bytes that are
+not UTF-8 are dropped, as ``FullTokenizer`` does (``errors="ignore"``).
+
+do_lower_case: the graph lower-cases and strips accents iff ``do_lower_case`` (BERT ties
+accent stripping to lower-casing). For a pre-trained discriminator the default is the
+``do_lower_case`` of ``pretraining_config.json`` beside the checkpoint (True without
+one); fine-tuning checkpoints do not record it, so the default is True (the fine-tuning
+default): pass ``--nodo_lower_case`` for a cased vocabulary. Tagging tasks use their own
+``lower_case`` option (``chunk`` always lower-cases; ``conll:<name>:lower_case=false``),
+as in fine-tuning, so pass the task name exactly as fine-tuning was given it.
+
+The SavedModel is written to a temporary directory beside ``--output`` and renamed into
+place; an existing ``--output`` is refused unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Sequence
+
+DEFAULT_MAX_SEQ_LENGTH = 128
+INFO_FILE = "electra_export.json"
+# BERT: a word of more than this many characters is one [UNK].
+MAX_WORD_CHARS = 200
+
+
+class ExportError(ValueError):
+    """A user-facing problem with the checkpoint, the vocabulary, the tasks or the output."""
+
+
+# ---------------------------------------------------------------------------
+# In-graph tokenization
+# ---------------------------------------------------------------------------
+
+# Dropped by BERT's cleanup: category C* (control, format, surrogate, private use,
+# unassigned) except tab/newline/CR (mapped to " " first), and U+FFFD.
+_DROP_PATTERN = r"[^\p{L}\p{M}\p{N}\p{P}\p{S}\p{Z}]|\x{FFFD}"
+_SPACE_PATTERN = r"[\t\n\r\p{Zs}]"
+# What Python's str.split() splits on (tagging words): \t-\r, \x1c-\x1f, \x85, Z*.
+_WORD_SEPARATOR_PATTERN = r"[\t-\r\x{1C}-\x{1F}\x{85}\p{Z}]+"
+# BERT's punctuation: the ASCII non-alphanumeric symbols and Unicode category P*.
+_PUNCTUATION_PATTERN = r"[!-/:-@\[-`{-~]|\p{P}"
+
+
+def _tf():
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the ops)
+    return tf
+
+
+def _make_text_encoder_class():
+    tf = _tf()
+    import tensorflow_text as tf_text
+
+    class TextEncoder(tf.Module):
+        """BERT tokenization and ``[CLS] a [SEP] b [SEP]`` features as TensorFlow ops.
+
+        Args:
+          vocab_tokens: the vocabulary, id = position (lines of vocab.txt, stripped).
+          special_ids: ``pad``, ``unk``, ``cls``, ``sep`` ids.
+          do_lower_case: lower-case and strip accents (see the module docstring).
+          max_seq_length: L.
+        """
+
+        def __init__(self, vocab_tokens: Sequence[str], special_ids: dict,
+                     do_lower_case: bool, max_seq_length: int):
+            super().__init__(name="text_encoder")
+            self.do_lower_case = bool(do_lower_case)
+            self.max_seq_length = int(max_seq_length)
+            self.cls_id, self.sep_id = int(special_ids["cls"]), int(special_ids["sep"])
+            self.unk_id = int(special_ids["unk"])
+            index = {}
+            for i, token in enumerate(vocab_tokens):
+                index[token] = i  # a later duplicate wins, as in BERT
+            # FastWordpieceTokenizer takes ids from list positions: lines BERT can never
+            # produce (empty, or the earlier copy of a duplicate) get placeholders with a
+            # space, which no word matches.
+            trie = [token if token and index[token] == i else f"[unreachable {i}] "
+                    for i, token in enumerate(vocab_tokens)]
+            # max_bytes_per_word counts bytes, BERT characters: 4 bytes per character at
+            # most; the character rule is applied afterwards.
+            options = {"vocab": trie, "suffix_indicator": "##", "token_out_type": tf.int32,
+                       "unknown_token": "[UNK]", "max_bytes_per_word": 4 * MAX_WORD_CHARS}
+            self._wordpiece = tf_text.FastWordpieceTokenizer(no_pretokenization=False,
+                                                             **options)
+            self._wordpiece_word = tf_text.FastWordpieceTokenizer(no_pretokenization=True,
+                                                                  **options)
+            self._is_suffix = tf.constant([t.startswith("##") for t in trie])
+            self._tokens = tf.constant([str(t) for t in vocab_tokens])
+
+        def normalize(self, text, lower_case: bool | None = None):
+            """BERT's cleanup and (optionally) lower-casing + accent stripping of [N] strings."""
+            lower = self.do_lower_case if lower_case is None else lower_case
+            text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="ignore")
+            text = tf.strings.regex_replace(text, _SPACE_PATTERN, " ")
+            text = tf.strings.regex_replace(text, _DROP_PATTERN, "")
+            if lower:
+                text = tf.strings.lower(text, encoding="utf-8")
+                text = tf_text.normalize_utf8(text, "NFD")
+                text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+            return text
+
+        def word_pieces(self, text):
+            """Word-piece ids of [B] raw strings: int32 ragged [B, (T)], BERT's rules."""
+            text = self.normalize(text)
+            pieces, starts, ends = self._wordpiece.tokenize_with_offsets(text)
+            ids, rows = pieces.flat_values, pieces.value_rowids()
+            # Words: a piece that is not a "##" suffix starts one. A word of more than
+            # MAX_WORD_CHARS characters (but few enough bytes to be word-pieced) is [UNK].
+            is_start = tf.logical_not(tf.gather(self._is_suffix, ids))
+            word = tf.cumsum(tf.cast(is_start, tf.int32)) - 1
+            word_start = tf.math.segment_min(starts.flat_values, word)
+            word_end = tf.math.segment_max(ends.flat_values, word)
+            word_text = tf.strings.substr(tf.gather(text, tf.math.segment_min(rows, word)),
+                                          word_start, word_end - word_start)
+            too_long = tf.strings.length(word_text, unit="UTF8_CHAR") > MAX_WORD_CHARS
+            too_long = tf.gather(too_long, word)
+            keep = tf.logical_or(is_start, tf.logical_not(too_long))
+            ids = tf.where(too_long, tf.constant(self.unk_id, tf.int32), ids)
+            return tf.RaggedTensor.from_value_rowids(
+                tf.boolean_mask(ids, keep), tf.boolean_mask(rows, keep), nrows=pieces.nrows())
+
+        def _pad(self, ragged):
+            return ragged.to_tensor(default_value=0, shape=[None, self.max_seq_length])
+
+        def features(self, ids, segments):
+            """input_ids, input_mask, segment_ids [B, L] int32 of ragged ids/segments."""
+            return {"input_ids": self._pad(ids),
+                    "input_mask": self._pad(tf.ones_like(ids)),
+                    "segment_ids": self._pad(segments)}
+
+        def encode(self, text_a, text_b=None):
+            """``[CLS] a [SEP] (b [SEP])`` features [B, L] with BERT's truncation."""
+            a = self.word_pieces(text_a)
+            length = self.max_seq_length
+            batch = a.nrows()
+            if text_b is None:
+                b = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int32),
+                                                     tf.zeros([batch], tf.int64))
+            else:
+                b = self.word_pieces(text_b)
+            len_a, len_b = a.row_lengths(), b.row_lengths()
+            has_b = len_b > 0
+            budget = tf.where(has_b, tf.constant(length - 3, tf.int64), length - 2)
+            # BERT's _truncate_seq_pair in closed form: the longer text loses pieces until
+            # both are equal, then they alternate, the second text first.
+            keep_a = tf.minimum(len_a, tf.maximum(budget - len_b, (budget + 1) // 2))
+            keep_b = tf.minimum(len_b, tf.maximum(budget - len_a, budget // 2))
+            a = tf.ragged.boolean_mask(a, tf.ragged.range(len_a) < keep_a[:, None])
+            b = tf.ragged.boolean_mask(b, tf.ragged.range(len_b) < keep_b[:, None])
+            ones = tf.ones([batch], tf.int64)
+            cls = tf.RaggedTensor.from_row_lengths(tf.fill([batch], self.cls_id), ones)
+            sep = tf.RaggedTensor.from_row_lengths(tf.fill([batch], self.sep_id), ones)
+            sep_b = tf.ragged.boolean_mask(sep, has_b[:, None])
+            ids = tf.concat([cls, a, sep, b, sep_b], axis=1)
+            segments = tf.concat([tf.zeros_like(cls), tf.zeros_like(a), tf.zeros_like(sep),
+                                  tf.ones_like(b), tf.ones_like(sep_b)], axis=1)
+            return self.features(ids, segments)
+
+        def tokens(self, input_ids, input_mask):
+            """The word-piece strings [B, L] of ids, "" at padding."""
+            names = tf.gather(self._tokens, input_ids)
+            return tf.where(input_mask > 0, names, tf.constant(""))
+
+        def split_words(self, text):
+            """[B] strings -> ragged [B, (W)] words, split on whitespace (str.split())."""
+            text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="ignore")
+            return tf.strings.split(tf.strings.regex_replace(text, _WORD_SEPARATOR_PATTERN,
+                                                             " "))
+
+        def word_pieces_of_words(self, words, lower_case: bool):
+            """Flat [N] words -> ragged [N, (P)] ids, as the tagging tasks' WordAligner:
+            cleanup, optional lower-casing, punctuation split (no CJK split), WordPiece."""
+            text = self.normalize(words, lower_case)
+            parts = tf_text.regex_split(text, _PUNCTUATION_PATTERN, _PUNCTUATION_PATTERN)
+            flat = parts.flat_values
+            pieces = self._wordpiece_word.tokenize(flat)                  # [N', (P)]
+            # A part of more than MAX_WORD_CHARS characters is one [UNK], as in BERT.
+            too_long = tf.strings.length(flat, unit="UTF8_CHAR") > MAX_WORD_CHARS
+            rows = pieces.value_rowids()
+            too_long = tf.gather(too_long, rows)
+            first = tf.range(tf.size(rows, out_type=tf.int64)) == tf.gather(
+                pieces.row_starts(), rows)
+            keep = tf.logical_or(first, tf.logical_not(too_long))
+            ids = tf.where(too_long, tf.constant(self.unk_id, tf.int32), pieces.flat_values)
+            pieces = tf.RaggedTensor.from_value_rowids(
+                tf.boolean_mask(ids, keep), tf.boolean_mask(rows, keep), nrows=pieces.nrows())
+            return parts.with_flat_values(pieces).merge_dims(1, 2)
+
+        def encode_words(self, text, lower_case: bool):
+            """Tagging features of [B] texts, as ``TaggingTask.featurize`` (spec 6.6).
+
+            Returns the features [B, L] (segment ids 1 on every real token, the original's
+            quirk), ``labeled_positions`` and ``labels_mask`` [B, L], ``words`` ragged
+            [B, (W)] and ``num_labeled`` [B] (the first words that got a position).
+            """
+            length = self.max_seq_length
+            words = self.split_words(text)
+            pieces = words.with_flat_values(
+                self.word_pieces_of_words(words.flat_values, lower_case))  # [B, (W), (P)]
+            n_pieces = pieces.row_lengths(axis=2)                            # [B, (W)]
+            n_words = words.row_lengths() + 2            # with the [CLS] and [SEP] words
+            batch = words.nrows()
+            # Tokens before word k (k >= 1): [CLS] plus the pieces of words 1..k-1.
+            before = 1 + tf.math.cumsum(n_pieces.to_tensor(), axis=1, exclusive=True)
+            before = tf.RaggedTensor.from_tensor(before, lengths=words.row_lengths())
+            # The original appends word k only while n_words + len(tokens) + 1 <= L.
+            kept = n_words[:, None] + before + 1 <= length
+            cls_kept = n_words + 1 <= length
+            ones = tf.ones([batch], tf.int64)
+            cls = tf.ragged.boolean_mask(
+                tf.RaggedTensor.from_row_lengths(tf.fill([batch], self.cls_id), ones),
+                cls_kept[:, None])
+            sep = tf.RaggedTensor.from_row_lengths(tf.fill([batch], self.sep_id), ones)
+            body = tf.ragged.boolean_mask(pieces, kept).merge_dims(1, 2)
+            ids = tf.concat([cls, body, sep], axis=1)
+            positions = tf.ragged.boolean_mask(before, kept)
+            # A word of many pieces can still overflow L: cut to L - 1 tokens + [SEP].
+            overflow = ids.row_lengths() > length
+            ids = tf.ragged.boolean_mask(
+                ids, tf.ragged.range(ids.row_lengths()) < tf.where(
+                    overflow, tf.constant(length - 1, tf.int64), ids.row_lengths())[:, None])
+            ids = tf.concat([ids, tf.ragged.boolean_mask(sep, overflow[:, None])], axis=1)
+            positions = tf.ragged.boolean_mask(positions, positions < length - 1)
+            features = self.features(ids, tf.ones_like(ids))
+            features["labeled_positions"] = tf.cast(self._pad(tf.cast(positions, tf.int32)),
+                                                    tf.int32)
+            features["labels_mask"] = tf.cast(self._pad(tf.ones_like(positions, tf.int32)),
+                                              tf.float32)
+            features["num_labeled"] = tf.cast(positions.row_lengths(), tf.int32)
+            features["words"] = words
+            return features
+
+    return TextEncoder
+
+
+# ---------------------------------------------------------------------------
+# Serving functions
+# ---------------------------------------------------------------------------
+
+def _string_spec(name):
+    tf = _tf()
+    return tf.TensorSpec([None], tf.string, name=name)
+
+
+def _serving(*input_names):
+    """tf.function over [B] string inputs; only its concrete function is saved (as a
+    signature), so saving does not trace it again."""
+    tf = _tf()
+    return tf.function(autograph=False,
+                       input_signature=[_string_spec(name) for name in input_names])
+
+
+def _discriminator_functions(root, discriminator):
+    """``{signature: concrete function}`` of the replaced-token detector."""
+    tf = _tf()
+
+    def run(features):
+        out = discriminator(features, training=False)
+        logits = tf.cast(out["logits"], tf.float32)
+        mask = features["input_mask"] > 0
+        return {**features,
+                "tokens": root.encoder.tokens(features["input_ids"], features["input_mask"]),
+                "logits": logits,
+                "fake_probabilities": tf.where(mask, tf.sigmoid(logits), 0.0),
+                "is_fake": tf.logical_and(mask, logits > 0)}
+
+    @_serving("text")
+    def detect(text):
+        return run(root.encoder.encode(text))
+
+    @_serving("text_a", "text_b")
+    def detect_pair(text_a, text_b):
+        return run(root.encoder.encode(text_a, text_b))
+
+    return {"serving_default": detect.get_concrete_function(),
+            "pair": detect_pair.get_concrete_function()}
+
+
+def _sentence_function(root, model, head, info):
+    """A classification or regression head on [CLS]; ``info`` describes the task."""
+    tf = _tf()
+    name = info["task"]
+
+    def run(features):
+        encoded = model.encoder(features["input_ids"], features["input_mask"],
+                                features["segment_ids"], training=False)
+        batch = tf.shape(features["input_ids"])[0]
+        dummy = {f"{name}_label_ids": tf.zeros([batch], tf.int32),
+                 f"{name}_targets": tf.zeros([batch], tf.float32)}
+        out = head(encoded["pooled_output"], dummy, training=False)
+        result = {**features,
+                  "tokens": root.encoder.tokens(features["input_ids"], features["input_mask"])}
+        if info["kind"] == "classification":
+            logits = tf.cast(out[f"{name}_logits"], tf.float32)
+            label_ids = tf.argmax(logits, -1, output_type=tf.int32)
+            result.update(logits=logits, probabilities=tf.nn.softmax(logits, -1),
+                          label_ids=label_ids,
+                          labels=tf.gather(tf.constant(info["labels"]), label_ids))
+        else:
+            predictions = tf.cast(out[f"{name}_predictions"], tf.float32)
+            result.update(predictions=predictions,
+                          scores=predictions * info["scale"] + info["offset"])
+        return result
+
+    if info["pair"]:
+        @_serving("text_a", "text_b")
+        def serve(text_a, text_b):
+            return run(root.encoder.encode(text_a, text_b))
+    else:
+        @_serving("text")
+        def serve(text):
+            return run(root.encoder.encode(text))
+    return serve
+
+
+def _tagging_function(root, model, head, info):
+    tf = _tf()
+    name = info["task"]
+
+    @_serving("text")
+    def serve(text):
+        f = root.encoder.encode_words(text, info["lower_case"])
+        features = {k: f[k] for k in ("input_ids", "input_mask", "segment_ids")}
+        encoded = model.encoder(features["input_ids"], features["input_mask"],
+                                features["segment_ids"], training=False)
+        zeros = tf.zeros_like(features["input_ids"])
+        out = head(encoded["sequence_output"],
+                   {f"{name}_labeled_positions": f["labeled_positions"],
+                    f"{name}_labels": zeros, f"{name}_labels_mask": f["labels_mask"]},
+                   training=False)
+        words = f["words"]
+        n_words = tf.cast(words.row_lengths(), tf.int32)
+        width = tf.reduce_max(tf.concat([n_words, [0]], 0))
+        logits = tf.cast(out[f"{name}_logits"], tf.float32)           # [B, L, T]
+        logits = tf.pad(logits, [[0, 0], [0, tf.maximum(width - tf.shape(logits)[1], 0)],
+                                 [0, 0]])[:, :width]
+        labeled = tf.sequence_mask(f["num_labeled"], width)
+        tag_ids = tf.where(labeled, tf.argmax(logits, -1, output_type=tf.int32), -1)
+        tags = tf.where(labeled, tf.gather(tf.constant(info["labels"]),
+                                           tf.maximum(tag_ids, 0)), "")
+        return {**features, "labeled_positions": f["labeled_positions"],
+                "tokens": root.encoder.tokens(features["input_ids"], features["input_mask"]),
+                "words": words.to_tensor(default_value=""),
+                "word_mask": tf.sequence_mask(n_words, width),
+                "tag_logits": tf.where(labeled[..., None], logits, 0.0),
+                "tag_ids": tag_ids, "tags": tags}
+    return serve
+
+
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+
+def _check_output(output: str, overwrite: bool) -> str:
+    if "://" in output:
+        raise ExportError(f"--output must be a local directory (got {output}); copy the "
+                          "exported directory to remote storage afterwards")
+    output = os.path.abspath(output)
+    if os.path.lexists(output) and not overwrite:
+        raise ExportError(f"{output} exists: pass --overwrite to replace it")
+    return output
+
+
+def _write_atomically(output: str, overwrite: bool, write) -> str:
+    """Calls ``write(tmp_dir)`` on a fresh sibling directory, then renames it to ``output``."""
+    output = _check_output(output, overwrite)
+    parent, base = os.path.split(output)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        if os.path.lexists(output):
+            if not overwrite:
+                raise ExportError(f"{output} appeared during the export: not replaced "
+                                  "(pass --overwrite)")
+            old = os.path.join(parent, f".{base}.old-{uuid.uuid4().hex}")
+            os.rename(output, old)
+            os.rename(tmp, output)
+            shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) \
+                else os.remove(old)
+        else:
+            os.rename(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return output
+
+
+def _save(root, signatures: dict, info: dict, vocab_file: str, output: str,
+          overwrite: bool) -> str:
+    tf = _tf()
+
+    def write(directory):
+        tmp_vocab = os.path.join(directory, ".vocab.txt")
+        shutil.copyfile(vocab_file, tmp_vocab)
+        root.vocab_file = tf.saved_model.Asset(tmp_vocab)
+        tf.saved_model.save(root, directory, signatures=signatures)
+        os.remove(tmp_vocab)
+        assets = os.path.join(directory, "assets")
+        if os.path.exists(os.path.join(assets, ".vocab.txt")):
+            os.replace(os.path.join(assets, ".vocab.txt"), os.path.join(assets, "vocab.txt"))
+        extra = os.path.join(directory, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        import tensorflow_text
+        described = info.get("signatures", {})
+        meta = {**info, "tensorflow_version": tf.__version__,
+                "tensorflow_text_version": getattr(tensorflow_text, "__version__", None),
+                "signatures": {name: {
+                    **described.get(name, {}),
+                    "inputs": sorted(spec.name for spec in
+                                     tf.nest.flatten(fn.structured_input_signature)),
+                    "outputs": sorted(fn.structured_outputs)}
+                    for name, fn in signatures.items()}}
+        with open(os.path.join(extra, INFO_FILE), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+
+    return _write_atomically(output, overwrite, write)
+
+
+def _vocab(vocab_file: str | None, vocab_size: int, source: str):
+    from electra_tf import tokenization
+    if not vocab_file:
+        raise ExportError(f"no vocab.txt beside {source}: pass --vocab_file (fine-tuning "
+                          "used electra_tf/assets/vocab.txt unless given --vocab_file)")
+    if not os.path.isfile(vocab_file):
+        raise ExportError(f"vocab file not found: {vocab_file}")
+    try:
+        tokenizer = tokenization.FullTokenizer(vocab_file)
+    except ValueError as e:
+        raise ExportError(str(e)) from e
+    if tokenizer.vocab_size != vocab_size:
+        raise ExportError(f"{vocab_file} has {tokenizer.vocab_size} tokens but the model's "
+                          f"embedding table has {vocab_size} rows: wrong --vocab_file?")
+    tokens = [tokenizer.inv_vocab[i] for i in range(tokenizer.vocab_size)]
+    return tokens, tokenizer.special_ids
+
+
+def _check_length(max_seq_length: int | None, transformer_config, low: int = 2) -> int:
+    limit = transformer_config.max_position_embeddings
+    if max_seq_length is None:
+        max_seq_length = min(DEFAULT_MAX_SEQ_LENGTH, limit)
+    if not low <= max_seq_length <= limit:
+        raise ExportError(f"--max_seq_length must be in [{low}, {limit}] "
+                          f"(max_position_embeddings), got {max_seq_length}")
+    return int(max_seq_length)
+
+
+def export_discriminator(discriminator, vocab_file: str, output: str, *,
+                         do_lower_case: bool = True,
+                         max_seq_length: int | None = None,
+                         overwrite: bool = False, source: str | None = None) -> str:
+    """Writes a SavedModel of a built :class:`~electra_tf.modeling.Discriminator`.
+
+    Returns the absolute output directory.
+    """
+    tf = _tf()
+    output = _check_output(output, overwrite)
+    config = discriminator.config
+    length = _check_length(max_seq_length, config, low=3)
+    tokens, special = _vocab(vocab_file, config.vocab_size, source or "the model")
+    root = tf.Module()
+    root.encoder = _make_text_encoder_class()(tokens, special, do_lower_case, length)
+    root.model = discriminator
+    signatures = _discriminator_functions(root, discriminator)
+    info = {"format": 1, "kind": "discriminator", "source": source,
+            "do_lower_case": bool(do_lower_case), "max_seq_length": length,
+            "vocab_size": len(tokens)}
+    return _save(root, signatures, info, vocab_file, output, overwrite)
+
+
+def task_info(task) -> dict:
+    """What the serving function of a fine-tuning task needs (kind, labels, pair input)."""
+    from electra_tf.finetuning import glue, qa, tagging
+    if isinstance(task, glue.GlueTask):
+        pair = task.columns("train").text_b is not None
+        if isinstance(task, glue.RegressionTask):
+            return {"task": task.name, "kind": "regression", "pair": pair,
+                    "scale": float(task.MAX_VALUE), "offset": float(task.MIN_VALUE)}
+        return {"task": task.name, "kind": "classification", "pair": pair,
+                "labels": list(task.LABELS)}
+    if isinstance(task, tagging.TaggingTask):
+        return {"task": task.name, "kind": "tagging", "pair": False,
+                "labels": task.label_list, "lower_case": bool(task.lower_case)}
+    if isinstance(task, qa.QATask):
+        raise ExportError(f"task {task.name!r}: question answering heads are not exported "
+                          "(span decoding over document windows runs outside the graph)")
+    raise ExportError(f"task {task.name!r}: no export for this kind of task")
+
+
+def export_finetuned(model, tasks: Sequence, vocab_file: str, output: str, *,
+                     do_lower_case: bool = True,
+                     max_seq_length: int | None = None,
+                     overwrite: bool = False, source: str | None = None) -> str:
+    """Writes a SavedModel of a built :class:`~electra_tf.finetuning.model.FinetuningModel`.
+
+    Args:
+      model: the model; ``tasks`` are task objects of (some of) its heads, in the order of
+        the signatures (the first one is also ``serving_default``).
+    Returns the absolute output directory.
+    """
+    tf = _tf()
+    output = _check_output(output, overwrite)
+    infos = [task_info(task) for task in tasks]
+    names = [info["task"] for info in infos]
+    if not names or len(set(names)) != len(names):
+        raise ExportError(f"give each task once (got {', '.join(names) or 'none'})")
+    length = _check_length(max_seq_length, model.config,
+                           low=3 if any(i["pair"] or i["kind"] == "tagging" for i in infos)
+                           else 2)
+    tokens, special = _vocab(vocab_file, model.config.vocab_size, source or "the model")
+    heads = {head.task_name: head for head in model.heads}
+    root = tf.Module()
+    root.encoder = _make_text_encoder_class()(tokens, special, do_lower_case, length)
+    root.model = model
+    signatures, described = {}, {}
+    for info in infos:
+        if info["task"] not in heads:
+            raise ExportError(f"the model has no head for task {info['task']!r} "
+                              f"(heads: {', '.join(heads)})")
+        head = heads[info["task"]]
+        build = _tagging_function if info["kind"] == "tagging" else _sentence_function
+        fn = build(root, model, head, info)
+        signatures[info["task"]] = fn.get_concrete_function()
+        described[info["task"]] = {k: v for k, v in info.items() if k != "task"}
+    signatures["serving_default"] = signatures[infos[0]["task"]]
+    described["serving_default"] = described[infos[0]["task"]]
+    info = {"format": 1, "kind": "finetuned", "source": source,
+            "tasks": [i["task"] for i in infos], "do_lower_case": bool(do_lower_case),
+            "max_seq_length": length, "vocab_size": len(tokens), "signatures": described}
+    return _save(root, signatures, info, vocab_file, output, overwrite)
+
+
+# ---------------------------------------------------------------------------
+# From a checkpoint
+# ---------------------------------------------------------------------------
+
+def _task_heads(names) -> list:
+    return sorted({n.split("/")[1] for n in names if n.startswith("task_specific/")})
+
+
+def _check_task_name(spec: str) -> str:
+    """The task family of ``spec``; ExportError for unknown and question answering tasks."""
+    from electra_tf.finetuning import registry
+    from electra_tf.finetuning.task import TaskDataError
+    try:
+        family = registry.task_family(spec)
+        if family == "tagging":
+            registry.task_dir_name(spec)  # parses conll:<name>:<options>
+    except (TaskDataError, ValueError) as e:
+        raise ExportError(str(e)) from e
+    if family == "qa":
+        raise ExportError(f"task {spec!r}: question answering heads are not exported (span "
+                          "decoding over document windows runs outside the graph)")
+    return family
+
+
+def _finetuning_task(spec: str, tokenizer, max_seq_length: int, label_mapping_dir):
+    """The task object of ``spec`` (GLUE or tagging) without its data."""
+    from electra_tf.finetuning import glue, registry, tagging
+    from electra_tf.finetuning.task import TaskDataError
+    if _check_task_name(spec) == "glue":
+        return glue.GLUE_TASKS[spec]("", tokenizer, max_seq_length)
+    name = registry.task_dir_name(spec)
+    if not label_mapping_dir:
+        raise ExportError(f"tagging task {name!r} needs its tag names: pass "
+                          "--label_mapping_dir=<the fine-tuning run's preprocessed data "
+                          f"directory> (holding {name}_label_mapping.json)")
+    path = os.path.join(label_mapping_dir, f"{name}_label_mapping.json")
+    if not os.path.isfile(path):
+        raise ExportError(f"tag mapping not found: {path}")
+    try:
+        task = tagging.get_tagging_task(spec, "", tokenizer, max_seq_length,
+                                        label_mapping_dir=label_mapping_dir)
+        _ = task.label_mapping  # reads and checks the JSON
+    except (ValueError, TaskDataError) as e:
+        raise ExportError(str(e)) from e
+    return task
+
+
+def export_checkpoint(checkpoint: str, output: str, task_names: Sequence[str] = (), *,
+                      vocab_file: str | None = None, do_lower_case: bool | None = None,
+                      max_seq_length: int | None = None, overwrite: bool = False,
+                      hparams=None, label_mapping_dir: str | None = None) -> str:
+    """Exports a checkpoint: the discriminator without ``task_names``, else those heads.
+
+    Args:
+      checkpoint: what :func:`electra_tf.loading.read_weights` reads (TF1 checkpoint
+        prefix/directory or a Hugging Face directory).
+      output: the SavedModel directory to create.
+      task_names: fine-tuning task names (e.g. ``["mnli"]``), as given to fine-tuning.
+      vocab_file: default ``vocab.txt`` beside the checkpoint.
+      do_lower_case: default: ``pretraining_config.json``'s beside the checkpoint, else True.
+      hparams: PretrainingConfig overrides for the model shape (e.g. attention heads).
+      label_mapping_dir: where ``<task>_label_mapping.json`` of tagging tasks is.
+    Returns the absolute output directory.
+    """
+    _check_output(output, overwrite)
+    checkpoint = os.fspath(checkpoint)
+    if "://" not in checkpoint and not os.path.exists(checkpoint) and \
+            not os.path.exists(checkpoint + ".index"):
+        raise ExportError(f"checkpoint not found: {checkpoint}")  # before importing TF
+    from electra_tf import checkpoints, loading, tokenization
+    from electra_tf.config import ConfigError
+    from electra_tf.finetuning.model import FinetuningModel
+    from electra_tf.finetuning.registry import task_dir_name
+    try:
+        weights = loading.read_weights(checkpoint)
+    except (checkpoints.CheckpointError, ConfigError) as e:
+        raise ExportError(str(e)) from e
+    heads = _task_heads(weights.values)
+    vocab = vocab_file or weights.vocab_file
+    embeddings = weights.values.get("electra/embeddings/word_embeddings")
+    if embeddings is None:
+        raise ExportError(f"{weights.source} is not an ELECTRA discriminator checkpoint "
+                          "(no electra/embeddings/word_embeddings)")
+    try:
+        if not task_names:
+            if not any(n.startswith("discriminator_predictions/") for n in weights.values):
+                hint = (f"; it is a fine-tuned checkpoint: pass --task_name (its task heads: "
+                        f"{', '.join(heads)})" if heads else "")
+                raise ExportError(f"{weights.source} has no replaced-token detection head "
+                                  f"(discriminator_predictions/*){hint}")
+            _vocab(vocab, embeddings.shape[0], weights.source)
+            model = loading.build_from_weights(weights, hparams)
+            lower = model.config.do_lower_case if do_lower_case is None else do_lower_case
+            return export_discriminator(model.discriminator, vocab, output,
+                                        do_lower_case=lower, max_seq_length=max_seq_length,
+                                        overwrite=overwrite, source=weights.source)
+        for spec in task_names:  # unknown and QA tasks first, then missing heads
+            _check_task_name(spec)
+        missing = [task_dir_name(spec) for spec in task_names
+                   if task_dir_name(spec) not in heads]
+        if missing:
+            have = f"its task heads: {', '.join(heads)}" if heads else "no task head"
+            raise ExportError(f"{weights.source} has no head for task "
+                              f"{', '.join(missing)} (task_specific/<task>/*; {have})")
+        _vocab(vocab, embeddings.shape[0], weights.source)
+        tokenizer = tokenization.FullTokenizer(vocab)
+        # The tasks' own max_seq_length is not used: the graph pads to the export's L.
+        tasks = [_finetuning_task(spec, tokenizer, max_seq_length or DEFAULT_MAX_SEQ_LENGTH,
+                                  label_mapping_dir) for spec in task_names]
+        config = loading.config_for_weights(weights, hparams)
+        model = FinetuningModel(config.discriminator_config(), tasks)
+        model.build()
+        checkpoints.assign_original_weights(weights.values, model, source=weights.source)
+    except (checkpoints.CheckpointError, ConfigError) as e:
+        raise ExportError(str(e)) from e
+    return export_finetuned(model, tasks, vocab, output,
+                            do_lower_case=True if do_lower_case is None else do_lower_case,
+                            max_seq_length=max_seq_length, overwrite=overwrite,
+                            source=weights.source)
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    doc = __doc__
+    parser = argparse.ArgumentParser(
+        prog="python -m electra_tf.export",
+        description=doc.split("\n\n")[0] + "\n\n" + "\n\n".join(doc.split("\n\n")[2:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True,
+                        help="TF1 checkpoint (directory or prefix) or Hugging Face directory: "
+                             "a pre-training export, a Google release, or a fine-tuning "
+                             "checkpoint (finetuning_models/<tasks>_model_<trial>)")
+    parser.add_argument("--output", required=True, help="SavedModel directory to create")
+    parser.add_argument("--task_name", "--task_names", dest="task_names", default="",
+                        help="fine-tuned task(s) to export, comma-separated (e.g. mnli or "
+                             "rte,sts); none: the pre-trained discriminator")
+    parser.add_argument("--vocab_file", help="default: vocab.txt beside the checkpoint")
+    lower = parser.add_mutually_exclusive_group()
+    lower.add_argument("--do_lower_case", dest="do_lower_case", action="store_const",
+                       const=True, default=None,
+                       help="lower-case and strip accents in the graph (default: "
+                            "pretraining_config.json's value, else true)")
+    lower.add_argument("--nodo_lower_case", dest="do_lower_case", action="store_const",
+                       const=False, help="keep case and accents (cased vocabularies)")
+    parser.add_argument("--max_seq_length", type=int, default=None,
+                        help="L: inputs are truncated and padded to L word-pieces (default "
+                             f"{DEFAULT_MAX_SEQ_LENGTH}, or max_position_embeddings if less)")
+    parser.add_argument("--label_mapping_dir",
+                        help="tagging tasks: the fine-tuning run's preprocessed data directory "
+                             "(holding <task>_label_mapping.json)")
+    parser.add_argument("--hparams", help="model hparams (JSON or .json path) where the "
+                                          "checkpoint's shapes do not tell them, e.g. "
+                                          "'{\"model_hparam_overrides\": "
+                                          "{\"num_attention_heads\": 8}}'")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output")
+    return parser
+
+
+def _user_errors() -> tuple:
+    """Exception types reported as one ``error:`` line (TensorFlow is not imported here)."""
+    errors = [ExportError, OSError]
+    for module, name in (("electra_tf.checkpoints", "CheckpointError"),
+                         ("electra_tf.config", "ConfigError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0].strip() if text else type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tasks = [t.strip() for t in args.task_names.split(",") if t.strip()]
+    try:
+        out = export_checkpoint(args.checkpoint, args.output, tasks,
+                                vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
+                                max_seq_length=args.max_seq_length, overwrite=args.overwrite,
+                                hparams=args.hparams, label_mapping_dir=args.label_mapping_dir)
+    except Exception as e:  # user errors only; the rest is re-raised
+        if not isinstance(e, _user_errors()):
+            raise
+        print(f"error: {_first_line(e)}", file=sys.stderr)
+        return 1
+    print(f"exported {', '.join(tasks) or 'the discriminator'} to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
