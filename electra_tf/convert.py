@@ -85,7 +85,7 @@ def read_keras_weights(path: str):
     import tensorflow as tf
 
     from electra_tf import checkpoints
-    from electra_tf.loading import PretrainedWeights
+    from electra_tf.loading import PretrainedWeights, read_sidecar_files
     prefix = _keras_prefix(os.fspath(path))
     if prefix is None:
         raise checkpoints.CheckpointError(f"{path} is not an electra_tf keras-format checkpoint")
@@ -97,20 +97,8 @@ def read_keras_weights(path: str):
             values[_unescape(m.group(1))] = reader.get_tensor(key)
         elif key == f"{KERAS_STEP}/.ATTRIBUTES/VARIABLE_VALUE":
             step = int(reader.get_tensor(key))
-    directory = os.path.dirname(prefix)
-    config_path = os.path.join(directory, CONFIG_FILE)
-    if not tf.io.gfile.exists(config_path):
-        raise checkpoints.CheckpointError(
-            f"no {CONFIG_FILE} beside {prefix}: a keras-format directory needs it to build "
-            "the models")
-    try:
-        hparams = json.loads(tf.io.gfile.GFile(config_path).read())
-    except json.JSONDecodeError as e:
-        raise checkpoints.CheckpointError(f"{config_path}: not valid JSON ({e.msg})") from e
-    hparams.pop("max_predictions_per_seq", None)  # derived, not settable
-    vocab = os.path.join(directory, VOCAB_FILE)
-    return PretrainedWeights(values=values, hparams=hparams,
-                             vocab_file=vocab if tf.io.gfile.exists(vocab) else None,
+    hparams, vocab = read_sidecar_files(prefix, require_config=True)
+    return PretrainedWeights(values=values, hparams=hparams, vocab_file=vocab,
                              source=prefix, format="keras", global_step=step)
 
 

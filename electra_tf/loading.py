@@ -103,6 +103,13 @@ def read_tf1_weights(path: str) -> PretrainedWeights:
     values = {name: reader.get_tensor(name) for name in shapes
               if not checkpoints.ignored_name(name)}
     step = int(reader.get_tensor("global_step")) if "global_step" in shapes else None
+    hparams, vocab = read_sidecar_files(prefix)
+    return PretrainedWeights(values=values, hparams=hparams, vocab_file=vocab, source=prefix,
+                             format="tf1", global_step=step)
+
+
+def read_sidecar_files(prefix: str, require_config: bool = False) -> tuple:
+    """(hparams of ``pretraining_config.json``, vocab path or None) beside a checkpoint."""
     directory = os.path.dirname(prefix)
     hparams = {}
     config_path = os.path.join(directory, CONFIG_FILE)
@@ -112,10 +119,12 @@ def read_tf1_weights(path: str) -> PretrainedWeights:
         except json.JSONDecodeError as e:
             raise ConfigError(f"{config_path}: not valid JSON ({e.msg}, line {e.lineno})") from e
         hparams.pop("max_predictions_per_seq", None)  # derived, not settable
+    elif require_config:
+        raise checkpoints.CheckpointError(
+            f"no {CONFIG_FILE} beside {prefix}: a keras-format directory needs it to build "
+            "the models")
     vocab = os.path.join(directory, VOCAB_FILE)
-    return PretrainedWeights(values=values, hparams=hparams,
-                             vocab_file=vocab if tf.io.gfile.exists(vocab) else None,
-                             source=prefix, format="tf1", global_step=step)
+    return hparams, (vocab if tf.io.gfile.exists(vocab) else None)
 
 
 def read_weights(path: str) -> PretrainedWeights:

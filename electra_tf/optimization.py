@@ -335,22 +335,30 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     def _update_one(self, variable, gradient, learning_rate):
         return self.update_step(gradient, variable, learning_rate)
 
-    def update_step(self, gradient, variable, learning_rate):
+    def _moments(self, gradient, variable, learning_rate):
+        """(index, per-variable LR, next m, next v) of one variable's update."""
         index = self._get_variable_index(variable)
         dtype = variable.dtype
         lr = tf.cast(learning_rate, dtype)
         if self._multipliers[index] != 1.0:
             lr = lr * tf.constant(self._multipliers[index], dtype)
         g = tf.cast(tf.convert_to_tensor(gradient), dtype)
-        m, v = self._adam_m[index], self._adam_v[index]
-        next_m = self.beta_1 * tf.convert_to_tensor(m) + (1.0 - self.beta_1) * g
-        next_v = self.beta_2 * tf.convert_to_tensor(v) + (1.0 - self.beta_2) * tf.square(g)
+        next_m = self.beta_1 * tf.convert_to_tensor(self._adam_m[index]) + (1.0 - self.beta_1) * g
+        next_v = (self.beta_2 * tf.convert_to_tensor(self._adam_v[index])
+                  + (1.0 - self.beta_2) * tf.square(g))
+        return index, lr, next_m, next_v
+
+    def _apply(self, variable, index, lr, update, next_m, next_v):
+        self.assign(variable, tf.convert_to_tensor(variable) - lr * update)
+        self.assign(self._adam_m[index], next_m)
+        self.assign(self._adam_v[index], next_v)
+
+    def update_step(self, gradient, variable, learning_rate):
+        index, lr, next_m, next_v = self._moments(gradient, variable, learning_rate)
         update = next_m / (tf.sqrt(next_v) + self.epsilon)
         if self._use_decay[index]:
             update += self.weight_decay_rate * tf.convert_to_tensor(variable)
-        self.assign(variable, tf.convert_to_tensor(variable) - lr * update)
-        self.assign(m, next_m)
-        self.assign(v, next_v)
+        self._apply(variable, index, lr, update, next_m, next_v)
 
     def get_config(self):
         config = super().get_config()
@@ -466,15 +474,8 @@ class Lamb(AdamWeightDecay):
             for n in self._slot_names)
 
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
+        index, lr, next_m, next_v = self._moments(gradient, variable, learning_rate)
         dtype = variable.dtype
-        lr = tf.cast(learning_rate, dtype)
-        if self._multipliers[index] != 1.0:
-            lr = lr * tf.constant(self._multipliers[index], dtype)
-        g = tf.cast(tf.convert_to_tensor(gradient), dtype)
-        m, v = self._adam_m[index], self._adam_v[index]
-        next_m = self.beta_1 * tf.convert_to_tensor(m) + (1.0 - self.beta_1) * g
-        next_v = self.beta_2 * tf.convert_to_tensor(v) + (1.0 - self.beta_2) * tf.square(g)
         m_hat, v_hat = next_m, next_v
         if self.bias_correction:
             t = tf.cast(self.iterations + 1, dtype)
@@ -489,9 +490,7 @@ class Lamb(AdamWeightDecay):
             ratio = tf.where((w_norm > 0) & (u_norm > 0), w_norm / tf.maximum(u_norm, 1e-30),
                              tf.ones_like(w_norm))
             update = ratio * update
-        self.assign(variable, theta - lr * update)
-        self.assign(m, next_m)
-        self.assign(v, next_v)
+        self._apply(variable, index, lr, update, next_m, next_v)
 
     def get_config(self):
         config = super().get_config()
