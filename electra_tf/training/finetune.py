@@ -26,7 +26,8 @@ from electra_tf.finetuning.task import shared_feature_specs
 from electra_tf.io_utils import write_text_atomic
 from electra_tf.optimization import create_optimizer
 from electra_tf.training.accumulation import make_update_step
-from electra_tf.training.strategy import create_strategy, is_chief, set_precision, xla_is_default
+from electra_tf.training.strategy import (CLUSTER_FAILURES, cluster_failure, create_strategy,
+                                         is_chief, set_precision, xla_is_default)
 
 
 @dataclasses.dataclass
@@ -179,7 +180,8 @@ def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
     strategy = create_strategy(options.strategy, options.tpu)
     chief = is_chief(strategy)
     if not chief:  # other workers train in lockstep; the chief writes everything
-        say = (lambda msg: None)
+        def say(msg):
+            pass
     all_results = []
     for trial in range(1, config.num_trials + 1):
         keras.utils.set_random_seed(options.seed + trial)
@@ -312,7 +314,13 @@ def _train(model, tasks, specs, config, options, trial, say, strategy, chief=Tru
     iterator = iter(dataset if strategy.num_replicas_in_sync == 1
                     else strategy.experimental_distribute_dataset(dataset))
     for step in range(1, steps + 1):
-        loss = float(train_step(iterator))
+        try:
+            loss = float(train_step(iterator))
+        except CLUSTER_FAILURES as e:
+            if strategy.num_replicas_in_sync == 1:
+                raise
+            # Fine-tuning keeps no mid-run checkpoint: a restart runs the trial again.
+            raise cluster_failure(e, step - 1, f"{options.model_dir}_{trial}") from e
         if step % options.log_every_steps == 0 or step == steps:
             elapsed = time.time() - started
             say(f"trial {trial} step {step}/{steps} ({100 * step / steps:.0f}%) | loss {loss:.4f}"

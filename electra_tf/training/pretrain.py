@@ -29,8 +29,9 @@ from electra_tf.pretraining import random
 from electra_tf.pretraining.random import step_seed
 from electra_tf.training.accumulation import make_update_step
 from electra_tf.training.input_pipeline import pretraining_dataset
-from electra_tf.training.strategy import (create_strategy, is_chief, set_precision,
-                                         worker_directory, xla_is_default)
+from electra_tf.training.strategy import (CLUSTER_FAILURES, cluster_failure, create_strategy,
+                                         is_chief, set_precision, worker_directory,
+                                         xla_is_default)
 
 log = logging.getLogger("electra_tf")
 
@@ -351,14 +352,18 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
         save(step)
         say(f"interrupted at step {step}; checkpoint saved. Re-run the same command to resume.")
         raise
+    except CLUSTER_FAILURES as e:
+        if run.replicas == 1:
+            raise
+        raise cluster_failure(e, step, options.model_dir) from e
     if saved_step != step:
         save(step)
     result = {"step": step, "stats": stats, "history": history}
     if step >= total and run.chief:
         result["exports"] = _export(run, step)
-        say(f"done: step {step}. Fine-tune from {os.path.dirname(result['exports']['discriminator'])}"
-            f" (TF1 names); full checkpoint with optimizer slots in "
-            f"{os.path.dirname(result['exports']['tf1'])}")
+        exports = {k: os.path.dirname(v) for k, v in result["exports"].items()}
+        say(f"done: step {step}. Fine-tune from {exports['discriminator']} (TF1 names); full "
+            f"checkpoint with optimizer slots in {exports['tf1']}")
     if not run.chief and tf.io.gfile.exists(run.write_dir):
         tf.io.gfile.rmtree(run.write_dir)
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Optional
 import os
 
@@ -64,7 +65,8 @@ def create_strategy(name: str = "default", tpu: str | None = None) -> tf.distrib
             return tf.distribute.MirroredStrategy()
         # No GPU: mirror over the logical CPU devices if several were configured
         # (tf.config.set_logical_device_configuration), which tests distribution logic.
-        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+        cpus = tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in cpus])
     device = gpus[0].name if gpus else "/cpu:0"
     return tf.distribute.OneDeviceStrategy(device)
 
@@ -103,6 +105,24 @@ def worker_directory(model_dir: str, strategy: tf.distribute.Strategy) -> str:
         return model_dir
     task_type, task_id, _ = _task(strategy)
     return os.path.join(model_dir, ".workers", f"{task_type}_{task_id}")
+
+
+# Raised by collective ops when a peer worker died or stopped answering.
+CLUSTER_FAILURES = (tf.errors.UnavailableError, tf.errors.AbortedError,
+                    tf.errors.DeadlineExceededError, tf.errors.CancelledError)
+
+
+def cluster_failure(error: Exception, step: int, model_dir: str) -> StrategyError:
+    """One clear error for a multi-worker step that failed because a worker went away."""
+    text = getattr(error, "message", None) or str(error)
+    tasks = sorted(set(re.findall(r"/job:[\w-]+/replica:\d+/task:\d+", text)))
+    latest = tf.train.latest_checkpoint(model_dir)
+    where = os.path.basename(latest) if latest else "the start (no checkpoint yet)"
+    return StrategyError(
+        f"the cluster lost a worker at step {step}"
+        + (f" ({', '.join(tasks)} stopped answering)" if tasks else "")
+        + f"; restart every worker with the same command: the run resumes from {where} "
+        f"in {model_dir}")
 
 
 def xla_is_default(strategy: tf.distribute.Strategy) -> bool:
