@@ -16,6 +16,8 @@ import sys
 
 from absl import app, flags, logging
 
+from electra_tf.config import OPTIMIZERS
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FLAGS = flags.FLAGS
@@ -31,7 +33,7 @@ flags.DEFINE_boolean("do_train", None, "Train (default true).")
 flags.DEFINE_boolean("do_eval", None, "Evaluate on dev after training (default true).")
 flags.DEFINE_boolean("write_test_outputs", None, "Write GLUE leaderboard TSVs / SQuAD 2.0 test "
                      "predictions under <model>/results/test_predictions/.")
-flags.DEFINE_enum("optimizer", None, ["adamw", "lamb"], "adamw: the original AdamWeightDecay "
+flags.DEFINE_enum("optimizer", None, list(OPTIMIZERS), "adamw: the original AdamWeightDecay "
                   "(default); lamb: LAMB, for large batches.")
 flags.DEFINE_integer("gradient_accumulation_steps", None, "Sum k micro-batches of "
                      "train_batch_size / k examples into one update.")

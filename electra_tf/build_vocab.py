@@ -26,7 +26,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+from electra_tf import tokenization
+from electra_tf.io_utils import write_text_atomic
+from electra_tf.tokenization import SPECIAL_TOKENS
 
 
 def define_flags():
@@ -84,8 +86,6 @@ def _first_line_or_raise(files, max_lines):
 
 def count_words(lines, do_lower_case=True, strip_accents=True):
     """Counts BERT basic-tokenizer words."""
-    from electra_tf import tokenization  # pylint: disable=g-import-not-at-top
-
     basic = tokenization.BasicTokenizer(do_lower_case, strip_accents)
     counts = {}
     for line in lines:
@@ -144,11 +144,8 @@ def _fit_vocab_size(vocab, vocab_size):
 
 
 def write_vocab(vocab, path):
-    out_dir = os.path.dirname(os.path.abspath(path))
-    os.makedirs(out_dir, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for token in vocab:
-            f.write(token + "\n")
+    """One token per line (creates the directory; never a half-written file)."""
+    write_text_atomic(path, "".join(token + "\n" for token in vocab))
 
 
 def train_sentencepiece(

@@ -18,8 +18,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.config import (PretrainingConfig, available_presets, load_preset,
-                               parse_hparams)
+from electra_tf.config import PretrainingConfig, load_preset, parse_hparams, preset_for_shape
 from electra_tf.io_utils import write_text_atomic
 
 # Names present in original checkpoints that no model variable maps to (spec 7.2).
@@ -88,9 +87,10 @@ def resolve_checkpoint(path: str) -> str:
         if len(indexes) == 1:
             return indexes[0][: -len(".index")]
         if len(indexes) > 1:
+            names = ", ".join(os.path.basename(i) for i in indexes)
             raise CheckpointError(
-                f"{path} holds several checkpoints ({', '.join(os.path.basename(i) for i in indexes)})"
-                " and no 'checkpoint' file saying which is latest; pass the prefix of one")
+                f"{path} holds several checkpoints ({names}) and no 'checkpoint' file saying "
+                "which is latest; pass the prefix of one")
         raise CheckpointError(f"no checkpoint in directory {path}: expected a 'checkpoint' "
                               "file or a <name>.index with its <name>.data-* files")
     raise CheckpointError(f"checkpoint not found: {path} (neither {path}.index nor a directory)")
@@ -98,11 +98,7 @@ def resolve_checkpoint(path: str) -> str:
 
 def read_checkpoint_shapes(path: str) -> dict:
     """``{name: shape list}`` of every entry in a checkpoint."""
-    prefix = resolve_checkpoint(path)
-    try:
-        return dict(tf.train.list_variables(prefix))
-    except (tf.errors.OpError, ValueError) as e:
-        raise CheckpointError(f"cannot read checkpoint {prefix}: {_first_line(e)}") from e
+    return dict(open_checkpoint(path)[2])
 
 
 def _first_line(error: Exception) -> str:
@@ -276,9 +272,7 @@ def infer_pretraining_config_from_shapes(shapes: Mapping, source: str, hparams=N
     hidden = shapes[query][1]
     layers = _num_layers(shapes, "electra")
     intermediate = shapes["electra/encoder/layer_0/intermediate/dense/kernel"][1]
-    size = next((s for s in available_presets()
-                 if load_preset(s)["transformer"]["hidden_size"] == hidden
-                 and load_preset(s)["transformer"]["num_hidden_layers"] == layers), None)
+    size = preset_for_shape(hidden, layers)
     preset_positions = load_preset(size or "small")["transformer"]["max_position_embeddings"]
     positions = shapes.get("electra/embeddings/position_embeddings", [preset_positions])[0]
     model_overrides = {}

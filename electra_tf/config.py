@@ -19,6 +19,8 @@ import typing
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
+from electra_tf.io_utils import write_text_atomic
+
 HparamsLike = Union[None, str, os.PathLike, Mapping[str, Any]]
 
 
@@ -48,6 +50,16 @@ def available_presets() -> list[str]:
     """
     return sorted(p.stem for p in configs_dir().glob("*.json")
                   if load_preset(p.stem).get("pretraining", {}).get("model_size") == p.stem)
+
+
+def preset_for_shape(hidden_size: int, num_hidden_layers: int) -> Optional[str]:
+    """The size preset whose transformer has this width and depth, or None."""
+    for size in available_presets():
+        transformer = load_preset(size)["transformer"]
+        if (transformer["hidden_size"], transformer["num_hidden_layers"]) == (
+                hidden_size, num_hidden_layers):
+            return size
+    return None
 
 
 def _deep_merge(base: dict, update: Mapping) -> dict:
@@ -240,26 +252,6 @@ def _bert_config(size_preset: Mapping, vocab_size: int, overrides: Mapping) -> d
     return args
 
 
-def _discriminator_config(*, model_size: str, vocab_size: int, overrides: Mapping,
-                          debug: bool, embedding_size: Optional[int],
-                          max_seq_length: int) -> TransformerConfig:
-    """The discriminator's transformer for pre-training and fine-tuning (spec 1.3, 1.5).
-
-    ``get_bert_config`` on the size preset, then the debug preset's transformer (which
-    ignores ``model_hparam_overrides``), then ``embedding_size`` (None means H).
-    """
-    preset = load_preset(model_size)
-    args = _bert_config(preset["transformer"], vocab_size, overrides)
-    if debug:
-        args.update(load_preset("debug")["transformer"])
-    args["embedding_size"] = embedding_size or args["hidden_size"]
-    config = TransformerConfig.from_dict(args)
-    if max_seq_length > config.max_position_embeddings:
-        raise ConfigError(f"max_seq_length {max_seq_length} exceeds "
-                          f"max_position_embeddings {config.max_position_embeddings}")
-    return config
-
-
 def derive_generator_config(disc: TransformerConfig, hidden_fraction: float,
                             layers_fraction: float, tied_embeddings: bool = True
                             ) -> TransformerConfig:
@@ -312,19 +304,29 @@ class _ModelConfigMixin:
     """What the pre-training and fine-tuning configs share: the encoder and JSON output."""
 
     def discriminator_config(self) -> TransformerConfig:
-        """The discriminator's (= the fine-tuned) transformer (spec 1.3, debug of spec 1.5)."""
-        return _discriminator_config(
-            model_size=self.model_size, vocab_size=self.vocab_size,
-            overrides=self.model_hparam_overrides, debug=self.debug,
-            embedding_size=self.embedding_size, max_seq_length=self.max_seq_length)
+        """The discriminator's (= the fine-tuned) transformer (spec 1.3, 1.5).
+
+        ``get_bert_config`` on the size preset, then the debug preset's transformer (which
+        ignores ``model_hparam_overrides``), then ``embedding_size`` (None means H).
+        """
+        args = _bert_config(load_preset(self.model_size)["transformer"], self.vocab_size,
+                            self.model_hparam_overrides)
+        if self.debug:
+            args.update(load_preset("debug")["transformer"])
+        args["embedding_size"] = self.embedding_size or args["hidden_size"]
+        config = TransformerConfig.from_dict(args)
+        if self.max_seq_length > config.max_position_embeddings:
+            raise ConfigError(f"max_seq_length {self.max_seq_length} exceeds "
+                              f"max_position_embeddings {config.max_position_embeddings}")
+        return config
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def to_json(self, path: Union[str, os.PathLike]) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
+        """Writes the config as sorted, indented JSON, atomically (local or remote path)."""
+        write_text_atomic(os.fspath(path),
+                          json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 @dataclasses.dataclass
@@ -393,7 +395,7 @@ class PretrainingConfig(_ModelConfigMixin):
           **overrides: more hparams (e.g. from command-line flags), applied after ``hparams``.
         """
         user = {**parse_hparams(hparams), **overrides}
-        fields = {k: v for k, v in _field_types(cls).items()}
+        fields = _field_types(cls)
         size = user.get("model_size", model_size)
         if not isinstance(size, str):
             raise ConfigError(f"model_size must be a string, got {size!r}")
@@ -437,7 +439,6 @@ class PretrainingConfig(_ModelConfigMixin):
             tied_embeddings=not self.untied_generator_embeddings)
 
 
-
 # ---------------------------------------------------------------------------
 # Fine-tuning config
 # ---------------------------------------------------------------------------
@@ -450,11 +451,9 @@ _TASK_MATCHERS = {
 
 
 def _task_list(value: Any) -> Any:
-    """``"rte,sts"`` -> ``["rte", "sts"]``; lists pass through (type-checked later)."""
+    """``"rte,sts"`` -> ``["rte", "sts"]``; lists and tuples pass through (coerced later)."""
     if isinstance(value, str):
         return [name.strip() for name in value.split(",") if name.strip()]
-    if isinstance(value, tuple):
-        return list(value)
     return value
 
 
@@ -463,8 +462,8 @@ def _size_finetuning_defaults(size: str) -> dict:
 
     The original sets these per exact size name (``if model_size == "small"``), so
     ``base.json`` does not pick up small's ``embedding_size`` through ``inherits``.
+    ``size`` is one of :func:`available_presets`.
     """
-    load_preset(size)  # a clear error for an unknown size
     return _read_json(configs_dir() / f"{size}.json").get("finetuning", {})
 
 
@@ -550,9 +549,9 @@ class FinetuningConfig(_ModelConfigMixin):
         size = user["model_size"]
         if not isinstance(size, str):
             raise ConfigError(f"model_size must be a string, got {size!r}")
-        if size not in available_presets():
-            raise ConfigError(f"unknown model size {size!r}; available: "
-                              f"{', '.join(available_presets())}")
+        sizes = available_presets()
+        if size not in sizes:
+            raise ConfigError(f"unknown model size {size!r}; available: {', '.join(sizes)}")
         kind = "finetuning hparam"
         fields = _field_types(cls)
         spec = load_preset("finetuning")

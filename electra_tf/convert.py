@@ -34,10 +34,11 @@ directory and renamed into place.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
+
+from electra_tf.io_utils import check_output_directory, staged_directory
 
 FORMATS = ("tf1", "hf", "keras")
 HF_KINDS = ("auto", "both", "discriminator", "generator", "model")
@@ -67,10 +68,10 @@ def _keras_prefix(path: str):
 
     from electra_tf import checkpoints
     try:
-        prefix = checkpoints.resolve_checkpoint(path)
-        names = {name for name, _ in tf.train.list_variables(prefix)}
+        prefix, _, shapes = checkpoints.open_checkpoint(path)
     except (checkpoints.CheckpointError, tf.errors.OpError, ValueError):
         return None
+    names = set(shapes)
     if "_CHECKPOINTABLE_OBJECT_GRAPH" in names and any(_KERAS_KEY.match(n) for n in names):
         return prefix
     return None
@@ -124,14 +125,19 @@ def load(path: str, hparams=None):
     return loading.build_from_weights(read_weights(path), hparams)
 
 
+def _exported_variables(model) -> dict:
+    """``{original name: variable}`` of a PretrainedModel (no head for a head-less source)."""
+    from electra_tf import checkpoints
+    variables = dict(checkpoints.original_variables(*model.models))
+    if not model.has_discriminator_head:
+        variables = {n: v for n, v in variables.items()
+                     if not n.startswith("discriminator_predictions/")}
+    return variables
+
+
 def model_values(model) -> dict:
     """``{original name: numpy}`` of a PretrainedModel (no head for a head-less source)."""
-    from electra_tf import loading
-    values = dict(loading.original_values(*model.models))
-    if not model.has_discriminator_head:
-        values = {n: v for n, v in values.items()
-                  if not n.startswith("discriminator_predictions/")}
-    return values
+    return {name: v.numpy() for name, v in _exported_variables(model).items()}
 
 
 # ---------------------------------------------------------------------------
@@ -140,9 +146,7 @@ def model_values(model) -> dict:
 
 def _write_config_and_vocab(directory: str, model) -> None:
     import tensorflow as tf
-    with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:
-        json.dump(model.config.to_dict(), f, indent=2, sort_keys=True)
-        f.write("\n")
+    model.config.to_json(os.path.join(directory, CONFIG_FILE))
     if model.vocab_file:
         tf.io.gfile.copy(model.vocab_file, os.path.join(directory, VOCAB_FILE), overwrite=True)
 
@@ -150,7 +154,6 @@ def _write_config_and_vocab(directory: str, model) -> None:
 def write_tf1(model, output_dir: str, overwrite: bool = False) -> str:
     """Writes a TF1-name checkpoint directory; returns the checkpoint prefix."""
     from electra_tf import checkpoints
-    from electra_tf.hf import staged_directory
     step = model.weights.global_step
     name = f"model.ckpt-{step}" if step is not None else "model.ckpt"
     with staged_directory(output_dir, overwrite) as tmp:
@@ -165,13 +168,8 @@ def write_keras(model, output_dir: str, overwrite: bool = False) -> str:
     import tensorflow as tf
 
     from electra_tf import checkpoints
-    from electra_tf.hf import staged_directory
-    variables = dict(checkpoints.original_variables(*model.models))
-    if not model.has_discriminator_head:
-        variables = {n: v for n, v in variables.items()
-                     if not n.startswith("discriminator_predictions/")}
     step = model.weights.global_step
-    tracked = {KERAS_WEIGHTS: variables}
+    tracked = {KERAS_WEIGHTS: _exported_variables(model)}
     if step is not None:
         tracked[KERAS_STEP] = tf.Variable(step, dtype=tf.int64, trainable=False)
     name = f"ckpt-{step or 0}"
@@ -217,13 +215,8 @@ def check_arguments(input_path: str, output_dir: str, to: str, overwrite: bool =
         raise ConversionError(f"--vocab_file not found: {vocab_file}")
     if "://" in output_dir:
         raise ConversionError(f"--output must be a local directory, got {output_dir}")
+    check_output_directory(output_dir, overwrite)
     output = os.path.abspath(output_dir)
-    if os.path.lexists(output):
-        if not os.path.isdir(output):
-            raise FileExistsError(f"output {output_dir} exists and is not a directory")
-        if os.listdir(output) and not overwrite:
-            raise FileExistsError(f"output directory {output_dir} exists and is not empty: "
-                                  "pass --overwrite to replace it, or choose another --output")
     if "://" not in input_path:
         source = os.path.abspath(input_path)
         if os.path.commonpath([source, output]) == output:

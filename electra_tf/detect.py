@@ -33,6 +33,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from electra_tf.io_utils import first_line
+
 TextInput = str | Sequence[str]  # a text, or (text_a, text_b)
 
 
@@ -134,7 +136,7 @@ def make_tokenizer(vocab_file: str | None, do_lower_case: bool, vocab_size: int)
     try:
         tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=do_lower_case)
     except (OSError, ValueError) as e:  # missing file, missing special tokens
-        raise InputError(_first_line(e)) from e
+        raise InputError(first_line(e)) from e
     if tokenizer.vocab_size != vocab_size:
         raise InputError(f"{vocab_file} has {tokenizer.vocab_size} tokens but the model's "
                          f"embedding table has {vocab_size} rows: wrong --vocab_file?")
@@ -201,12 +203,6 @@ def compiled(model, key: str, build):
     if key not in cache:
         cache[key] = build(weakref.ref(model))
     return cache[key]
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[0].strip() if lines else type(error).__name__
 
 
 # ---------------------------------------------------------------------------
@@ -392,15 +388,15 @@ def run_cli(main_fn, argv, prog: str) -> int:
     try:
         return main_fn(argv)
     except UsageError as e:
-        print(f"{prog}: error: {_first_line(e)}", file=sys.stderr)
+        print(f"{prog}: error: {first_line(e)}", file=sys.stderr)
         return 2
     except (ValueError, OSError, NotImplementedError) as e:
-        print(f"{prog}: error: {_first_line(e)}", file=sys.stderr)
+        print(f"{prog}: error: {first_line(e)}", file=sys.stderr)
         return 1
     except Exception as e:  # tf.errors.OpError from a damaged checkpoint and the like
         import tensorflow as tf
         if isinstance(e, tf.errors.OpError):
-            print(f"{prog}: error: {_first_line(e)}", file=sys.stderr)
+            print(f"{prog}: error: {first_line(e)}", file=sys.stderr)
             return 1
         raise
 

@@ -78,9 +78,9 @@ import json
 import os
 import shutil
 import sys
-import tempfile
-import uuid
 from collections.abc import Sequence
+
+from electra_tf.io_utils import first_line, staged_directory
 
 DEFAULT_MAX_SEQ_LENGTH = 128
 INFO_FILE = "electra_export.json"
@@ -429,26 +429,8 @@ def _check_output(output: str, overwrite: bool) -> str:
 def _write_atomically(output: str, overwrite: bool, write) -> str:
     """Calls ``write(tmp_dir)`` on a fresh sibling directory, then renames it to ``output``."""
     output = _check_output(output, overwrite)
-    parent, base = os.path.split(output)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
-    try:
+    with staged_directory(output, overwrite) as tmp:
         write(tmp)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
-        if os.path.lexists(output):
-            if not overwrite:
-                raise ExportError(f"{output} appeared during the export: not replaced "
-                                  "(pass --overwrite)")
-            old = os.path.join(parent, f".{base}.old-{uuid.uuid4().hex}")
-            os.rename(output, old)
-            os.rename(tmp, output)
-            shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) \
-                else os.remove(old)
-        else:
-            os.rename(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return output
 
 
@@ -769,11 +751,6 @@ def _user_errors() -> tuple:
     return tuple(errors)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0].strip() if text else type(error).__name__
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -786,7 +763,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # user errors only; the rest is re-raised
         if not isinstance(e, _user_errors()):
             raise
-        print(f"error: {_first_line(e)}", file=sys.stderr)
+        print(f"error: {first_line(e)}", file=sys.stderr)
         return 1
     print(f"exported {', '.join(tasks) or 'the discriminator'} to {out}")
     return 0

@@ -24,18 +24,15 @@ when the two are equal (tied, as pre-training makes them).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import shutil
-import tempfile
-import uuid
 
 import numpy as np
 import tensorflow as tf
 
 from electra_tf.checkpoints import CheckpointError
+from electra_tf.io_utils import staged_directory
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -382,11 +379,8 @@ def _check_tensors(tensors: dict, config: dict, architecture: str, weights_file:
 
 def _hparams(config: dict, tokenizer_config: dict | None) -> dict:
     """PretrainingConfig hparams for the shapes and settings of a transformers config."""
-    from electra_tf.config import available_presets, load_preset
-    h, layers = config["hidden_size"], config["num_hidden_layers"]
-    size = next((s for s in available_presets()
-                 if load_preset(s)["transformer"]["hidden_size"] == h
-                 and load_preset(s)["transformer"]["num_hidden_layers"] == layers), "small")
+    from electra_tf.config import load_preset, preset_for_shape
+    size = preset_for_shape(config["hidden_size"], config["num_hidden_layers"]) or "small"
     overrides = {key: config[key] for key in (
         "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
         "max_position_embeddings", "type_vocab_size")}
@@ -498,47 +492,6 @@ def _read_pair(path: str):
 # Writing
 # ---------------------------------------------------------------------------
 
-def check_output_directory(output_dir: str, overwrite: bool = False) -> None:
-    """Raises FileExistsError for an output that exists and is not an empty directory."""
-    if os.path.lexists(output_dir):
-        if not os.path.isdir(output_dir):
-            raise FileExistsError(f"output {output_dir} exists and is not a directory")
-        if os.listdir(output_dir) and not overwrite:
-            raise FileExistsError(f"output directory {output_dir} exists and is not empty: "
-                                  "pass --overwrite (overwrite=True) to replace it, or choose "
-                                  "another output")
-
-
-@contextlib.contextmanager
-def staged_directory(output_dir: str, overwrite: bool = False):
-    """Yields a temporary sibling of ``output_dir``; renames it into place on success.
-
-    An existing empty directory is replaced; a non-empty one only with ``overwrite``
-    (it is moved aside, the new one renamed in, then the old one deleted). On an
-    error the temporary directory is removed and ``output_dir`` is untouched. Local
-    paths only.
-    """
-    output_dir = os.path.abspath(os.fspath(output_dir))
-    check_output_directory(output_dir, overwrite)
-    parent, base = os.path.split(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{base}.tmp-")
-    try:
-        yield tmp
-        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
-        check_output_directory(output_dir, overwrite)
-        if os.path.isdir(output_dir) and os.listdir(output_dir):
-            old = os.path.join(parent, f".{base}.old-{uuid.uuid4().hex}")
-            os.rename(output_dir, old)
-            os.rename(tmp, output_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, output_dir)  # replaces an empty directory atomically
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _networks(source):
     """(discriminator, generator, has_discriminator_head, config or None) of any source."""
     from electra_tf.loading import PretrainedModel
@@ -641,11 +594,6 @@ def hf_tensors(network, architecture: str, config: dict) -> dict:
     return tensors
 
 
-def _vocab_tokens(vocab_file: str) -> list:
-    with tf.io.gfile.GFile(vocab_file, "r") as f:
-        return [line.rstrip("\r\n") for line in f.read().splitlines()]
-
-
 def _write_json(path: str, data: dict) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, sort_keys=True)
@@ -655,7 +603,9 @@ def _write_json(path: str, data: dict) -> None:
 def _write_one(directory: str, architecture: str, network, vocab_file: str | None,
                do_lower_case: bool) -> None:
     from safetensors.numpy import save_file
-    tokens = _vocab_tokens(vocab_file) if vocab_file else None
+
+    from electra_tf.tokenization import load_vocab_tokens
+    tokens = load_vocab_tokens(vocab_file) if vocab_file else None
     pad_id = tokens.index("[PAD]") if tokens and "[PAD]" in tokens else 0
     config = hf_config(network, architecture, pad_token_id=pad_id)
     if tokens is not None and len(tokens) > config["vocab_size"]:

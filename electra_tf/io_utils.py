@@ -1,8 +1,11 @@
-"""File writing that never leaves a half-written file behind."""
+"""File writing that never leaves a half-written file or directory behind, and one-line
+error text for the command-line tools."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 import uuid
 
@@ -37,3 +40,51 @@ def write_text_atomic(path: str, text: str) -> str:
             os.remove(tmp)
         raise
     return path
+
+
+def check_output_directory(output_dir: str, overwrite: bool = False) -> None:
+    """Raises FileExistsError for an output that exists and is not an empty directory."""
+    if os.path.lexists(output_dir):
+        if not os.path.isdir(output_dir):
+            raise FileExistsError(f"output {output_dir} exists and is not a directory")
+        if os.listdir(output_dir) and not overwrite:
+            raise FileExistsError(f"output directory {output_dir} exists and is not empty: "
+                                  "pass --overwrite (overwrite=True) to replace it, or choose "
+                                  "another output")
+
+
+@contextlib.contextmanager
+def staged_directory(output_dir: str, overwrite: bool = False):
+    """Yields a temporary sibling of ``output_dir``; renames it into place on success.
+
+    An existing empty directory is replaced; a non-empty one only with ``overwrite``
+    (it is moved aside, the new one renamed in, then the old one deleted). On an
+    error the temporary directory is removed and ``output_dir`` is untouched. Local
+    paths only.
+    """
+    output_dir = os.path.abspath(os.fspath(output_dir))
+    check_output_directory(output_dir, overwrite)
+    parent, base = os.path.split(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{base}.tmp-")
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
+        check_output_directory(output_dir, overwrite)
+        if os.path.isdir(output_dir) and os.listdir(output_dir):
+            old = os.path.join(parent, f".{base}.old-{uuid.uuid4().hex}")
+            os.rename(output_dir, old)
+            os.rename(tmp, output_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, output_dir)  # replaces an empty directory atomically
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an error's message (a KeyError's without quotes)."""
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(error).__name__

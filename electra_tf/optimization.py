@@ -510,6 +510,18 @@ def _keras_path(variable) -> str:
 # Convenience
 # ---------------------------------------------------------------------------
 
+def with_loss_scaling(optimizer: AdamWeightDecay, mixed_precision: Optional[str]):
+    """The optimizer to apply gradients with: under float16, wrapped in dynamic loss scaling.
+
+    The wrapper's scale variables are built at once (before any tf.function traces it).
+    """
+    if mixed_precision != "float16":
+        return optimizer
+    scaled = keras.optimizers.LossScaleOptimizer(optimizer)
+    scaled.build(optimizer.built_variables)
+    return scaled
+
+
 def create_optimizer(models, learning_rate: float, num_train_steps: int,
                      num_warmup_steps: float = 0, warmup_proportion: float = 0.0,
                      lr_decay_power: float = 1.0, weight_decay_rate: float = 0.0,

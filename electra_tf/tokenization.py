@@ -155,6 +155,11 @@ class _TokenizerBase(object):
         """Token ids of every text: list[list[int]]."""
         raise NotImplementedError
 
+    @staticmethod
+    def _check_batch(texts):
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("encode_batch expects a list of texts, not one text")
+
     def convert_tokens_to_ids(self, tokens):
         return [self.vocab[t] for t in tokens]
 
@@ -381,8 +386,6 @@ def _bmp_char_class(ranges):
 
 def _clean_char_map(cp):
     """`str.translate` value for BERT's cleanup of one code point."""
-    if cp in (9, 10, 13):
-        return " "
     char = chr(cp)
     if cp == 0 or cp == 0xFFFD or _is_control(char):
         return None
@@ -547,8 +550,7 @@ class FastTokenizer(_TokenizerBase):
         return self.convert_ids_to_tokens(self.encode(text))
 
     def encode_batch(self, texts):
-        if isinstance(texts, (str, bytes)):
-            raise TypeError("encode_batch expects a list of texts, not one text")
+        self._check_batch(texts)
         if not isinstance(texts, (list, tuple)):
             texts = list(texts)
         normalize = self._normalize
@@ -627,8 +629,7 @@ class SentencePieceTokenizer(_TokenizerBase):
         return self.sp_model.EncodeAsIds(convert_to_unicode(text))
 
     def encode_batch(self, texts):
-        if isinstance(texts, (str, bytes)):
-            raise TypeError("encode_batch expects a list of texts, not one text")
+        self._check_batch(texts)
         texts = [convert_to_unicode(t) for t in texts]
         if not texts:
             return []

@@ -26,7 +26,7 @@ def run_script(*args, timeout=300):
 def assert_one_line_error(result, *fragments):
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
-    errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
@@ -133,5 +133,5 @@ def test_default_embedded_corpus(tmp_path):
     assert "embedded corpus" in result.stderr
     files = sorted(os.listdir(out))
     assert len(files) == 8 and files[0] == "pretrain_data.tfrecord-0-of-8"
-    examples = [l for l in result.stderr.splitlines() if l.startswith("documents: ")]
+    examples = [line for line in result.stderr.splitlines() if line.startswith("documents: ")]
     assert examples and "documents: 131 " in examples[0]

@@ -1,4 +1,7 @@
-"""Checkpoints in the original TF1 name scheme (spec 7): round trip, independent TF1 files, errors."""
+"""Checkpoints in the original TF1 name scheme (spec 7).
+
+Round trip, independent TF1 files, errors.
+"""
 
 import os
 

@@ -28,7 +28,8 @@ def test_size_presets(size, expected):
 def test_pretraining_defaults_of_spec_1_1():
     c = PretrainingConfig.from_preset("small")
     assert (c.learning_rate, c.disc_weight, c.gen_weight, c.mask_prob) == (5e-4, 50.0, 1.0, 0.15)
-    assert (c.num_warmup_steps, c.num_train_steps, c.save_checkpoints_steps) == (10000, 1000000, 1000)
+    assert (c.num_warmup_steps, c.num_train_steps, c.save_checkpoints_steps) == (
+        10000, 1000000, 1000)
     assert (c.train_batch_size, c.max_seq_length, c.weight_decay_rate) == (128, 128, 0.01)
     assert (c.generator_hidden_size, c.generator_layers, c.temperature) == (0.25, 1.0, 1.0)
     assert c.electra_objective and not c.electric_objective and c.untied_generator

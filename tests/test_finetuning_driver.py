@@ -1,4 +1,5 @@
-"""The fine-tuning driver end to end on a learnable fixture task, from a tiny pre-trained checkpoint."""
+"""The fine-tuning driver end to end on a learnable fixture task, from a tiny pre-trained
+checkpoint."""
 
 import json
 
@@ -13,10 +14,9 @@ from pretraining_fixtures import tiny_hparams, write_learnable_records
 WORDS = ["the", "movie", "was", "plot", "actor", "film", "story", "and", "a", "very"]
 
 
-def write_sst(directory, n, seed):
+def sst_tsv(n, seed):
     """SST-2 format; label 1 iff the sentence says "good" (else "bad"): learnable."""
     rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
     lines = ["sentence\tlabel"]
     for _ in range(n):
         label = int(rng.integers(0, 2))
@@ -24,6 +24,15 @@ def write_sst(directory, n, seed):
         rng.shuffle(words)
         lines.append(f"{' '.join(words)}\t{label}")
     return "\n".join(lines) + "\n"
+
+
+def write_sst_task(data_dir, n_train, n_dev):
+    """``<data_dir>/finetuning_data/sst/{train,dev}.tsv`` of the learnable task (seeds 0, 1)."""
+    task_dir = data_dir / "finetuning_data" / "sst"
+    task_dir.mkdir(parents=True, exist_ok=True)
+    (task_dir / "train.tsv").write_text(sst_tsv(n_train, 0))
+    (task_dir / "dev.tsv").write_text(sst_tsv(n_dev, 1))
+    return task_dir
 
 
 TINY_MODEL = {"embedding_size": 16,
@@ -50,10 +59,7 @@ def pretrained(tmp_path_factory):
 
 def test_sst_fixture_fine_tunes_from_a_pretrained_checkpoint_and_beats_chance(
         tmp_path, pretrained):
-    task_dir = tmp_path / "data" / "finetuning_data" / "sst"
-    task_dir.mkdir(parents=True)
-    (task_dir / "train.tsv").write_text(write_sst(task_dir, 320, 0))
-    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 64, 1))
+    write_sst_task(tmp_path / "data", 320, 64)
     config = FinetuningConfig.from_preset("small", ["sst"], {
         "max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
         "learning_rate": 1e-3, "num_train_epochs": 3, **TINY_MODEL})
@@ -74,11 +80,8 @@ def test_cli_uses_the_original_layout(tmp_path, pretrained):
     import sys
     from conftest import ROOT
     data = tmp_path / "data"
-    task_dir = data / "finetuning_data" / "sst"
-    task_dir.mkdir(parents=True)
-    (task_dir / "train.tsv").write_text(write_sst(task_dir, 64, 0))
-    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 32, 1))
-    test_rows = [line.split("\t")[0] for line in write_sst(task_dir, 20, 2).splitlines()[1:]]
+    task_dir = write_sst_task(data, 64, 32)
+    test_rows = [line.split("\t")[0] for line in sst_tsv(20, 2).splitlines()[1:]]
     (task_dir / "test.tsv").write_text(
         "index\tsentence\n" + "".join(f"{i}\t{text}\n" for i, text in enumerate(test_rows)))
     model = data / "models" / "electra_small"
@@ -114,11 +117,13 @@ def test_cli_uses_the_original_layout(tmp_path, pretrained):
              "hidden_size": 64, "num_hidden_layers": 2}})],
         capture_output=True, text=True, timeout=600)
     assert wrong_size.returncode == 1 and "Traceback" not in wrong_size.stderr
-    assert "shape mismatch for electra/" in wrong_size.stderr and "--model_size" in wrong_size.stderr
+    assert ("shape mismatch for electra/" in wrong_size.stderr
+            and "--model_size" in wrong_size.stderr)
     missing = subprocess.run([sys.executable, str(ROOT / "run_finetuning.py"),
                               f"--data_dir={data}", "--task_names=cola", f"--hparams={hparams}"],
                              capture_output=True, text=True, timeout=600)
-    assert missing.returncode == 1 and "cola" in missing.stderr and "Traceback" not in missing.stderr
+    assert (missing.returncode == 1 and "cola" in missing.stderr
+            and "Traceback" not in missing.stderr)
 
 
 def test_squad_fixture_trains_evaluates_and_writes_predictions(tmp_path, pretrained):
@@ -149,10 +154,7 @@ def test_squad_fixture_trains_evaluates_and_writes_predictions(tmp_path, pretrai
 
 @pytest.mark.parametrize("precision,jit", [("bfloat16", False), (None, True)])
 def test_precision_and_xla_variants_train(tmp_path, pretrained, precision, jit):
-    task_dir = tmp_path / "data" / "finetuning_data" / "sst"
-    task_dir.mkdir(parents=True)
-    (task_dir / "train.tsv").write_text(write_sst(task_dir, 32, 0))
-    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 16, 1))
+    write_sst_task(tmp_path / "data", 32, 16)
     config = FinetuningConfig.from_preset("small", ["sst"], {
         "max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
         "num_train_epochs": 1, **TINY_MODEL})
@@ -187,10 +189,7 @@ def test_mirrored_strategy_fine_tunes(tmp_path, pretrained):
     import sys
     import textwrap
     from conftest import ROOT
-    task_dir = tmp_path / "data" / "finetuning_data" / "sst"
-    task_dir.mkdir(parents=True)
-    (task_dir / "train.tsv").write_text(write_sst(task_dir, 64, 0))
-    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 16, 1))
+    write_sst_task(tmp_path / "data", 64, 16)
     script = textwrap.dedent(f"""
         import json, sys
         import tensorflow as tf
@@ -220,11 +219,9 @@ def test_mirrored_strategy_fine_tunes(tmp_path, pretrained):
 def test_multi_task_run_scores_each_task(tmp_path, pretrained):
     import shutil
     from conftest import DATA
-    data = tmp_path / "data" / "finetuning_data"
-    (data / "sst").mkdir(parents=True)
-    (data / "sst" / "train.tsv").write_text(write_sst(data / "sst", 64, 0))
-    (data / "sst" / "dev.tsv").write_text(write_sst(data / "sst", 16, 1))
-    shutil.copytree(DATA / "glue" / "cola", data / "cola")  # holds one malformed row
+    write_sst_task(tmp_path / "data", 64, 16)
+    shutil.copytree(DATA / "glue" / "cola",  # holds one malformed row
+                    tmp_path / "data" / "finetuning_data" / "cola")
     config = FinetuningConfig.from_preset("small", "sst,cola", {
         "max_seq_length": 16, "train_batch_size": 8, "eval_batch_size": 8,
         "num_train_epochs": 1, **TINY_MODEL})

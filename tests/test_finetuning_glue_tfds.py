@@ -29,9 +29,17 @@ def test_tfds_examples_have_original_labels(name, labels):
 
 def test_mnli_label_ids_are_mapped_by_name():
     """tfds orders MNLI labels entailment/neutral/contradiction; we keep the original's."""
-    names = tfds.builder("glue/mnli").info.features["label"].names
+    builder = tfds.builder("glue/mnli")
+    names = builder.info.features["label"].names
     assert names == ["entailment", "neutral", "contradiction"]
     assert list(glue.MNLI.LABELS) == ["contradiction", "entailment", "neutral"]
+    # Each example's label is tfds' label *name*, not LABELS[tfds id] (mock data repeats).
+    with tfds.testing.mock_data(num_examples=12):
+        examples = make("mnli").get_examples("dev")
+        records = tfds.as_numpy(builder.as_dataset(split="validation_matched"))
+        expected = {int(r["idx"]): names[int(r["label"])] for r in records}
+    assert {ex.eid: ex.label for ex in examples} == expected
+    assert len(set(expected.values())) > 1  # the ids were not all one label
 
 
 def test_mrpc_train_is_doubled_and_test_labels_are_dummies():

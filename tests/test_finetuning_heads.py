@@ -119,4 +119,5 @@ def test_qa_head_names_masks_and_joint_beam():
     best = out["squad_end_top_index"].numpy()[0, 0]
     np.testing.assert_allclose(out["squad_end_top_log_probs"].numpy()[0, 0], end_lp[best],
                                atol=1e-4)
-    assert np.isfinite(out["squad_loss"].numpy()).all() and out["squad_answerable_logit"].shape == (2,)
+    assert np.isfinite(out["squad_loss"].numpy()).all()
+    assert out["squad_answerable_logit"].shape == (2,)

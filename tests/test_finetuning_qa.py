@@ -508,12 +508,6 @@ def test_v2_metrics_no_answer_cases():
     assert "NoAns_exact" not in qa.squad_v2_metrics({"a": ["x"]}, {"a": "x"}, {"a": 0.0}, 1.0)
 
 
-def _gold_from_file(path):
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)["data"]
-    return [qa_ for art in data for p in art["paragraphs"] for qa_ in p["qas"]]
-
-
 @pytest.mark.skipif(not os.path.exists(SQUAD_DEV_V1), reason="shared SQuAD v1.1 dev absent")
 def test_gold_answers_score_100_on_squad_v1_dev():
     gold = qa.load_squad_gold(SQUAD_DEV_V1)

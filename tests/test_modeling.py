@@ -1,4 +1,7 @@
-"""Keras models: sizes, sharing, shapes, XLA, dropout, masks and initialisers (spec 2, 3.5, 3.8, 7)."""
+"""Keras models: sizes, sharing, shapes, XLA, dropout, masks and initialisers.
+
+Spec 2, 3.5, 3.8, 7.
+"""
 
 import math
 
@@ -111,7 +114,6 @@ def test_mlm_only_and_uniform_and_fully_tied_variants():
     assert not any(n.startswith("generator/") for n in tied.original_variables())
 
 
-
 def test_electric_two_tower_generator_names_and_context():
     electric = small_models(electric_objective=True, electra_objective=False,
                             generator_hidden_size=0.25)
@@ -121,18 +123,19 @@ def test_electric_two_tower_generator_names_and_context():
         assert f"{tower}/encoder/layer_1/output/LayerNorm/gamma" in names
     assert list(names["cloze_predictions/dense/kernel"].shape) == [16, 16]  # [2G, E]
     assert list(names["cloze_predictions/output_bias"].shape) == [60]
-    assert not any(n.startswith(("generator/", "generator_predictions/", "generator_ltr/emb"
-                                 "eddings/")) for n in names)
+    absent = ("generator/", "generator_predictions/", "generator_ltr/embeddings/")
+    assert not any(n.startswith(absent) for n in names)
     # Position i is predicted from tokens != i only: changing token i leaves its logits.
     # (Not at the wrap-around ends: position 0 reads ltr at L-1, which saw everything.)
     gen = electric.generator
     # No padding: a padded query's attention degenerates to unmasked (spec 2.4, 3.10).
     x = dict(batch(1, 7, vocab=60), input_mask=tf.ones((1, 7), tf.int32))
+    logits = gen(x)["logits"][0]
     for i in range(1, 6):
         changed = dict(x, input_ids=tf.tensor_scatter_nd_update(x["input_ids"], [[0, i]], [59]))
-        a, b = gen(x)["logits"][0, i], gen(changed)["logits"][0, i]
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    assert not np.allclose(gen(x)["logits"][0, 3], gen(changed)["logits"][0, 3])
+        changed_logits = gen(changed)["logits"][0]
+        np.testing.assert_allclose(logits[i], changed_logits[i], atol=1e-5)
+    assert not np.allclose(logits[3], changed_logits[3])
 
 
 @pytest.mark.parametrize("b,length", [(1, 1), (3, 7), (2, 512)])

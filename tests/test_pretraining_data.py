@@ -100,6 +100,15 @@ def check_record(ids, mask, segs, max_len):
     return first, second
 
 
+def build_shards(corpus, out, tokenizer=whitespace_tokenizer, **kwargs):
+    """build_pretraining_dataset without a progress bar, with the test tokenizer.
+
+    ``corpus`` is a list of input units or a path for find_corpus_files.
+    """
+    units = corpus if isinstance(corpus, list) else pd.find_corpus_files(str(corpus))
+    return pd.build_pretraining_dataset(units, str(out), tokenizer, show_progress=False, **kwargs)
+
+
 def read_records(paths, max_len):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -118,6 +127,11 @@ def read_records(paths, max_len):
                 )
             )
     return records
+
+
+def read_dir(directory, max_len):
+    """The records of every file in ``directory``, files in name order."""
+    return read_records(sorted(str(p) for p in directory.iterdir()), max_len)
 
 
 # ---------------------------------------------------------------------------
@@ -244,21 +258,13 @@ def test_builder_invariants_and_document_boundaries(tmp_path):
     corpus = tmp_path / "corpus.txt"
     write_docs(corpus, docs)
     out = tmp_path / "out"
-    stats = pd.build_pretraining_dataset(
-        pd.find_corpus_files(str(corpus)),
-        str(out),
-        whitespace_tokenizer,
-        max_seq_length=64,
-        num_out_files=3,
-        seed=5,
-        show_progress=False,
-    )
+    stats = build_shards(corpus, out, max_seq_length=64, num_out_files=3, seed=5)
     files = sorted(os.listdir(out))
     assert files == ["pretrain_data.tfrecord-%d-of-3" % i for i in range(3)]
     records = read_records([os.path.join(out, f) for f in files], 64)
     assert len(records) == stats.examples > 100
     assert stats.documents == 300
-    assert stats.tokens == sum(len(l.split()) for d in docs for l in d)
+    assert stats.tokens == sum(len(line.split()) for d in docs for line in d)
     two_segment = 0
     for ids, mask, segs in records:
         first, second = check_record(list(ids), list(mask), list(segs), 64)
@@ -287,15 +293,7 @@ def test_output_matches_direct_builder_and_reader(tmp_path):
         if ex:
             expected.append(ex.as_tuple())
     out = tmp_path / "out"
-    pd.build_pretraining_dataset(
-        pd.find_corpus_files(str(corpus)),
-        str(out),
-        whitespace_tokenizer,
-        max_seq_length=32,
-        num_out_files=1,
-        seed=11,
-        show_progress=False,
-    )
+    build_shards(corpus, out, max_seq_length=32, num_out_files=1, seed=11)
     records = read_records([str(out / "pretrain_data.tfrecord-0-of-1")], 32)
     assert records == expected  # one shard: same order as built
     ds = pd.read_pretraining_dataset(str(out), 32)
@@ -312,17 +310,8 @@ def test_seed_changes_output_and_is_reproducible(tmp_path):
     write_docs(corpus, docs)
 
     def build(seed, name):
-        out = tmp_path / name
-        pd.build_pretraining_dataset(
-            pd.find_corpus_files(str(corpus)),
-            str(out),
-            whitespace_tokenizer,
-            max_seq_length=32,
-            num_out_files=2,
-            seed=seed,
-            show_progress=False,
-        )
-        return read_records(sorted(str(p) for p in out.iterdir()), 32)
+        build_shards(corpus, tmp_path / name, max_seq_length=32, num_out_files=2, seed=seed)
+        return read_dir(tmp_path / name, 32)
 
     first = build(1, "a")
     assert first == build(1, "b")
@@ -338,19 +327,16 @@ def test_multiprocess_equals_single_process(tmp_path):
     units = pd.find_corpus_files(str(corpus))
 
     def build(processes, name):
-        out = tmp_path / name
-        stats = pd.build_pretraining_dataset(
+        stats = build_shards(
             units,
-            str(out),
-            whitespace_tokenizer,
+            tmp_path / name,
             max_seq_length=32,
             num_out_files=4,
             num_processes=processes,
             seed=3,
-            show_progress=False,
         )
         assert stats.processes == processes
-        return stats, read_records(sorted(str(p) for p in out.iterdir()), 32)
+        return stats, read_dir(tmp_path / name, 32)
 
     stats1, single = build(1, "p1")
     stats2, multi = build(2, "p2")
@@ -375,15 +361,7 @@ def test_worker_user_error_is_reported_and_cleaned_up(tmp_path):
         tar.add(str(inner), arcname="inner.tar.gz")
     out = tmp_path / "out"
     with pytest.raises(pd.PretrainingDataError, match="extract the outer"):
-        pd.build_pretraining_dataset(
-            pd.find_corpus_files(str(corpus)),
-            str(out),
-            whitespace_tokenizer,
-            max_seq_length=16,
-            num_out_files=2,
-            num_processes=2,
-            show_progress=False,
-        )
+        build_shards(corpus, out, max_seq_length=16, num_out_files=2, num_processes=2)
     assert os.listdir(out) == []
 
 
@@ -391,34 +369,12 @@ def test_refuses_existing_shards_without_overwrite(tmp_path):
     corpus = os.path.join(FIXTURES, "plain.txt")
     out = tmp_path / "out"
     units = pd.find_corpus_files(corpus)
-    pd.build_pretraining_dataset(
-        units,
-        str(out),
-        whitespace_tokenizer,
-        max_seq_length=16,
-        num_out_files=3,
-        show_progress=False,
-    )
+    build_shards(units, out, max_seq_length=16, num_out_files=3)
     (out / "keep.txt").write_text("not ours")
     with pytest.raises(pd.PretrainingDataError, match="--overwrite"):
-        pd.build_pretraining_dataset(
-            units,
-            str(out),
-            whitespace_tokenizer,
-            max_seq_length=16,
-            num_out_files=2,
-            show_progress=False,
-        )
+        build_shards(units, out, max_seq_length=16, num_out_files=2)
     assert len(pd.existing_shards(str(out))) == 3  # untouched
-    pd.build_pretraining_dataset(
-        units,
-        str(out),
-        whitespace_tokenizer,
-        max_seq_length=16,
-        num_out_files=2,
-        overwrite=True,
-        show_progress=False,
-    )
+    build_shards(units, out, max_seq_length=16, num_out_files=2, overwrite=True)
     assert sorted(os.listdir(out)) == [
         "keep.txt",
         "pretrain_data.tfrecord-0-of-2",
@@ -445,14 +401,7 @@ def test_failed_build_leaves_no_shards(tmp_path):
     write_docs(corpus / "b.txt", [["4 5 6"]])
     out = tmp_path / "out"
     with pytest.raises(Boom):
-        pd.build_pretraining_dataset(
-            pd.find_corpus_files(str(corpus)),
-            str(out),
-            FailingTokenizer,
-            max_seq_length=16,
-            num_out_files=2,
-            show_progress=False,
-        )
+        build_shards(corpus, out, FailingTokenizer, max_seq_length=16, num_out_files=2)
     assert os.listdir(out) == []
 
 
@@ -519,14 +468,7 @@ def test_wikiextractor_documents_are_separate_examples(tmp_path):
     corpus = tmp_path / "wiki_01"
     corpus.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    stats = pd.build_pretraining_dataset(
-        pd.find_corpus_files(str(corpus)),
-        str(out),
-        whitespace_tokenizer,
-        max_seq_length=128,
-        num_out_files=1,
-        show_progress=False,
-    )
+    stats = build_shards(corpus, out, max_seq_length=128, num_out_files=1)
     records = read_records([str(out / "pretrain_data.tfrecord-0-of-1")], 128)
     assert stats.documents == 6 and len(records) == 6
     for ids, mask, segs in records:
@@ -571,15 +513,7 @@ def test_invalid_utf8_is_counted(tmp_path):
     items, counters = items_of(path)
     assert counters.bad_utf8_lines == 2
     assert items[0] == "caf\ufffd au lait"
-    out = tmp_path / "out"
-    stats = pd.build_pretraining_dataset(
-        pd.find_corpus_files(str(path)),
-        str(out),
-        whitespace_tokenizer,
-        max_seq_length=16,
-        num_out_files=1,
-        show_progress=False,
-    )
+    stats = build_shards(path, tmp_path / "out", max_seq_length=16, num_out_files=1)
     assert stats.bad_utf8_lines == 2 and stats.lines == 3
     assert any("invalid UTF-8: 2" in line for line in pd.format_summary(stats))
 
@@ -602,21 +536,11 @@ def test_find_corpus_files_and_empty_inputs(tmp_path):
     with pytest.raises(pd.PretrainingDataError, match="no input files found at '.*nothing'"):
         pd.find_corpus_files(str(tmp_path / "nothing"))
     stream = io.StringIO()
-    stats = pd.build_pretraining_dataset(
-        units,
-        str(tmp_path / "out"),
-        whitespace_tokenizer,
-        max_seq_length=16,
-        num_out_files=1,
-        show_progress=False,
-        stream=stream,
-    )
+    stats = build_shards(units, tmp_path / "out", max_seq_length=16, num_out_files=1, stream=stream)
     assert "empty input file: %s" % (tmp_path / "AA" / "wiki_00") in (stream.getvalue())
     assert stats.examples == 2
     with pytest.raises(pd.PretrainingDataError, match="every input file is"):
-        pd.build_pretraining_dataset(
-            units[:1], str(tmp_path / "out2"), whitespace_tokenizer, show_progress=False
-        )
+        build_shards(units[:1], tmp_path / "out2")
 
 
 def test_unwritable_output_dir(tmp_path):
@@ -624,11 +548,9 @@ def test_unwritable_output_dir(tmp_path):
     blocker.write_text("x")
     units = pd.find_corpus_files(os.path.join(FIXTURES, "plain.txt"))
     with pytest.raises(pd.PretrainingDataError, match="cannot create output directory"):
-        pd.build_pretraining_dataset(
-            units, str(blocker / "out"), whitespace_tokenizer, show_progress=False
-        )
+        build_shards(units, blocker / "out")
     with pytest.raises(pd.PretrainingDataError, match="not a directory"):
-        pd.build_pretraining_dataset(units, str(blocker), whitespace_tokenizer, show_progress=False)
+        build_shards(units, blocker)
 
 
 def test_embedded_corpus_is_present():
@@ -675,14 +597,7 @@ def test_tfds_prepared_corpus(tmp_path):
     units = pd.tfds_corpus_units("tiny_text_corpus", "train", str(tmp_path))
     with pytest.raises(pd.PretrainingDataError, match="no feature 'body'"):
         pd.tfds_corpus_units("tiny_text_corpus", "train", str(tmp_path), "body")
-    stats = pd.build_pretraining_dataset(
-        units,
-        str(tmp_path / "out"),
-        whitespace_tokenizer,
-        max_seq_length=16,
-        num_out_files=1,
-        show_progress=False,
-    )
+    stats = build_shards(units, tmp_path / "out", max_seq_length=16, num_out_files=1)
     assert stats.documents == 5 and stats.examples == 5 and stats.tokens == 15
     records = read_records(pd.existing_shards(str(tmp_path / "out")), 16)
     for ids, _, _ in records:

@@ -122,7 +122,7 @@ def test_mask_keep_split_and_no_random_tokens():
 
 def test_duplicate_positions_are_masked_if_any_slot_won():
     """A position drawn in several slots ends up [MASK] iff at least one slot drew "mask"."""
-    batch = records([6] * 64, 6, two_segments=False)  # 4 candidates, 1 slot... use N = 4
+    batch = records([6] * 64, 6, two_segments=False)  # 4 candidates, N = 4 slots
     out = mask_inputs(batch["input_ids"], batch["input_mask"], mask_prob=0.9,
                       max_predictions=4, special_ids=SPECIAL, seed=step_seed(3, 0))
     positions, masked_ids = out["masked_lm_positions"].numpy(), out["input_ids"].numpy()

@@ -77,11 +77,8 @@ def test_fine_tuning_accumulation_equals_the_large_batch(tmp_path, monkeypatch):
     monkeypatch.setattr(heads, "HEAD_DROPOUT", 0.0)
     from electra_tf.config import FinetuningConfig
     from electra_tf.training.finetune import FinetuneOptions, run_finetuning
-    from test_finetuning_driver import TINY_MODEL, write_sst
-    task_dir = tmp_path / "data" / "finetuning_data" / "sst"
-    task_dir.mkdir(parents=True)
-    (task_dir / "train.tsv").write_text(write_sst(task_dir, 48, 0))
-    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 16, 1))
+    from test_finetuning_driver import TINY_MODEL, write_sst_task
+    write_sst_task(tmp_path / "data", 48, 16)
     no_dropout = {**TINY_MODEL, "model_hparam_overrides": {
         **TINY_MODEL["model_hparam_overrides"], "hidden_dropout_prob": 0.0,
         "attention_probs_dropout_prob": 0.0}}
@@ -322,12 +319,9 @@ def test_two_worker_fine_tuning_writes_once_from_the_chief(tmp_path):
     from electra_tf.checkpoints import save_original_checkpoint
     from electra_tf.config import FinetuningConfig
     from electra_tf.modeling.discriminator import Discriminator
-    from test_finetuning_driver import TINY_MODEL, write_sst
+    from test_finetuning_driver import TINY_MODEL, write_sst_task
     data = tmp_path / "data"
-    task_dir = data / "finetuning_data" / "sst"
-    task_dir.mkdir(parents=True)
-    (task_dir / "train.tsv").write_text(write_sst(task_dir, 64, 0))
-    (task_dir / "dev.tsv").write_text(write_sst(task_dir, 32, 1))
+    write_sst_task(data, 64, 32)
     hparams = {"max_seq_length": 16, "train_batch_size": 16, "eval_batch_size": 16,
                "num_train_epochs": 1, **TINY_MODEL}
     disc = Discriminator(FinetuningConfig.from_preset("small", ["sst"], hparams)

@@ -44,13 +44,14 @@ def _english_lines(max_chars=20000):
     return lines
 
 
+_TOKENIZER_CLASSES = {"full": tokenization.FullTokenizer, "fast": tokenization.FastTokenizer}
 _TOKENIZERS = {}
 
 
 def _tokenizer(kind, vocab=TINY_VOCAB, lower=True, strip=True):
     key = (kind, vocab, lower, strip)
     if key not in _TOKENIZERS:
-        cls = {"full": tokenization.FullTokenizer, "fast": tokenization.FastTokenizer}[kind]
+        cls = _TOKENIZER_CLASSES[kind]
         _TOKENIZERS[key] = cls(vocab, do_lower_case=lower, strip_accents=strip)
     return _TOKENIZERS[key]
 
@@ -74,7 +75,7 @@ def test_bundled_vocab():
     assert os.path.dirname(path) == os.path.join(
         os.path.dirname(os.path.abspath(tokenization.__file__)), "assets"
     )
-    tok = tokenization.FullTokenizer(path)
+    tok = _tokenizer("full", vocab=path)
     assert tok.vocab_size == 30522
     assert tok.special_ids == {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
     assert tok.convert_ids_to_tokens([0, 100, 101, 102, 103]) == [
@@ -100,9 +101,8 @@ def test_vocab_lines_are_stripped_and_indexed(tmp_path):
 def test_missing_special_tokens(tmp_path, kind):
     path = tmp_path / "bad_vocab.txt"
     path.write_text("[PAD]\n[UNK]\nthe\n", encoding="utf-8")
-    cls = {"full": tokenization.FullTokenizer, "fast": tokenization.FastTokenizer}[kind]
     with pytest.raises(ValueError) as err:
-        cls(str(path))
+        _TOKENIZER_CLASSES[kind](str(path))
     msg = str(err.value)
     assert str(path) in msg
     for token in ("[CLS]", "[SEP]", "[MASK]"):
@@ -458,7 +458,7 @@ def test_build_wordpiece_vocab(tmp_path):
     assert 100 < len(vocab) <= 300
     assert len(set(vocab)) == len(vocab)
     assert list(build_vocab.iter_lines(files)) == [
-        l.strip() for l in lines if l.strip()
+        line.strip() for line in lines if line.strip()
     ]  # <doc ...> / </doc> skipped
     assert all(t == t.lower() for t in vocab[5:])
     out = tmp_path / "out" / "vocab.txt"

@@ -296,7 +296,6 @@ class _Counters(object):
         self.text_bytes = 0  # bytes of (decompressed) text
         self.lines = 0
         self.bad_utf8_lines = 0
-        self.warnings = []
 
 
 def _decode(raw, counters):
@@ -331,10 +330,8 @@ def _open_maybe_compressed(raw_file):
 def _is_tar(path):
     try:
         return tarfile.is_tarfile(path)
-    except (OSError, EOFError, tarfile.TarError):
-        return False
     except Exception:  # pylint: disable=broad-except
-        return False  # e.g. a corrupt compressed stream
+        return False  # unreadable, not a tar, or e.g. a corrupt compressed stream
 
 
 def detect_input_format(path):
@@ -427,10 +424,13 @@ class CorpusFile:
 
     def iter_items(self, input_format, blanks_separate_docs, counters, seed):
         """Yields stripped non-empty lines (str) and None at document ends."""
-        fmt = input_format
-        if fmt == "auto":
-            fmt = detect_input_format(self.path)
-        if fmt == "openwebtext" and _is_tar(self.path):
+        if input_format == "auto":
+            fmt = detect_input_format(self.path)  # "openwebtext" only for archives
+            is_archive = fmt == "openwebtext"
+        else:
+            fmt = input_format
+            is_archive = fmt == "openwebtext" and _is_tar(self.path)
+        if is_archive:
             yield from self._archive_items(counters, seed)
             return
         start = counters.bytes_read
@@ -634,7 +634,7 @@ def tfds_corpus_units(dataset, split="train", data_dir=None, text_key="text"):
     ``tfds.load`` spends on a machine without network.
     """
     with _quiet_absl_logging():
-        builder = _tfds_builder(dataset, data_dir)
+        builder = _tfds_builder_noisy(dataset, data_dir)
         prepared = builder.is_prepared()
     if not prepared:
         root = (
@@ -759,7 +759,6 @@ class ShardWriter(object):
     def __init__(self, output_dir, num_out_files, job_id=0, num_jobs=1, run_tag="0"):
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-        self._tf = tf
         self.indices = [i for i in range(num_out_files) if i % num_jobs == job_id]
         if not self.indices:
             raise ValueError("job %d of %d owns no shard of %d" % (job_id, num_jobs, num_out_files))
@@ -795,10 +794,8 @@ def parse_pretraining_example(serialized, max_seq_length, cast_to_int32=True):
     """Parses one serialized record (or a batch) into a dict of tensors."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    if serialized.shape.rank == 0:
-        parsed = tf.io.parse_single_example(serialized, pretraining_feature_spec(max_seq_length))
-    else:
-        parsed = tf.io.parse_example(serialized, pretraining_feature_spec(max_seq_length))
+    parse = tf.io.parse_single_example if serialized.shape.rank == 0 else tf.io.parse_example
+    parsed = parse(serialized, pretraining_feature_spec(max_seq_length))
     if cast_to_int32:
         parsed = {k: tf.cast(v, tf.int32) for k, v in parsed.items()}
     return parsed
@@ -895,7 +892,7 @@ class _JobConfig:
 
 
 def _process_unit(unit, cfg, tokenizer, writer, counters, stats, report):
-    """Builds the examples of one input unit; returns the number written."""
+    """Builds the examples of one input unit; returns True if it had no text."""
     cls_id = tokenizer.special_ids["cls"]
     sep_id = tokenizer.special_ids["sep"]
     builder = ExampleBuilder(cfg.max_seq_length, cls_id, sep_id, unit_rng(cfg.seed, unit.index))
@@ -965,7 +962,7 @@ def _run_job(job_id, num_jobs, units, cfg, tokenizer_factory, message):
     try:
         for unit in units:
             empty = _process_unit(unit, cfg, tokenizer, writer, counters, stats, report)
-            if empty and not (isinstance(unit, CorpusFile) and unit.size == 0):
+            if empty and not _is_empty_file(unit):
                 message("warning", "input has no text: %s" % unit.name)
             report(force=True)
             stats.input_units += 1
@@ -1055,6 +1052,11 @@ def _shard_sort_key(path):
         return (1, 0, name)
 
 
+def _is_empty_file(unit):
+    """An empty input file (warned about up front, not again per job)."""
+    return isinstance(unit, CorpusFile) and unit.size == 0
+
+
 def _job_units(units, job_id, num_jobs, seed):
     mine = [u for u in units if u.index % num_jobs == job_id]
     random.Random("electra-tf/order/%d/%d/%d" % (seed, num_jobs, job_id)).shuffle(mine)
@@ -1117,7 +1119,7 @@ def build_pretraining_dataset(
     units = list(units)
     if not units:
         raise PretrainingDataError("no input units")
-    if all(u.size == 0 for u in units) and all(isinstance(u, CorpusFile) for u in units):
+    if all(_is_empty_file(u) for u in units):
         raise PretrainingDataError(
             "every input file is empty (%d file(s), e.g. '%s')" % (len(units), units[0].name)
         )
@@ -1133,7 +1135,7 @@ def build_pretraining_dataset(
         run_tag="%d-%d" % (os.getpid(), int(time.time() * 1e3)),
     )
     for unit in units:
-        if isinstance(unit, CorpusFile) and unit.size == 0:
+        if _is_empty_file(unit):
             print("warning: empty input file: %s" % unit.name, file=stream)
 
     bar = progress_lib.Progress(
@@ -1161,16 +1163,13 @@ def build_pretraining_dataset(
             temp_paths.update(paths)
             stats.merge(job_stats)
         else:
-            _run_processes(
-                units, num_jobs, cfg, tokenizer_factory, on_message, stats, temp_paths, seed
-            )
+            _run_processes(units, num_jobs, cfg, tokenizer_factory, on_message, stats, temp_paths)
     except BaseException:
         bar.close()
         _remove_quietly(temp_paths)
         _remove_quietly(_own_temp_files(output_dir, cfg.run_tag))
         raise
     bar.close()
-    stats.processes = num_jobs
     stats.files_written = _finalize_shards(output_dir, temp_paths, old_shards)
     stats.output_bytes = sum(os.path.getsize(p) for p in stats.files_written)
     stats.seconds = time.monotonic() - start
@@ -1183,7 +1182,14 @@ def _own_temp_files(output_dir, run_tag):
     )
 
 
-def _run_processes(units, num_jobs, cfg, tokenizer_factory, on_message, stats, temp_paths, seed):
+def _stop(procs, timeout):
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout)
+
+
+def _run_processes(units, num_jobs, cfg, tokenizer_factory, on_message, stats, temp_paths):
     import multiprocessing  # pylint: disable=g-import-not-at-top
     import queue as queue_lib  # pylint: disable=g-import-not-at-top
 
@@ -1198,7 +1204,7 @@ def _run_processes(units, num_jobs, cfg, tokenizer_factory, on_message, stats, t
             args=(
                 job_id,
                 num_jobs,
-                _job_units(units, job_id, num_jobs, seed),
+                _job_units(units, job_id, num_jobs, cfg.seed),
                 cfg,
                 tokenizer_factory,
                 queue,
@@ -1240,16 +1246,10 @@ def _run_processes(units, num_jobs, cfg, tokenizer_factory, on_message, stats, t
             else:
                 on_message(kind, payload)
     except BaseException:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join(10)
+        _stop(procs, 10)
         raise
     if failure is not None:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join(5)
+        _stop(procs, 5)
         raise failure
     for proc in procs:
         proc.join()
@@ -1303,12 +1303,17 @@ def format_summary(stats, output_dir=None):
     return lines
 
 
-def build_embedded_dataset(output_dir, max_seq_length=128, vocab_file=None, seed=0,
-                           show_progress=True, stream=None):
+def build_embedded_dataset(
+    output_dir, max_seq_length=128, vocab_file=None, seed=0, show_progress=True, stream=None
+):
     """Builds TFRecords from the corpus bundled in the package (the quick-start data)."""
     return build_pretraining_dataset(
-        default_corpus_files(), output_dir,
-        TokenizerSpec(vocab_file=vocab_file, spm_model=None, do_lower_case=True,
-                      strip_accents=True, fast=True),
-        max_seq_length=max_seq_length, num_out_files=EMBEDDED_CORPUS_NUM_OUT_FILES,
-        seed=seed, show_progress=show_progress, stream=stream)
+        default_corpus_files(),
+        output_dir,
+        TokenizerSpec(vocab_file=vocab_file),
+        max_seq_length=max_seq_length,
+        num_out_files=EMBEDDED_CORPUS_NUM_OUT_FILES,
+        seed=seed,
+        show_progress=show_progress,
+        stream=stream,
+    )

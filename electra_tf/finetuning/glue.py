@@ -43,7 +43,7 @@ import numpy as np
 from electra_tf.finetuning import metrics
 from electra_tf.io_utils import write_text_atomic
 from electra_tf.finetuning.task import (Example, FeatureSpecs, Scorer, Task, TaskDataError,
-                                        log, pad_to)
+                                        log, pad_to, path_exists)
 
 # Lines read per TSV in debug mode (spec 1.5); the header line counts as one.
 DEBUG_MAX_LINES = 100
@@ -90,13 +90,6 @@ def is_test_split(split: str) -> bool:
 # ---------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------
-
-def _exists(path: str) -> bool:
-    if "://" in path:
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        return bool(tf.io.gfile.exists(path))
-    return os.path.isfile(path)
-
 
 def _open_text(path: str):
     if "://" in path:
@@ -208,7 +201,7 @@ class GlueTask(Task):
             from electra_tf.finetuning.glue_tfds import read_tfds_examples
             return read_tfds_examples(self, split, self.tfds_data_dir)
         path = self.split_path(split)
-        if not _exists(path):
+        if not path_exists(path):
             raise self._missing_file_error(split, path)
         cols = self.columns(split)
         test = is_test_split(split)
@@ -231,8 +224,14 @@ class GlueTask(Task):
                 continue
             examples.append(GlueExample(task_name=self.name, eid=eid, text_a=text_a,
                                         text_b=text_b, label=label))
+        return self.with_swapped_copies(split, examples, n_rows)
+
+    def with_swapped_copies(self, split: str, examples: List[GlueExample],
+                            eid_offset: int) -> List[GlueExample]:
+        """``examples`` plus, for the training split of a ``double_unordered`` task (MRPC,
+        STS), a copy of each with the two texts swapped and ``eid_offset`` added to its eid."""
         if split == "train" and self.double_unordered and self.DOUBLE_UNORDERED:
-            examples += [dataclasses.replace(ex, eid=ex.eid + n_rows, text_a=ex.text_b,
+            examples += [dataclasses.replace(ex, eid=ex.eid + eid_offset, text_a=ex.text_b,
                                              text_b=ex.text_a) for ex in list(examples)]
         return examples
 
@@ -317,9 +316,7 @@ class ClassificationTask(GlueTask):
                 self.name + "_label_ids": ((), "int64")}
 
     def get_scorer(self, split: str = "dev") -> Scorer:
-        if self.METRIC == "mcc":
-            return MCCScorer(self.name)
-        return AccuracyScorer(self.name)
+        return ClassificationScorer(self.name, self.METRIC)
 
 
 class RegressionTask(GlueTask):
@@ -534,26 +531,22 @@ class SentenceLevelScorer(Scorer):
         return np.concatenate(self._eids) if self._eids else np.zeros((0,), np.int64)
 
 
-class AccuracyScorer(SentenceLevelScorer):
-    """``accuracy`` (x100) and ``loss`` (MRPC and QQP too: the original reports no F1)."""
+# Metric name (``ClassificationTask.METRIC``) -> metric function of (labels, predictions).
+CLASSIFICATION_METRICS = {"accuracy": metrics.accuracy, "mcc": metrics.matthews_corrcoef}
 
-    def __init__(self, task_name: str):
+
+class ClassificationScorer(SentenceLevelScorer):
+    """``metric`` (``accuracy`` or ``mcc``, x100) and ``loss`` (MRPC and QQP report accuracy
+    only: the original reports no F1)."""
+
+    def __init__(self, task_name: str, metric: str = "accuracy"):
         super().__init__(task_name, "label_ids")
+        self.metric = metric
+        self._metric_fn = CLASSIFICATION_METRICS[metric]
 
     def get_results(self) -> Dict[str, float]:
         labels, preds = self._arrays()
-        return self._with_loss({"accuracy": 100.0 * metrics.accuracy(labels, preds)})
-
-
-class MCCScorer(SentenceLevelScorer):
-    """``mcc`` (Matthews correlation x100) and ``loss``."""
-
-    def __init__(self, task_name: str):
-        super().__init__(task_name, "label_ids")
-
-    def get_results(self) -> Dict[str, float]:
-        labels, preds = self._arrays()
-        return self._with_loss({"mcc": 100.0 * metrics.matthews_corrcoef(labels, preds)})
+        return self._with_loss({self.metric: 100.0 * self._metric_fn(labels, preds)})
 
 
 class RegressionScorer(SentenceLevelScorer):

@@ -7,7 +7,6 @@ entailment/neutral/contradiction; the original uses contradiction/entailment/neu
 
 from __future__ import annotations
 
-import dataclasses
 from typing import List, Optional
 
 from electra_tf.finetuning.task import TaskDataError
@@ -75,11 +74,7 @@ def read_tfds_examples(task, split: str, data_dir: Optional[str] = None,
         examples.append(GlueExample(task_name=task.name, eid=int(record["idx"]),
                                     text_a=record[field_a].decode("utf-8"), text_b=text_b,
                                     label=label))
-    if split == "train" and task.double_unordered and task.DOUBLE_UNORDERED:
-        offset = len(examples)
-        examples += [dataclasses.replace(ex, eid=ex.eid + offset, text_a=ex.text_b,
-                                         text_b=ex.text_a) for ex in list(examples)]
-    return examples
+    return task.with_swapped_copies(split, examples, len(examples))
 
 
 def _prepared(builder) -> bool:

@@ -17,6 +17,13 @@ from electra_tf.modeling import layers
 HEAD_DROPOUT = 0.1
 
 
+def _with_eid(out: dict, features, eid_key: str) -> dict:
+    """``out`` plus the example ids ``features[eid_key]`` when the features carry them."""
+    if eid_key in features:
+        out[eid_key] = features[eid_key]
+    return out
+
+
 class _TaskHead(keras.layers.Layer):
     def __init__(self, task_name: str, units: int, **kwargs):
         kwargs.setdefault("name", f"{task_name}_head")
@@ -56,9 +63,7 @@ class ClassificationHead(_TaskHead):
         out = {self._key("loss"): loss, self._key("logits"): logits,
                self._key("predictions"): tf.argmax(logits, -1, output_type=tf.int32),
                self._key("label_ids"): labels}
-        if self._key("eid") in features:
-            out[self._key("eid")] = features[self._key("eid")]
-        return out
+        return _with_eid(out, features, self._key("eid"))
 
 
 class RegressionHead(_TaskHead):
@@ -78,9 +83,7 @@ class RegressionHead(_TaskHead):
         targets = tf.cast(features[self._key("targets")], tf.float32)
         out = {self._key("loss"): tf.square(predictions - targets),
                self._key("predictions"): predictions, self._key("targets"): targets}
-        if self._key("eid") in features:
-            out[self._key("eid")] = features[self._key("eid")]
-        return out
+        return _with_eid(out, features, self._key("eid"))
 
 
 class TaggingHead(_TaskHead):
@@ -112,9 +115,7 @@ class TaggingHead(_TaskHead):
                self._key("logits"): logits,
                self._key("predictions"): tf.argmax(logits, -1, output_type=tf.int32),
                self._key("labels"): labels, self._key("labels_mask"): mask}
-        if self._key("eid") in features:
-            out[self._key("eid")] = features[self._key("eid")]
-        return out
+        return _with_eid(out, features, self._key("eid"))
 
 
 class QAHead(keras.layers.Layer):
@@ -145,9 +146,7 @@ class QAHead(keras.layers.Layer):
         self.start = layers.dense(1, "dense")
         if self.joint:
             self.qa_hidden = layers.dense(512, "qa_hidden", act=gelu)
-            self.end = layers.dense(1, "dense_1")
-        else:
-            self.end = layers.dense(1, "dense_1")
+        self.end = layers.dense(1, "dense_1")
         if self.answerable:
             if self.uses_start:
                 self.answerable_hidden = layers.dense(512, "dense_2", act=gelu)
@@ -237,9 +236,7 @@ class QAHead(keras.layers.Layer):
             out[self._key("answerable_logit")] = answerable_logit
         out.update({self._key("loss"): loss, self._key("start_logits"): start_logits,
                     self._key("end_logits"): end_logits})
-        if self._key("eid") in features:
-            out[self._key("eid")] = features[self._key("eid")]
-        return out
+        return _with_eid(out, features, self._key("eid"))
 
     def original_variables(self) -> dict:
         scope = f"task_specific/{self.task_name}"

@@ -36,7 +36,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-import logging
 import math
 import os
 import re
@@ -48,9 +47,7 @@ import numpy as np
 from electra_tf import tokenization
 from electra_tf.io_utils import write_text_atomic
 from electra_tf.finetuning.task import (Example, FeatureSpecs, Scorer, Task, TaskDataError,
-                                        pad_to)
-
-log = logging.getLogger("electra_tf")
+                                        log, pad_to)
 
 SQUAD_TASKS = ("squadv1", "squad")
 MRQA_TASKS = ("newsqa", "naturalqs", "triviaqa", "searchqa")
@@ -738,34 +735,34 @@ def _max_over_gold(fn, prediction: str, golds: Sequence[str]) -> float:
     return max(fn(prediction, g) for g in golds) if golds else 0.0
 
 
+def _em_f1(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str],
+           count_missing: bool) -> Dict[str, float]:
+    """``exact_match``, ``f1`` (x100) summed over the gold questions that have a prediction
+    and averaged over those (or over every gold question when ``count_missing``)."""
+    em = f1 = 0.0
+    answered = 0
+    for qid, answers in gold.items():
+        if qid not in predictions:
+            continue
+        answered += 1
+        em += _max_over_gold(exact_match, predictions[qid], answers)
+        f1 += _max_over_gold(token_f1, predictions[qid], answers)
+    total = len(gold) if count_missing else answered
+    return {"exact_match": 100.0 * em / total if total else 0.0,
+            "f1": 100.0 * f1 / total if total else 0.0}
+
+
 def squad_v1_metrics(gold: Mapping[str, Sequence[str]],
                      predictions: Mapping[str, str]) -> Dict[str, float]:
     """SQuAD 1.1: ``exact_match``, ``f1`` (x100) over every gold question; a missing
     prediction scores 0."""
-    em = f1 = 0.0
-    for qid, answers in gold.items():
-        if qid not in predictions:
-            continue
-        em += _max_over_gold(exact_match, predictions[qid], answers)
-        f1 += _max_over_gold(token_f1, predictions[qid], answers)
-    total = len(gold)
-    return {"exact_match": 100.0 * em / total if total else 0.0,
-            "f1": 100.0 * f1 / total if total else 0.0}
+    return _em_f1(gold, predictions, count_missing=True)
 
 
 def mrqa_metrics(gold: Mapping[str, Sequence[str]],
                  predictions: Mapping[str, str]) -> Dict[str, float]:
     """MRQA: ``exact_match``, ``f1`` (x100) over the questions that have a prediction."""
-    em = f1 = 0.0
-    total = 0
-    for qid, answers in gold.items():
-        if qid not in predictions:
-            continue
-        total += 1
-        em += _max_over_gold(exact_match, predictions[qid], answers)
-        f1 += _max_over_gold(token_f1, predictions[qid], answers)
-    return {"exact_match": 100.0 * em / total if total else 0.0,
-            "f1": 100.0 * f1 / total if total else 0.0}
+    return _em_f1(gold, predictions, count_missing=False)
 
 
 def _best_threshold(predictions: Mapping[str, str], scores: Mapping[str, float],

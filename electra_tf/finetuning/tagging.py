@@ -56,7 +56,7 @@ import numpy as np
 from electra_tf import tokenization
 from electra_tf.io_utils import write_text_atomic
 from electra_tf.finetuning.task import (Example, FeatureSpecs, Scorer, Task, TaskDataError,
-                                        log, pad_to)
+                                        log, pad_to, path_exists)
 
 # A span: (first word, last word (inclusive), type).
 Span = Tuple[int, int, str]
@@ -201,21 +201,8 @@ class Sentence:
     line: int
 
 
-def _exists(path: str) -> bool:
-    if "://" in path:
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        return bool(tf.io.gfile.exists(path))
-    return os.path.isfile(path)
-
-
 def _read_text(path: str) -> str:
-    if "://" in path:
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        with tf.io.gfile.GFile(path, "rb") as f:
-            data = f.read()
-    else:
-        with open(path, "rb") as f:
-            data = f.read()
+    data = tokenization._read_bytes(path, "tagging data file")  # pylint: disable=protected-access
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -450,7 +437,7 @@ class TaggingTask(Task):
         if split in self._sentences:
             return self._sentences[split]
         path = self.split_path(split)
-        if not _exists(path):
+        if not path_exists(path):
             raise TaskDataError(
                 f"{self.name}: the {split!r} split file {path} does not exist. Expected "
                 f"layout: <data-dir>/finetuning_data/{self.name}/{{train,dev,test}}.txt in "
@@ -481,7 +468,7 @@ class TaggingTask(Task):
         if self._label_mapping is not None:
             return self._label_mapping
         path = self.label_mapping_path
-        if path is not None and _exists(path):
+        if path is not None and path_exists(path):
             try:
                 mapping = json.loads(_read_text(path))
             except ValueError as e:
@@ -494,7 +481,7 @@ class TaggingTask(Task):
         tags = set()
         found = []
         for split in SPLITS:
-            if not _exists(self.split_path(split)):
+            if not path_exists(self.split_path(split)):
                 continue
             found.append(split)
             for sentence in self._read_sentences(split):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import logging
+import os
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
@@ -91,6 +92,14 @@ def shared_feature_specs(max_seq_length: int) -> FeatureSpecs:
             "input_mask": ((max_seq_length,), "int64"),
             "segment_ids": ((max_seq_length,), "int64"),
             "task_id": ((), "int64")}
+
+
+def path_exists(path: str) -> bool:
+    """Whether the file ``path`` exists (local, or a ``tf.io.gfile`` URL such as ``gs://``)."""
+    if "://" in path:
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        return bool(tf.io.gfile.exists(path))
+    return os.path.isfile(path)
 
 
 def pad_to(ids: Sequence[int], length: int) -> List[int]:

@@ -11,6 +11,6 @@ from electra_tf.modeling.transformer import TransformerLayer, attention_bias
 
 __all__ = [
     "Discriminator", "DiscriminatorHead", "ElectraEmbeddings", "ElectraEncoder", "Generator",
-    "MaskedLMHead", "PretrainingModels", "TransformerLayer", "TwoTowerClozeGenerator", "attention_bias",
-    "build_pretraining_models",
+    "MaskedLMHead", "PretrainingModels", "TransformerLayer", "TwoTowerClozeGenerator",
+    "attention_bias", "build_pretraining_models",
 ]

@@ -29,7 +29,7 @@ def scatter_update(sequence: tf.Tensor, updates: tf.Tensor, positions: tf.Tensor
     batch, length = shape[0], shape[1]
     positions = tf.cast(positions, tf.int32)
     flat = tf.reshape(positions + length * tf.range(batch)[:, tf.newaxis], [-1, 1])
-    extra = tf.shape(sequence)[2:]
+    extra = shape[2:]
     flat_updates = tf.reshape(updates, tf.concat([[-1], extra], 0))
     summed = tf.scatter_nd(flat, flat_updates, tf.concat([[batch * length], extra], 0))
     counts = tf.scatter_nd(flat, tf.ones_like(flat[:, 0]), [batch * length])
@@ -38,11 +38,12 @@ def scatter_update(sequence: tf.Tensor, updates: tf.Tensor, positions: tf.Tensor
                          tf.ones([batch, length - 1], tf.int32)], axis=1)
     summed = tf.reshape(summed, shape)
     written = counts > 0
+    updated_mask = tf.cast(written, tf.int32)
     divisor = tf.cast(tf.maximum(counts, 1), sequence.dtype)
     if len(sequence.shape) == 3:
         written, divisor = written[..., tf.newaxis], divisor[..., tf.newaxis]
     averaged = summed // divisor if sequence.dtype.is_integer else summed / divisor
-    return tf.where(written, averaged, sequence), tf.cast(counts > 0, tf.int32)
+    return tf.where(written, averaged, sequence), updated_mask
 
 
 def candidate_mask(input_ids: tf.Tensor, input_mask: tf.Tensor,

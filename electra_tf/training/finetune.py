@@ -21,10 +21,10 @@ import tensorflow as tf
 from electra_tf import checkpoints
 from electra_tf.data.progress import format_duration
 from electra_tf.finetuning.model import FinetuningModel
-from electra_tf.finetuning.registry import get_task
+from electra_tf.finetuning.registry import get_task, task_family
 from electra_tf.finetuning.task import shared_feature_specs
 from electra_tf.io_utils import write_text_atomic
-from electra_tf.optimization import create_optimizer
+from electra_tf.optimization import create_optimizer, with_loss_scaling
 from electra_tf.training.accumulation import make_update_step
 from electra_tf.training.strategy import (CLUSTER_FAILURES, cluster_failure, create_strategy,
                                          is_chief, set_precision, xla_is_default)
@@ -60,18 +60,17 @@ def _tasks(config, options, tokenizer) -> list:
 
 
 def _family_options(name: str, config, options) -> dict:
-    from electra_tf.finetuning import glue, qa, tagging
-    if name in qa.QA_TASKS:
+    from electra_tf.finetuning import qa
+    family = task_family(name)  # an unknown name is one clear error here
+    if family == "qa":
         return {"qa_config": qa.QAConfig.from_config(config, results_dir=options.results_dir)}
-    if name in glue.GLUE_TASKS:
+    if family == "glue":
         return {"double_unordered": config.double_unordered,
                 "data_source": options.data_source, "tfds_data_dir": options.tfds_data_dir}
     if options.data_source != "tsv":
         raise ValueError(f"--data_source={options.data_source} is available for GLUE tasks "
                          f"only, not {name!r}")
-    if tagging.is_tagging_task_name(name):
-        return {"label_mapping_dir": options.preprocessed_dir}
-    return {}
+    return {"label_mapping_dir": options.preprocessed_dir}  # tagging
 
 
 def _all_specs(tasks, max_seq_length) -> dict:
@@ -150,27 +149,33 @@ def _dataset(path: str, specs: dict, batch_size: int, is_training: bool, seed: i
         batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
+def _update_scorers(predict, path: str, specs: dict, config, options, scorers: dict) -> None:
+    """Feeds every task's rows of the cached features' predictions to its scorer.
+
+    ``scorers`` maps task index -> scorer; dummy padding features match no task.
+    """
+    for features in _dataset(path, specs, config.eval_batch_size, False, options.seed):
+        outputs = {k: v.numpy() for k, v in predict(features).items() if k != "loss"}
+        for index, (prefix, scorer) in scorers.items():
+            rows = outputs["task_id"] == index
+            if rows.any():
+                scorer.update({k: v[rows] for k, v in outputs.items() if k.startswith(prefix)})
+
+
 def evaluate(model: FinetuningModel, tasks, split: str, config, options) -> Dict[str, dict]:
     """Scores every task on ``split``; dummy padding features are skipped."""
     path, _ = cached_features(tasks, split, False, config.eval_batch_size, config, options)
-    specs = _all_specs(tasks, config.max_seq_length)
     scorers = [task.get_scorer(split) for task in tasks]
     predict = tf.function(lambda features: model(features, training=False))
-    for features in _dataset(path, specs, config.eval_batch_size, False, options.seed):
-        outputs = {k: v.numpy() for k, v in predict(features).items() if k != "loss"}
-        for index, (task, scorer) in enumerate(zip(tasks, scorers)):
-            rows = outputs["task_id"] == index
-            if rows.any():
-                scorer.update({k: v[rows] for k, v in outputs.items()
-                               if k.startswith(task.name + "_")})
+    _update_scorers(predict, path, _all_specs(tasks, config.max_seq_length), config, options,
+                    {i: (task.name + "_", scorer)
+                     for i, (task, scorer) in enumerate(zip(tasks, scorers))})
     return {task.name: scorer.get_results() for task, scorer in zip(tasks, scorers)}
 
 
 def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
     """Trains and evaluates ``config.num_trials`` times; returns each trial's results."""
     from electra_tf.tokenization import FullTokenizer, default_vocab_file
-    say = (lambda msg: None) if options.quiet else (
-        lambda msg: print(msg, file=sys.stderr, flush=True))
     tokenizer = FullTokenizer(options.vocab_file or default_vocab_file(),
                               do_lower_case=config.do_lower_case)
     tasks = _tasks(config, options, tokenizer)
@@ -178,10 +183,12 @@ def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
     disc_config = config.discriminator_config()
     set_precision(options.mixed_precision)
     strategy = create_strategy(options.strategy, options.tpu)
-    chief = is_chief(strategy)
-    if not chief:  # other workers train in lockstep; the chief writes everything
-        def say(msg):
-            pass
+    chief = is_chief(strategy)  # other workers train in lockstep; the chief reports and writes
+
+    def say(msg):
+        if chief and not options.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
     all_results = []
     for trial in range(1, config.num_trials + 1):
         keras.utils.set_random_seed(options.seed + trial)
@@ -281,9 +288,7 @@ def _train(model, tasks, specs, config, options, trial, say, strategy, chief=Tru
             corrected_layerwise=config.layerwise_lr_decay_corrected,
             num_layers=model.config.num_hidden_layers, optimizer=config.optimizer)
         adam = optimizer
-        if options.mixed_precision == "float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(adam)
-            optimizer.build(adam.built_variables)
+        optimizer = with_loss_scaling(adam, options.mixed_precision)
     variables = adam.built_variables
     jit = options.jit_compile if options.jit_compile is not None else xla_is_default(strategy)
 
@@ -352,14 +357,9 @@ def _write_squad_test_predictions(model, tasks, index, trial, directory, predict
     path, _ = cached_features(tasks, "test", False, config.eval_batch_size, config, options,
                               only=[task])
     scorer = task.get_scorer("test")
-    for features in _dataset(path, specs, config.eval_batch_size, False, options.seed):
-        outputs = {k: v.numpy() for k, v in predict(features).items() if k != "loss"}
-        rows = outputs["task_id"] == index
-        if rows.any():
-            scorer.update({k: v[rows] for k, v in outputs.items()
-                           if k.startswith(task.name + "_")})
+    _update_scorers(predict, path, specs, config, options, {index: (task.name + "_", scorer)})
     predictions, null_odds = scorer.get_predictions()
     answers = qa.blank_null_predictions(predictions, null_odds, config.qa_na_threshold)
     out = os.path.join(directory, "squad_test_predictions.json")
-    write_text_atomic(out, json.dumps(answers, indent=2, ensure_ascii=False) + "\n")
+    qa.write_json_atomic(out, answers)
     return out

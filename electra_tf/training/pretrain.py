@@ -23,7 +23,7 @@ from electra_tf import checkpoints
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.progress import format_duration
 from electra_tf.io_utils import write_text_atomic
-from electra_tf.optimization import create_optimizer
+from electra_tf.optimization import create_optimizer, with_loss_scaling
 from electra_tf.pretraining import PretrainingMetrics, PretrainingObjective
 from electra_tf.pretraining import random
 from electra_tf.pretraining.random import step_seed
@@ -105,9 +105,7 @@ class PretrainingRun:
                 lr_decay_power=config.lr_decay_power, weight_decay_rate=config.weight_decay_rate,
                 clip_norm=1.0, optimizer=config.optimizer)
             self.adam = self.optimizer
-            if options.mixed_precision == "float16":
-                self.optimizer = keras.optimizers.LossScaleOptimizer(self.adam)
-                self.optimizer.build(self.adam.built_variables)  # its scale variables
+            self.optimizer = with_loss_scaling(self.adam, options.mixed_precision)
         self.variables = self.adam.built_variables
         tracked = {name: model for name, model in
                    (("generator", self.models.generator),
@@ -239,7 +237,7 @@ def make_train_step(run: PretrainingRun, jit_compile: bool):
 def _progress_line(step, total, started, window_steps, window_time, stats, batch_size) -> str:
     elapsed = time.time() - started
     rate = window_steps / window_time if window_time > 0 else float("nan")
-    eta = (total - step) / rate if rate and rate == rate and rate > 0 else None
+    eta = (total - step) / rate if rate > 0 else None  # False for NaN too
     parts = [f"step {step}/{total} ({100.0 * step / total:.1f}%)",
              f"{rate:.2f} steps/s, {rate * batch_size:.1f} examples/s",
              f"elapsed {format_duration(elapsed)}, ETA {format_duration(eta)}",
@@ -269,8 +267,7 @@ def _export(run: PretrainingRun, step: int) -> dict:
         os.path.join(model_dir, "discriminator", f"model.ckpt-{step}"), finetune_model,
         global_step=step)
     for directory in ("tf1", "discriminator"):
-        write_text_atomic(os.path.join(model_dir, directory, "pretraining_config.json"),
-                          json.dumps(run.config.to_dict(), indent=2, sort_keys=True) + "\n")
+        run.config.to_json(os.path.join(model_dir, directory, "pretraining_config.json"))
         tf.io.gfile.copy(run.vocab_file, os.path.join(model_dir, directory, "vocab.txt"),
                          overwrite=True)
     return {"tf1": full, "discriminator": disc}
@@ -306,8 +303,7 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
         print(f"worker: training from step {start_step}; the chief writes checkpoints, "
               f"summaries and exports (scratch: {run.write_dir})", file=sys.stderr, flush=True)
     if run.chief:
-        write_text_atomic(os.path.join(options.model_dir, "pretraining_config.json"),
-                          json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+        config.to_json(os.path.join(options.model_dir, "pretraining_config.json"))
     jit = options.jit_compile if options.jit_compile is not None else xla_is_default(run.strategy)
     train_step = make_train_step(run, jit)
     writer = (tf.summary.create_file_writer(os.path.join(options.model_dir, "train"))

@@ -7,7 +7,8 @@ import sys
 
 from absl import flags
 
-from electra_tf.config import ConfigError, PretrainingConfig, load_preset
+from electra_tf.config import (OPTIMIZERS, ConfigError, PretrainingConfig, load_preset,
+                               parse_hparams)
 from electra_tf.training.pretrain import PretrainingError, RunOptions
 from electra_tf.training.strategy import STRATEGIES, StrategyError
 
@@ -22,7 +23,7 @@ _HPARAM_FLAGS = {
                                     "one update: the batch of train_batch_size with the memory "
                                     "of a micro-batch."),
     "optimizer": (lambda name, default, help_text: flags.DEFINE_enum(
-        name, default, ["adamw", "lamb"], help_text), "adamw: the original AdamWeightDecay "
+        name, default, list(OPTIMIZERS), help_text), "adamw: the original AdamWeightDecay "
         "(default); lamb: LAMB with a per-layer trust ratio, for large batches."),
     "learning_rate": (flags.DEFINE_float, "Peak learning rate."),
     "num_warmup_steps": (flags.DEFINE_integer, "Linear warm-up steps."),
@@ -77,7 +78,6 @@ def define_flags() -> None:
 
 
 def _config(FLAGS, quickstart: bool) -> PretrainingConfig:
-    from electra_tf.config import parse_hparams
     use_quickstart = quickstart and not FLAGS.debug
     hparams = dict(load_preset("quickstart")["pretraining"]) if use_quickstart else {}
     hparams.update(parse_hparams(FLAGS.hparams))
