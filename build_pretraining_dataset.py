@@ -12,6 +12,12 @@ follows the original ELECTRA builder; see electra_tf/data/pretraining_data.py
 for the formats read and the one deliberate difference (seeded, per-file
 random streams, so the output does not depend on --num_processes).
 
+Input that yields no example (empty, whitespace-only or binary files) is an
+error and writes nothing; a binary-looking file is skipped and a line over
+1 MiB truncated, each with one warning line. Temporary shards of a build that
+was killed are removed by the next build in the same --output_dir; worker
+processes (--num_processes > 1) stop when the builder process dies.
+
 Differences from the original command line: flags use underscores; the
 output directory is not deleted (existing shards are refused unless
 --overwrite, which replaces only those files); --blanks_separate_docs is a
@@ -80,7 +86,9 @@ flags.DEFINE_boolean(
     "overwrite",
     False,
     "Replace existing pretrain_data.tfrecord-* files in "
-    "--output_dir (nothing else there is touched).",
+    "--output_dir and remove every temporary .pretrain_data.tfrecord-*.tmp-* "
+    "file there (nothing else is touched; without --overwrite only those of "
+    "builds that are no longer running are removed).",
 )
 flags.DEFINE_boolean("progress", True, "Show a progress bar on stderr.")
 flags.DEFINE_string(
@@ -143,6 +151,7 @@ def run():
         input_format=FLAGS.input_format,
         overwrite=FLAGS.overwrite,
         show_progress=FLAGS.progress,
+        source=source,
     )
     for line in pd.format_summary(stats, FLAGS.output_dir):
         print(line, file=sys.stderr)

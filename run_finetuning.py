@@ -2,9 +2,12 @@
 
     python run_finetuning.py --data_dir=$DATA --model_name=electra_small --task_names=mnli
         Reads $DATA/finetuning_data/mnli/{train,dev_matched}.tsv, starts from
-        $DATA/models/electra_small/discriminator (our pre-training export) or
-        $DATA/models/electra_small (a Google release directory), trains in
-        .../finetuning_models/mnli_model_<trial>, writes .../results/mnli_results.{txt,json}.
+        $DATA/models/electra_small: a pre-training run directory (its newest complete
+        ckpt-N, also while the run is still training), a Google release directory or a
+        transformers directory; a directory holding only our discriminator/ export starts
+        from that. Trains in .../finetuning_models/mnli_model_<trial>, writes
+        .../results/mnli_results.{txt,json} (with the init checkpoint and its step).
+        --init_checkpoint=none: no pre-trained weights (random initialisation, a baseline).
 
 Hyperparameters: --hparams (JSON dict or .json path, keys of the original FinetuningConfig);
 per-task and per-size defaults follow the original (configs/finetuning.json); --strategy,
@@ -26,7 +29,11 @@ flags.DEFINE_string("model_name", None, "Pre-trained model under <data_dir>/mode
                     "electra_<model_size>.")
 flags.DEFINE_string("model_size", "small", "small, base or large (must match the checkpoint).")
 flags.DEFINE_list("task_names", None, "Comma-separated tasks, e.g. mnli or cola,sst.")
-flags.DEFINE_string("init_checkpoint", None, "Checkpoint to start from (default: see above).")
+flags.DEFINE_string("init_checkpoint", None, "Checkpoint to start from: anything "
+                    "electra_tf.loading.read_weights reads (a pre-training run directory or its "
+                    "ckpt-N, a TF1 checkpoint such as <run>/discriminator, a transformers "
+                    "directory); default <data_dir>/models/<model_name>. 'none': no pre-trained "
+                    "weights, random initialisation (a no-pre-training baseline).")
 flags.DEFINE_string("hparams", None, "JSON dict or path to a .json file of hparams.")
 flags.DEFINE_integer("num_trials", None, "Number of train+eval runs (results per trial).")
 flags.DEFINE_boolean("do_train", None, "Train (default true).")
@@ -46,6 +53,22 @@ flags.DEFINE_enum("mixed_precision", None, ["bfloat16", "float16"], "Mixed preci
 flags.DEFINE_enum("data_source", "tsv", ["tsv", "tfds"], "GLUE from the TSV files of "
                   "finetuning_data/<task>/ or from tensorflow-datasets' glue/* (downloads).")
 flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets data dir for --data_source=tfds.")
+
+
+def default_init_checkpoint(pretrained: str) -> str:
+    """The model directory itself when it holds weights (a run's newest complete ckpt-N, a
+    release checkpoint, a transformers directory), else its discriminator/ export."""
+    from electra_tf import checkpoints, loading
+    export = os.path.join(pretrained, "discriminator")
+    if not os.path.isdir(export):
+        return pretrained
+    try:
+        if loading.detect_format(pretrained) != "tf1":
+            return pretrained
+        checkpoints.resolve_checkpoint(pretrained)
+        return pretrained
+    except checkpoints.CheckpointError:
+        return export
 
 
 def main(argv):
@@ -68,10 +91,11 @@ def main(argv):
                                   FLAGS.model_name or f"electra_{config.model_size}")
         init = FLAGS.init_checkpoint
         if init is None:
-            export = os.path.join(pretrained, "discriminator")
-            init = export if os.path.isdir(export) else pretrained
+            init = default_init_checkpoint(pretrained)
+        elif init.lower() == "none":
+            init = None  # the driver says "no pre-trained weights ...: random initialisation"
         tasks = ",".join(config.task_names)
-        vocab = os.path.join(pretrained, "vocab.txt")
+        vocab = os.path.join(pretrained, "vocab.txt")  # else the init checkpoint's, else bundled
         options = finetune.FinetuneOptions(
             data_dir=FLAGS.data_dir,
             model_dir=os.path.join(pretrained, "finetuning_models", f"{tasks}_model"),

@@ -68,11 +68,75 @@ def count_parameters(variables: Mapping) -> int:
 # Reading
 # ---------------------------------------------------------------------------
 
+_STEP = re.compile(r"-(\d+)$")
+_TRAINING_INDEX = re.compile(r"^(ckpt-\d+)\.index$")
+_SHARD = re.compile(r"\.data-(\d+)-of-(\d+)$")
+LOOKED_FOR = ("looked for a 'checkpoint' state file, ckpt-N.index (a training run) or "
+              "<name>.index (a TF1 export)")
+
+
+def is_complete_checkpoint(prefix: str) -> bool:
+    """True if ``prefix.index`` and every ``prefix.data-XXXXX-of-YYYYY`` shard exist and the
+    index can be read."""
+    directory, base = os.path.split(os.fspath(prefix))
+    try:
+        names = set(tf.io.gfile.listdir(directory or "."))
+    except tf.errors.OpError:
+        return False
+    if base + ".index" not in names:
+        return False
+    totals = {int(m.group(2)) for name in names
+              if (m := _SHARD.search(name)) and name[: m.start()] == base}
+    if len(totals) != 1:
+        return False
+    total = totals.pop()
+    if any(f"{base}.data-{i:05d}-of-{total:05d}" not in names for i in range(total)):
+        return False
+    try:
+        tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError):
+        return False
+    return True
+
+
+def latest_complete_checkpoint(model_dir: str) -> Optional[str]:
+    """The newest complete checkpoint prefix in a directory, or None.
+
+    Candidates are the ``checkpoint`` state file's entries (which may name deleted
+    files) and every ``ckpt-N.index`` (a training run's checkpoints), newest step
+    first; a candidate with a missing ``.index`` or data shard, or an index that
+    cannot be read, is skipped for the previous one.
+    """
+    model_dir = os.fspath(model_dir)
+    if not tf.io.gfile.isdir(model_dir):
+        return None
+    listed = []
+    try:
+        state = tf.train.get_checkpoint_state(model_dir)
+    except (tf.errors.OpError, ValueError):
+        state = None
+    if state is not None:  # relative entries come joined to model_dir
+        listed += list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]
+    listed += [os.path.join(model_dir, m.group(1)) for name in tf.io.gfile.listdir(model_dir)
+               if (m := _TRAINING_INDEX.match(name))]
+    candidates = {}
+    for order, prefix in enumerate(p for p in listed if p):
+        step = _STEP.search(os.path.basename(prefix))
+        key = prefix if "://" in prefix else os.path.normpath(prefix)
+        candidates[key] = (int(step.group(1)) if step else -1, order)
+    for prefix in sorted(candidates, key=candidates.get, reverse=True):
+        if is_complete_checkpoint(prefix):
+            return prefix
+    return None
+
+
 def resolve_checkpoint(path: str) -> str:
     """Turns a directory, a prefix or a ``.index`` path into a checkpoint prefix.
 
-    A directory may hold a ``checkpoint`` state file (its latest entry is used),
-    or exactly one ``<prefix>.index`` (as in Google's release archives).
+    A directory resolves to its newest complete checkpoint
+    (:func:`latest_complete_checkpoint`: the ``checkpoint`` state file's entries and
+    a training run's ``ckpt-N``), else to its one ``<prefix>.index`` (as in Google's
+    release archives).
     """
     path = os.fspath(path)
     if path.endswith(".index"):
@@ -80,19 +144,22 @@ def resolve_checkpoint(path: str) -> str:
     if tf.io.gfile.exists(path + ".index"):
         return path
     if tf.io.gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest and tf.io.gfile.exists(latest + ".index"):
+        latest = latest_complete_checkpoint(path)
+        if latest:
             return latest
-        indexes = sorted(tf.io.gfile.glob(os.path.join(path, "*.index")))
-        if len(indexes) == 1:
-            return indexes[0][: -len(".index")]
-        if len(indexes) > 1:
-            names = ", ".join(os.path.basename(i) for i in indexes)
+        names = sorted(os.path.basename(i)
+                       for i in tf.io.gfile.glob(os.path.join(path, "*.index")))
+        broken = [n for n in names if _TRAINING_INDEX.match(n)]  # already tried
+        others = [n for n in names if n not in broken]
+        if len(others) == 1:
+            return os.path.join(path, others[0][: -len(".index")])
+        if len(others) > 1:
             raise CheckpointError(
-                f"{path} holds several checkpoints ({names}) and no 'checkpoint' file saying "
-                "which is latest; pass the prefix of one")
-        raise CheckpointError(f"no checkpoint in directory {path}: expected a 'checkpoint' "
-                              "file or a <name>.index with its <name>.data-* files")
+                f"{path} holds several checkpoints ({', '.join(others)}) and no 'checkpoint' "
+                "file saying which is latest; pass the prefix of one")
+        raise CheckpointError(
+            f"no checkpoint in directory {path}: {LOOKED_FOR}, each with its complete .data-* "
+            "shards" + (f" (incomplete or unreadable: {', '.join(broken)})" if broken else ""))
     raise CheckpointError(f"checkpoint not found: {path} (neither {path}.index nor a directory)")
 
 

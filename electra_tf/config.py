@@ -418,6 +418,12 @@ class PretrainingConfig(_ModelConfigMixin):
     def validate(self) -> None:
         if self.do_train == self.do_eval:
             raise ConfigError("exactly one of do_train and do_eval must be true")
+        for name in ("num_train_steps", "train_batch_size", "eval_batch_size",
+                     "save_checkpoints_steps", "num_eval_steps"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_warmup_steps < 0 or (self.keep_checkpoint_max or 0) < 0:
+            raise ConfigError("num_warmup_steps and keep_checkpoint_max must be >= 0")
         if not 0.0 < self.mask_prob < 1.0:
             raise ConfigError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
         if self.max_predictions_per_seq < 1:

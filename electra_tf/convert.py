@@ -9,8 +9,10 @@ with the global step when the source has one; optimizer slots are not carried.
 
 * ``tf1``: a checkpoint with the original variable names (spec 7): Google's
   releases, ``<model_dir>/tf1`` and ``<model_dir>/discriminator`` exports, a
-  prefix or ``.index`` path. Written as ``DIR/model.ckpt[-<step>].*`` with a
-  ``checkpoint`` state file, ``pretraining_config.json`` and ``vocab.txt``.
+  prefix or ``.index`` path. As input also a pre-training run directory (its
+  newest complete ``ckpt-N``, also mid-run) or one ``<model_dir>/ckpt-N``. Written
+  as ``DIR/model.ckpt[-<step>].*`` with a ``checkpoint`` state file,
+  ``pretraining_config.json`` and ``vocab.txt``.
 * ``hf``: a Hugging Face transformers ELECTRA directory (``config.json`` +
   ``model.safetensors``), or a ``discriminator/`` + ``generator/`` pair of them
   (see :mod:`electra_tf.hf`). ``--hf_kind`` chooses what is written: ``auto``
@@ -122,7 +124,7 @@ def read_weights(path: str):
 def load(path: str, hparams=None):
     """A built :class:`electra_tf.loading.PretrainedModel` from any supported format."""
     from electra_tf import loading
-    return loading.build_from_weights(read_weights(path), hparams)
+    return loading.build_from_weights(loading.read_weights(path, keep_models=True), hparams)
 
 
 def _exported_variables(model) -> dict:
@@ -265,7 +267,8 @@ def define_flags():
     """Defines the CLI flags (only when run as a script)."""
     from absl import flags
     flags.DEFINE_string("input", None, "Checkpoint to convert: TF1 checkpoint (directory, prefix "
-                        "or .index), transformers directory, or keras-format directory.")
+                        "or .index), pre-training run directory or its ckpt-N, transformers "
+                        "directory, or keras-format directory.")
     flags.DEFINE_string("output", None, "Directory to write (must not exist or be empty, "
                         "unless --overwrite).")
     flags.DEFINE_string("to", None, f"Output format: {', '.join(FORMATS)}.")

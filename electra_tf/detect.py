@@ -15,7 +15,9 @@ unscored is returned and reported, never dropped silently. [CLS] and [SEP]
 are not reported: the results hold one label per word-piece of the text.
 
 The checkpoint is anything :func:`electra_tf.loading.load_pretrained` reads
-that has the detection head: our pre-training exports (``<model_dir>/tf1``,
+that has the detection head: a pre-training run directory (its newest complete
+``ckpt-N``, also mid-run; pass ``--vocab_file`` unless a ``vocab.txt`` lies beside
+it) or one ``<model_dir>/ckpt-N``, our exports (``<model_dir>/tf1``,
 ``<model_dir>/discriminator``), Google's releases, or a Hugging Face
 ``ElectraForPreTraining`` directory.
 """
@@ -327,7 +329,9 @@ def detect_with(model, tokenizer, texts: Iterable[TextInput], max_seq_length: in
 def add_common_flags(parser: ArgumentParser) -> None:
     parser.add_argument("texts", nargs="*", help="texts to process (or use --input_file)")
     parser.add_argument("--checkpoint", required=True,
-                        help="TF1 checkpoint (directory or prefix) or HF directory")
+                        help="TF1 checkpoint (directory or prefix), pre-training run "
+                             "directory (its newest complete ckpt-N) or one ckpt-N, or HF "
+                             "directory")
     parser.add_argument("--input_file", help="one text per line ('-': stdin)")
     parser.add_argument("--vocab_file", help="default: vocab.txt beside the checkpoint")
     lower = parser.add_mutually_exclusive_group()

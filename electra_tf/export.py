@@ -634,7 +634,8 @@ def export_checkpoint(checkpoint: str, output: str, task_names: Sequence[str] = 
 
     Args:
       checkpoint: what :func:`electra_tf.loading.read_weights` reads (TF1 checkpoint
-        prefix/directory or a Hugging Face directory).
+        prefix/directory, pre-training run directory or ckpt-N, or a Hugging Face
+        directory).
       output: the SavedModel directory to create.
       task_names: fine-tuning task names (e.g. ``["mnli"]``), as given to fine-tuning.
       vocab_file: default ``vocab.txt`` beside the checkpoint.
@@ -653,7 +654,7 @@ def export_checkpoint(checkpoint: str, output: str, task_names: Sequence[str] = 
     from electra_tf.finetuning.model import FinetuningModel
     from electra_tf.finetuning.registry import task_dir_name
     try:
-        weights = loading.read_weights(checkpoint)
+        weights = loading.read_weights(checkpoint, keep_models=not task_names)
     except (checkpoints.CheckpointError, ConfigError) as e:
         raise ExportError(str(e)) from e
     heads = _task_heads(weights.values)
@@ -712,8 +713,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True,
                         help="TF1 checkpoint (directory or prefix) or Hugging Face directory: "
-                             "a pre-training export, a Google release, or a fine-tuning "
-                             "checkpoint (finetuning_models/<tasks>_model_<trial>)")
+                             "a pre-training export, a pre-training run directory (its newest "
+                             "complete ckpt-N) or one ckpt-N, a Google release, or a "
+                             "fine-tuning checkpoint (finetuning_models/<tasks>_model_<trial>)")
     parser.add_argument("--output", required=True, help="SavedModel directory to create")
     parser.add_argument("--task_name", "--task_names", dest="task_names", default="",
                         help="fine-tuned task(s) to export, comma-separated (e.g. mnli or "

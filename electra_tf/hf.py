@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.checkpoints import CheckpointError
-from electra_tf.io_utils import staged_directory
+from electra_tf.io_utils import chmod_as_new_file, staged_directory
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -614,7 +614,9 @@ def _write_one(directory: str, architecture: str, network, vocab_file: str | Non
                               "model was trained with")
     tensors = hf_tensors(network, architecture, config)
     os.makedirs(directory, exist_ok=True)
-    save_file(tensors, os.path.join(directory, WEIGHTS_NAME), metadata={"format": "pt"})
+    weights_path = os.path.join(directory, WEIGHTS_NAME)
+    save_file(tensors, weights_path, metadata={"format": "pt"})
+    chmod_as_new_file(weights_path)  # safetensors writes 0600; the other files are 0644
     _write_json(os.path.join(directory, CONFIG_NAME), config)
     if vocab_file:
         tf.io.gfile.copy(vocab_file, os.path.join(directory, VOCAB_NAME), overwrite=True)

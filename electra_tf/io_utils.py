@@ -7,7 +7,32 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import uuid
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (from /proc on Linux, else by setting and restoring it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return umask
+
+
+def chmod_as_new_file(path: str, directory: bool = False) -> None:
+    """Gives ``path`` the mode a plain ``open()`` (``mkdir``) would have given it:
+    0666 (0777) minus the umask, i.e. 0644 (0755) usually. Files made by mkstemp,
+    mkdtemp or libraries writing through them are 0600 (0700) otherwise."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
 def write_text_atomic(path: str, text: str) -> str:
@@ -33,7 +58,7 @@ def write_text_atomic(path: str, text: str) -> str:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        chmod_as_new_file(tmp)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -69,7 +94,7 @@ def staged_directory(output_dir: str, overwrite: bool = False):
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{base}.tmp-")
     try:
         yield tmp
-        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
+        chmod_as_new_file(tmp, directory=True)  # mkdtemp creates 0700
         check_output_directory(output_dir, overwrite)
         if os.path.isdir(output_dir) and os.listdir(output_dir):
             old = os.path.join(parent, f".{base}.old-{uuid.uuid4().hex}")

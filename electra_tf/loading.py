@@ -8,6 +8,10 @@ Formats (``detect_format``):
 * ``hf``: a Hugging Face ``transformers`` ELECTRA directory (``config.json`` +
   ``model.safetensors``), read by :mod:`electra_tf.hf` without torch.
 * ``keras``: :mod:`electra_tf.convert`'s ``tf.train.Checkpoint`` keyed by original name.
+* ``training``: the pre-training driver's object-based ``<model_dir>/ckpt-N`` (a run
+  directory reads as its newest complete ``ckpt-N``, also while the run is still
+  training): the models are built from ``pretraining_config.json`` beside it and
+  restored with ``tf.train.Checkpoint`` as the driver tracks them.
 
 The model shapes come from ``pretraining_config.json`` beside the weights when
 present (our exports), else from the variable shapes (``infer_pretraining_config``).
@@ -23,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import Mapping, Optional, Union
 
 import numpy as np
@@ -30,6 +35,7 @@ import tensorflow as tf
 
 from electra_tf import checkpoints
 from electra_tf.config import ConfigError, PretrainingConfig, parse_hparams
+from electra_tf.io_utils import first_line
 from electra_tf.modeling.discriminator import Discriminator
 from electra_tf.modeling.electric import TwoTowerClozeGenerator
 from electra_tf.modeling.generator import Generator
@@ -48,8 +54,11 @@ class PretrainedWeights:
       hparams: PretrainingConfig hparams known from the source (e.g. a HF
         ``config.json``); shapes fill in the rest.
       vocab_file: the vocabulary shipped beside the weights, if any.
-      source: the path read; format: ``"tf1"`` or ``"hf"``.
+      source: the path read; format: ``"tf1"``, ``"hf"``, ``"keras"`` or ``"training"``.
       global_step: the training step stored with the weights, if any.
+      built: for a training checkpoint read with ``keep_models=True``, the
+        (PretrainingConfig, PretrainingModels) restored to read it, which
+        :func:`build_from_weights` takes over instead of building them again.
     """
 
     values: dict
@@ -58,6 +67,7 @@ class PretrainedWeights:
     source: str
     format: str
     global_step: Optional[int] = None
+    built: Optional[tuple] = dataclasses.field(default=None, repr=False, compare=False)
 
 
 @dataclasses.dataclass
@@ -127,8 +137,16 @@ def read_sidecar_files(prefix: str, require_config: bool = False) -> tuple:
     return hparams, (vocab if tf.io.gfile.exists(vocab) else None)
 
 
-def read_weights(path: str) -> PretrainedWeights:
-    """Reads weights by original name from a path in any supported format."""
+def read_weights(path: str, *, keep_models: bool = False) -> PretrainedWeights:
+    """Reads weights by original name from a path in any supported format.
+
+    Args:
+      path: a TF1-name checkpoint (directory, prefix or ``.index``), a pre-training run
+        directory (its newest complete ``ckpt-N``) or one ``ckpt-N`` prefix, a
+        transformers directory or a keras-format directory.
+      keep_models: for a training checkpoint, keep the models restored to read it on
+        the result (``built``) for :func:`build_from_weights` to reuse.
+    """
     path = os.fspath(path)
     if not tf.io.gfile.exists(path) and not tf.io.gfile.exists(path + ".index"):
         raise checkpoints.CheckpointError(f"checkpoint not found: {path}")
@@ -139,12 +157,72 @@ def read_weights(path: str) -> PretrainedWeights:
     if kind == "keras":
         from electra_tf import convert
         return convert.read_keras_weights(path)
-    weights = read_tf1_weights(path)
-    if "_CHECKPOINTABLE_OBJECT_GRAPH" in weights.values:
+    for attempt in range(2):
+        prefix, _, shapes = checkpoints.open_checkpoint(path)
+        if OBJECT_GRAPH_KEY not in shapes:
+            return read_tf1_weights(prefix)
+        try:
+            return read_training_checkpoint(prefix, keep_models=keep_models)
+        except checkpoints.CheckpointError:
+            # A running job that keeps only its last checkpoints may have deleted this
+            # one meanwhile: take the newest complete one again.
+            if attempt or not tf.io.gfile.isdir(path) or \
+                    checkpoints.is_complete_checkpoint(prefix):
+                raise
+
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_ITERATIONS_KEY = re.compile(r"^optimizer/_?iterations/\.ATTRIBUTES/VARIABLE_VALUE$")
+
+
+def read_training_checkpoint(path: str, *, keep_models: bool = False) -> PretrainedWeights:
+    """The weights of a pre-training driver's object-based checkpoint (``ckpt-N``).
+
+    The models (and the optimizer, through whose variable list the checkpoint
+    reaches most weights) are built as the driver builds them from
+    ``pretraining_config.json`` beside the checkpoint, restored, and every model
+    variable is checked to have been restored.
+    """
+    from electra_tf.optimization import create_optimizer
+    prefix, reader, shapes = checkpoints.open_checkpoint(path)
+    if not tf.io.gfile.exists(os.path.join(os.path.dirname(prefix), CONFIG_FILE)):
         raise checkpoints.CheckpointError(
-            f"{weights.source} is an object-based training checkpoint, not one with the "
-            "original variable names: use the run's export <model_dir>/tf1 (or "
-            "<model_dir>/discriminator) instead")
+            f"{prefix} is an object-based training checkpoint but there is no {CONFIG_FILE} "
+            "beside it to build its models from: copy the run's config there, or use the "
+            "run's export <model_dir>/tf1 (or <model_dir>/discriminator)")
+    hparams, vocab = read_sidecar_files(prefix)
+    config = PretrainingConfig.from_preset(hparams.get("model_size", "small"), hparams)
+    models = build_pretraining_models(config)
+    # The driver's optimizer tracks the model variables (Keras 3 layers are mostly not
+    # part of TensorFlow's object graph): build it the same way to restore through it.
+    optimizer = create_optimizer(
+        models, learning_rate=config.learning_rate, num_train_steps=config.num_train_steps,
+        num_warmup_steps=config.num_warmup_steps, lr_decay_power=config.lr_decay_power,
+        weight_decay_rate=config.weight_decay_rate, clip_norm=1.0, optimizer=config.optimizer)
+    tracked = {name: model for name, model in (("generator", models.generator),
+                                                ("discriminator", models.discriminator))
+               if model is not None}
+    built = {id(v) for v in optimizer.built_variables}
+    unreachable = [n for n, v in models.original_variables().items() if id(v) not in built]
+    if unreachable:
+        raise checkpoints.CheckpointError(
+            f"cannot read {prefix}: the variables {unreachable[:5]} are not tracked by the "
+            "optimizer, through which a training checkpoint restores the models")
+    try:
+        status = tf.train.Checkpoint(optimizer=optimizer, **tracked).restore(prefix)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise checkpoints.CheckpointError(
+            f"cannot restore {prefix} into the models of {CONFIG_FILE} beside it: "
+            f"{first_line(e)}") from e
+    keys = [k for k in shapes if _ITERATIONS_KEY.match(k)]
+    step = int(reader.get_tensor(keys[0])) if keys else int(optimizer.iterations.numpy())
+    weights = PretrainedWeights(values=dict(original_values(*models.models)), hparams=hparams,
+                                vocab_file=vocab, source=prefix, format="training",
+                                global_step=step)
+    if keep_models:
+        weights.built = (config, models)
     return weights
 
 
@@ -177,7 +255,19 @@ def config_for_weights(weights: PretrainedWeights, hparams) -> PretrainingConfig
 
 
 def build_from_weights(weights: PretrainedWeights, hparams=None) -> PretrainedModel:
-    """Builds the models that ``weights`` describe and assigns every value by name."""
+    """Builds the models that ``weights`` describe and assigns every value by name.
+
+    Models restored to read a training checkpoint (``weights.built``) are taken over
+    (once) unless ``hparams`` ask for another config.
+    """
+    built, weights.built = weights.built, None
+    if built is not None and not parse_hparams(hparams):
+        config, models = built
+        has_head = models.discriminator is not None and any(
+            n.startswith("discriminator_predictions/") for n in weights.values)
+        return PretrainedModel(config=config, discriminator=models.discriminator,
+                               generator=models.generator, weights=weights,
+                               has_discriminator_head=has_head)
     config = config_for_weights(weights, hparams)
     models = build_pretraining_models(config)
     has_head = any(n.startswith("discriminator_predictions/") for n in weights.values)
@@ -190,15 +280,16 @@ def build_from_weights(weights: PretrainedWeights, hparams=None) -> PretrainedMo
 
 
 def load_pretrained(path: str, hparams=None, *, require: tuple = ()) -> PretrainedModel:
-    """Loads a pre-trained model from a TF1 checkpoint or a HF directory.
+    """Loads a pre-trained model from any format :func:`read_weights` reads.
 
     Args:
-      path: checkpoint directory/prefix or transformers directory.
+      path: checkpoint directory/prefix, pre-training run directory or ``ckpt-N``,
+        transformers or keras-format directory.
       hparams: PretrainingConfig overrides (dict, JSON or .json path), e.g. heads.
       require: any of ``"discriminator_head"``, ``"generator"``, ``"electric"``,
         ``"vocab"``: raise one CheckpointError saying what the source lacks.
     """
-    model = build_from_weights(read_weights(path), hparams)
+    model = build_from_weights(read_weights(path, keep_models=True), hparams)
     src = model.weights.source
     if "discriminator_head" in require and not model.has_discriminator_head:
         raise checkpoints.CheckpointError(

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -126,50 +125,6 @@ def test_evaluate_without_checkpoint_is_a_clear_error(tmp_path, records):
     config = PretrainingConfig.from_preset("small", tiny_hparams(do_train=False, do_eval=True))
     with pytest.raises(PretrainingError, match="no checkpoint to evaluate"):
         evaluate(config, options(tmp_path / "empty", records))
-
-
-MIRRORED_SCRIPT = textwrap.dedent("""
-    import json, sys
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    sys.path[:0] = [{root!r}, {tests!r}]
-    from electra_tf.config import PretrainingConfig
-    from electra_tf.training.pretrain import RunOptions, train
-    from pretraining_fixtures import tiny_hparams
-    config = PretrainingConfig.from_preset("small", tiny_hparams(dropout=False, num_train_steps=5))
-    out = {{}}
-    for strategy in ("default", "mirrored"):
-        result = train(config, RunOptions(model_dir={tmp!r} + "/" + strategy,
-                       pretrain_tfrecords={records!r}, strategy=strategy, jit_compile=False,
-                       deterministic=True, log_every_steps=1, quiet=True))
-        out[strategy] = [stats["total_loss"] for _, stats in result["history"]]
-        out[strategy + "_export"] = result["exports"]["tf1"]
-    print("RESULT" + json.dumps(out))
-""")
-
-
-def test_mirrored_strategy_matches_one_device(tmp_path):
-    """Two logical CPU replicas vs one device at the same global batch.
-
-    Records are full length so every replica normalises its token-level losses by
-    the same count; the mean of per-replica means then equals the global mean.
-    Tolerance: 1e-5 relative on losses, 1e-5 absolute on weights (float32 sums
-    in a different order).
-    """
-    records = write_learnable_records(tmp_path / "records", full_length=True)
-    script = MIRRORED_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"),
-                                    tmp=str(tmp_path), records=records)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.split("RESULT", 1)[1])
-    np.testing.assert_allclose(out["mirrored"], out["default"], rtol=1e-5)
-    a = tf.train.load_checkpoint(out["default_export"])
-    b = tf.train.load_checkpoint(out["mirrored_export"])
-    for name, _ in tf.train.list_variables(out["default_export"]):
-        np.testing.assert_allclose(a.get_tensor(name), b.get_tensor(name), atol=1e-5,
-                                   err_msg=name)
 
 
 def run_cli(*args, cwd=ROOT, timeout=600):

@@ -43,11 +43,12 @@ def assert_same_weights(a, b, atol):
 def test_accumulated_micro_batches_give_the_update_of_one_large_batch(tmp_path):
     """k micro-batches of b == one batch of k*b: same losses, same weights after 4 updates.
 
-    Full-length records (each micro-batch normalises its token losses by the same
-    count), dropout off; masking/sampling noise is drawn for the whole update batch.
-    Tolerance 1e-6 absolute (float32 sums in another order).
+    Records of different lengths: each micro-batch normalises its summed token losses
+    by the counts of the whole update batch, so the micro-batches add up to the batch's
+    token means. Dropout off; each micro-batch's noise is its rows of the update batch's
+    draw. Tolerance: losses rel 1e-5, weights 1e-5 absolute (float32 sums in another order).
     """
-    records = write_learnable_records(tmp_path / "records", full_length=True)
+    records = write_learnable_records(tmp_path / "records", full_length=False)
     results = {}
     for k in (1, 4):
         config = PretrainingConfig.from_preset("small", tiny_hparams(
@@ -55,10 +56,11 @@ def test_accumulated_micro_batches_give_the_update_of_one_large_batch(tmp_path):
         results[k] = train(config, options(tmp_path / f"k{k}", records))
     assert results[4]["step"] == 4  # the optimizer counts updates, not micro-batches
     for (_, one), (_, acc) in zip(results[1]["history"], results[4]["history"]):
-        assert one["total_loss"] == pytest.approx(acc["total_loss"], rel=1e-5)
+        for name in ("total_loss", "mlm_loss", "disc_loss", "masked_lm_accuracy"):
+            assert acc[name] == pytest.approx(one[name], rel=1e-5, abs=1e-7), name
     one, acc = (export_values(results[k]["exports"]["tf1"]) for k in (1, 4))
     assert int(acc["global_step"]) == 4
-    assert_same_weights(one, acc, atol=1e-6)
+    assert_same_weights(one, acc, atol=1e-5)
     # ... and accumulation is not a no-op: 4 updates of micro-batches alone differ.
     config = PretrainingConfig.from_preset("small", tiny_hparams(
         dropout=False, num_train_steps=4, train_batch_size=2))

@@ -51,6 +51,21 @@ Input formats (``input_format``; "auto" decides per file):
 Bytes that are not valid UTF-8 are decoded with U+FFFD replacement characters
 (the tokenizers drop U+FFFD, so the ids equal the original's "ignore errors"
 decoding); the number of such lines is counted and reported.
+
+Suspicious input is reported in one warning line per file and does not stop the
+build: a file that looks binary (NUL bytes, or mostly bytes that are not text, in
+its first 8 KiB after decompression) is skipped; a line longer than 1 MiB is
+truncated to its first 1 MiB (an example only ever uses the first L - 2
+wordpieces of a line, so for any practical L the examples are the same) and the
+rest of it is read and dropped, never held in memory. A build that produces no
+example at all (every input empty, whitespace or binary) is an error and writes
+nothing.
+
+Shards are written under hidden temporary names (``.pretrain_data.tfrecord-<i>-
+of-<n>.tmp-<pid>-<ms>``) and renamed when every job has succeeded. A build
+removes such files of earlier builds that were killed (whose process is gone;
+with ``overwrite`` all of them). Worker processes stop, removing their temporary
+files, when the builder process dies, even by SIGKILL.
 """
 
 import contextlib
@@ -58,8 +73,10 @@ import dataclasses
 import glob
 import os
 import random
+import signal
 import sys
 import tarfile
+import threading
 import time
 import traceback
 
@@ -119,6 +136,13 @@ _MIN_SHORT_TARGET = 5
 # Lines are tokenized in batches of about this many characters.
 _TOKENIZE_BATCH_CHARS = 1 << 18
 _TOKENIZE_BATCH_LINES = 4096
+
+# Longer lines are truncated (their rest is read and dropped, never held in memory).
+_MAX_LINE_BYTES = 1 << 20
+# Bytes (after decompression) looked at to tell text from binary files.
+_SNIFF_BYTES = 1 << 13
+# A sample with more than this share of undecodable/control characters is binary.
+_BINARY_SHARE = 0.3
 
 _COMPRESSED_SUFFIXES = (
     ".gz",
@@ -296,6 +320,11 @@ class _Counters(object):
         self.text_bytes = 0  # bytes of (decompressed) text
         self.lines = 0
         self.bad_utf8_lines = 0
+        # Of the current unit: [(line number or None, length in bytes)] of truncated
+        # lines, and why it was skipped (None: read).
+        self.long_lines = []
+        self.skipped = None
+        self.truncated_lines = 0  # of the job
 
 
 def _decode(raw, counters):
@@ -354,6 +383,96 @@ def detect_input_format(path):
     return "text"
 
 
+def _binary_reason(sample):
+    """Why a file whose first bytes are ``sample`` is not text, or None."""
+    if not sample:
+        return None
+    if b"\x00" in sample:
+        return "NUL bytes in its first %s: binary, or UTF-16 text" % progress_lib.format_bytes(
+            len(sample)
+        )
+    text = sample.decode("utf-8", "replace")
+    if len(sample) == _SNIFF_BYTES:  # a character cut at the end of the sample is no evidence
+        text = text[:-1]
+    bad = text.count("\ufffd") + sum(1 for c in text if c < " " and c not in "\t\n\r\f\v\x1b")
+    if text and bad > _BINARY_SHARE * len(text):
+        return "%d%% of its first %s are not text" % (
+            100 * bad // len(text),
+            progress_lib.format_bytes(len(sample)),
+        )
+    return None
+
+
+def _cut_utf8(raw):
+    """``raw`` without a UTF-8 character cut in two at its end."""
+    i = len(raw) - 1
+    while i >= 0 and len(raw) - i <= 4 and (raw[i] & 0xC0) == 0x80:
+        i -= 1
+    if i >= 0 and raw[i] >= 0xC0:
+        needed = 2 if raw[i] < 0xE0 else 3 if raw[i] < 0xF0 else 4
+        if len(raw) - i < needed:
+            return raw[:i]
+    return raw
+
+
+def _bounded_lines(stream, counters, count_bytes):
+    """The lines of a binary stream, each cut to ``_MAX_LINE_BYTES``.
+
+    The rest of a longer line is read in chunks and dropped; (line number, length)
+    of each such line goes to ``counters.long_lines``. With ``count_bytes`` the
+    bytes read are added to ``counters.bytes_read`` (for uncompressed files).
+    """
+    readline = stream.readline
+    limit = _MAX_LINE_BYTES
+    line_no = 0
+    while True:
+        raw = readline(limit)
+        if not raw:
+            return
+        line_no += 1
+        if count_bytes:
+            counters.bytes_read += len(raw)
+        if len(raw) == limit and raw[-1:] != b"\n":
+            length = len(raw)
+            while True:
+                rest = readline(limit)
+                if not rest:
+                    break
+                if count_bytes:
+                    counters.bytes_read += len(rest)
+                if rest[-1:] == b"\n":
+                    length += len(rest) - 1
+                    break
+                length += len(rest)
+            if length > limit:
+                counters.long_lines.append((line_no, length))
+                raw = _cut_utf8(raw)
+        yield raw
+
+
+def _truncate_line(raw, counters):
+    """A line of an in-memory document, cut to ``_MAX_LINE_BYTES``."""
+    if len(raw) > _MAX_LINE_BYTES:
+        counters.long_lines.append((None, len(raw)))
+        return _cut_utf8(raw[:_MAX_LINE_BYTES])
+    return raw
+
+
+def _long_lines_note(name, long_lines):
+    """One warning line about the truncated lines of input ``name``."""
+    where, length = long_lines[0]
+    fmt = progress_lib.format_bytes
+    note = "%s%s: a line of %s, truncated to its first %s" % (
+        name,
+        "" if where is None else " line %d" % where,
+        fmt(length),
+        fmt(_MAX_LINE_BYTES),
+    )
+    if len(long_lines) > 1:
+        note += "; %d more such line(s) truncated" % (len(long_lines) - 1)
+    return note
+
+
 def _text_items(lines, counters, blanks_separate_docs):
     for raw in lines:
         line = _decode(raw, counters).strip()
@@ -389,7 +508,7 @@ def _document_items(data, counters):
     if lines and not lines[-1]:
         lines.pop()
     for raw in lines:
-        line = _decode(raw, counters).strip()
+        line = _decode(_truncate_line(raw, counters), counters).strip()
         if line:
             yield line
     yield None
@@ -437,10 +556,19 @@ class CorpusFile:
         with open(self.path, "rb") as raw_file:
             tracker = _PositionTracker(raw_file, counters)
             stream = _open_maybe_compressed(raw_file)
+            try:
+                reason = _binary_reason(stream.read(_SNIFF_BYTES))
+                stream.seek(0)
+            except Exception as e:  # pylint: disable=broad-except  # e.g. a corrupt .gz/.xz
+                raise PretrainingDataError("cannot read input file '%s': %s" % (self.path, e))
+            if reason is not None:
+                counters.skipped = "looks binary (%s)" % reason
+                counters.bytes_read = start + self.size
+                return
             if stream is raw_file:
-                lines = _counting_lines(raw_file, counters)
+                lines = _bounded_lines(raw_file, counters, count_bytes=True)
             else:
-                lines = _tracked_lines(stream, tracker)
+                lines = _tracked_lines(_bounded_lines(stream, counters, False), tracker)
             if fmt == "text":
                 yield from _text_items(lines, counters, blanks_separate_docs)
             elif fmt == "wikiextractor":
@@ -480,12 +608,6 @@ class CorpusFile:
         for _, data in members:
             yield from _document_items(data, counters)
         counters.bytes_read = start + self.size
-
-
-def _counting_lines(raw_file, counters):
-    for raw in raw_file:
-        counters.bytes_read += len(raw)
-        yield raw
 
 
 def _tracked_lines(stream, tracker):
@@ -861,8 +983,11 @@ class BuildStats:
     seconds: float = 0.0
     processes: int = 1
     empty_inputs: list = dataclasses.field(default_factory=list)
+    skipped_inputs: list = dataclasses.field(default_factory=list)  # binary files
+    truncated_lines: int = 0  # lines over _MAX_LINE_BYTES
     files_written: list = dataclasses.field(default_factory=list)
     output_bytes: int = 0
+    stale_temp_files_removed: int = 0
 
     def merge(self, other):
         for field in (
@@ -875,9 +1000,11 @@ class BuildStats:
             "example_tokens",
             "bytes_read",
             "text_bytes",
+            "truncated_lines",
         ):
             setattr(self, field, getattr(self, field) + getattr(other, field))
         self.empty_inputs.extend(other.empty_inputs)
+        self.skipped_inputs.extend(other.skipped_inputs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -892,7 +1019,13 @@ class _JobConfig:
 
 
 def _process_unit(unit, cfg, tokenizer, writer, counters, stats, report):
-    """Builds the examples of one input unit; returns True if it had no text."""
+    """Builds the examples of one input unit; returns True if it had no text.
+
+    A unit skipped as binary goes to ``stats.skipped_inputs`` (not counted as
+    empty); :func:`_unit_warnings` then says what was skipped or truncated.
+    """
+    counters.long_lines = []
+    counters.skipped = None
     cls_id = tokenizer.special_ids["cls"]
     sep_id = tokenizer.special_ids["sep"]
     builder = ExampleBuilder(cfg.max_seq_length, cls_id, sep_id, unit_rng(cfg.seed, unit.index))
@@ -931,10 +1064,24 @@ def _process_unit(unit, cfg, tokenizer, writer, counters, stats, report):
                 pending_chars = 0
     pending.append(None)  # the end of an input always ends a document
     flush()
+    counters.truncated_lines += len(counters.long_lines)
+    if counters.skipped is not None:
+        stats.skipped_inputs.append(unit.name)
+        return False
     if state["unit_lines"] == 0:
         stats.empty_inputs.append(unit.name)
         return True
     return False
+
+
+def _unit_warnings(unit, counters):
+    """The warning lines about the unit just processed (at most one per kind)."""
+    warnings = []
+    if counters.skipped is not None:
+        warnings.append("%s %s: skipped" % (unit.name, counters.skipped))
+    if counters.long_lines:
+        warnings.append(_long_lines_note(unit.name, counters.long_lines))
+    return warnings
 
 
 def _run_job(job_id, num_jobs, units, cfg, tokenizer_factory, message):
@@ -962,6 +1109,8 @@ def _run_job(job_id, num_jobs, units, cfg, tokenizer_factory, message):
     try:
         for unit in units:
             empty = _process_unit(unit, cfg, tokenizer, writer, counters, stats, report)
+            for warning in _unit_warnings(unit, counters):
+                message("warning", warning)
             if empty and not _is_empty_file(unit):
                 message("warning", "input has no text: %s" % unit.name)
             report(force=True)
@@ -975,26 +1124,86 @@ def _run_job(job_id, num_jobs, units, cfg, tokenizer_factory, message):
     stats.bad_utf8_lines = counters.bad_utf8_lines
     stats.bytes_read = counters.bytes_read
     stats.text_bytes = counters.text_bytes
+    stats.truncated_lines = counters.truncated_lines
     return stats, paths
 
 
-def _worker_main(job_id, num_jobs, units, cfg, tokenizer_factory, queue):
-    """Entry point of a worker process: reports through ``queue``."""
+class _Terminated(BaseException):
+    """A worker was told to stop (SIGTERM), or its builder process is gone.
+
+    A BaseException, so that no ``except Exception`` swallows it; the job's
+    temporary shards are removed on the way out.
+    """
+
+
+_PR_SET_PDEATHSIG = 1
+_PARENT_POLL_SECONDS = 1.0
+_PARENT_GONE_GRACE_SECONDS = 10.0
+
+
+def _stop_with_parent(parent_pid):
+    """Makes this worker stop when the builder process ``parent_pid`` dies.
+
+    SIGTERM raises :class:`_Terminated` (the job then removes its temporary
+    shards). On Linux the kernel sends SIGTERM when the parent dies, even by
+    SIGKILL (prctl PR_SET_PDEATHSIG); everywhere a watchdog thread polls
+    ``os.getppid()`` and sends it too, and ends the process if the main thread
+    does not stop within a grace period (e.g. inside a long native call).
+    """
+
+    def on_sigterm(signum, frame):
+        del signum, frame
+        raise _Terminated()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes  # pylint: disable=g-import-not-at-top
+
+            ctypes.CDLL(None, use_errno=True).prctl(
+                _PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0
+            )
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # died before prctl took effect
+        raise _Terminated()
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_POLL_SECONDS)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except OSError:
+            pass
+        time.sleep(_PARENT_GONE_GRACE_SECONDS)
+        os._exit(1)  # pylint: disable=protected-access
+
+    threading.Thread(target=watch, name="builder-watchdog", daemon=True).start()
+
+
+def _worker_main(job_id, num_jobs, units, cfg, tokenizer_factory, queue, parent_pid=None):
+    """Entry point of a worker process: reports through ``queue``.
+
+    With ``parent_pid``, the worker stops (removing its temporary shards) when
+    that process dies; it also checks between batches of lines.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    def message(kind, payload):
+        if parent_pid is not None and os.getppid() != parent_pid:
+            raise _Terminated()
+        queue.put((kind, payload))
+
     try:
-        stats, paths = _run_job(
-            job_id,
-            num_jobs,
-            units,
-            cfg,
-            tokenizer_factory,
-            lambda kind, payload: queue.put((kind, payload)),
-        )
+        if parent_pid is not None:
+            _stop_with_parent(parent_pid)
+        stats, paths = _run_job(job_id, num_jobs, units, cfg, tokenizer_factory, message)
         queue.put(("done", (job_id, stats, paths)))
     except PretrainingDataError as e:
         queue.put(("user_error", str(e)))
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, _Terminated):
+        # Nobody may read the queue any more: do not wait for its buffer at exit.
+        queue.cancel_join_thread()
     except BaseException:  # pylint: disable=broad-except
         queue.put(("crash", "job %d failed:\n%s" % (job_id, traceback.format_exc())))
 
@@ -1005,6 +1214,60 @@ def _remove_quietly(paths):
             os.remove(path)
         except OSError:
             pass
+
+
+def _pid_alive(pid):
+    """Whether process ``pid`` exists (unknown counts as alive)."""
+    if os.name == "nt":  # os.kill would terminate it
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    except OSError:
+        return False
+    return True
+
+
+def _temp_shard_files(output_dir):
+    """Temporary shards of any build in ``output_dir`` (our temp-name pattern only)."""
+    pattern = ".%s-*-of-*.tmp-*" % SHARD_PREFIX
+    return sorted(glob.glob(os.path.join(glob.escape(output_dir), pattern)))
+
+
+def _temp_file_pid(path):
+    """The builder pid in a temporary shard's name (``...tmp-<pid>-<ms>``), or None."""
+    tag = os.path.basename(path).rsplit(".tmp-", 1)[-1]
+    try:
+        return int(tag.split("-")[0])
+    except ValueError:
+        return None
+
+
+def _remove_stale_temp_files(output_dir, overwrite):
+    """Removes temporary shards left by killed builds; returns (removed, kept).
+
+    A file whose builder process still runs (another build writing here) is kept,
+    unless ``overwrite``.
+    """
+    removed, kept = [], []
+    for path in _temp_shard_files(output_dir):
+        pid = _temp_file_pid(path)
+        if not overwrite and pid is not None and pid != os.getpid() and _pid_alive(pid):
+            kept.append(path)
+            continue
+        try:
+            os.remove(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise PretrainingDataError(
+                "cannot remove the stale temporary shard '%s': %s" % (path, e.strerror or e)
+            )
+    return removed, kept
 
 
 def _prepare_output_dir(output_dir, overwrite):
@@ -1076,6 +1339,7 @@ def build_pretraining_dataset(
     overwrite=False,
     show_progress=True,
     stream=None,
+    source=None,
 ):
     """Builds pre-training TFRecord shards from input units.
 
@@ -1093,9 +1357,12 @@ def build_pretraining_dataset(
       blanks_separate_docs: in "text" inputs, a blank line ends a document.
       input_format: one of INPUT_FORMATS.
       overwrite: replace existing shards in ``output_dir`` (only the
-        ``pretrain_data.tfrecord-*`` files; nothing else is touched).
+        ``pretrain_data.tfrecord-*`` files; nothing else is touched) and remove
+        every temporary shard there, also of builds still running.
       show_progress: print a progress bar with ETA to ``stream``.
       stream: where progress and warnings go (default stderr).
+      source: names the input in messages (default: the input file, or "the
+        input").
 
     Returns:
       BuildStats.
@@ -1119,11 +1386,29 @@ def build_pretraining_dataset(
     units = list(units)
     if not units:
         raise PretrainingDataError("no input units")
+    if source is None:
+        source = units[0].name if len(units) == 1 else "the input"
     if all(_is_empty_file(u) for u in units):
         raise PretrainingDataError(
-            "every input file is empty (%d file(s), e.g. '%s')" % (len(units), units[0].name)
+            "%s produced no examples (%s, all empty or whitespace): nothing written"
+            % (source, _count(len(units), "file"))
         )
+    created = not os.path.exists(output_dir)
     old_shards = _prepare_output_dir(output_dir, overwrite)
+    removed, kept = _remove_stale_temp_files(output_dir, overwrite)
+    if removed:
+        print(
+            "removed %s of an earlier build that did not finish from %s"
+            % (_count(len(removed), "stale temporary shard"), output_dir),
+            file=stream,
+        )
+    if kept:
+        print(
+            "warning: %s in %s belong to a build that is still running (pid %s); "
+            "left alone (--overwrite removes them)"
+            % (_count(len(kept), "temporary shard"), output_dir, _temp_file_pid(kept[0])),
+            file=stream,
+        )
     num_jobs = max(1, min(num_processes, len(units), num_out_files))
     cfg = _JobConfig(
         output_dir=output_dir,
@@ -1170,10 +1455,46 @@ def build_pretraining_dataset(
         _remove_quietly(_own_temp_files(output_dir, cfg.run_tag))
         raise
     bar.close()
+    stats.stale_temp_files_removed = len(removed)
+    if stats.examples == 0:
+        _remove_quietly(temp_paths)
+        _remove_quietly(_own_temp_files(output_dir, cfg.run_tag))
+        if created:
+            try:
+                os.rmdir(output_dir)  # only if still empty
+            except OSError:
+                pass
+        why = _no_examples_why(units, stats)
+        raise PretrainingDataError("%s produced no examples (%s): nothing written" % (source, why))
     stats.files_written = _finalize_shards(output_dir, temp_paths, old_shards)
     stats.output_bytes = sum(os.path.getsize(p) for p in stats.files_written)
     stats.seconds = time.monotonic() - start
     return stats
+
+
+def _count(n, noun):
+    return "%d %s%s" % (n, noun, "" if n == 1 else "s")
+
+
+def _no_examples_why(units, stats):
+    """Why a build made no example, e.g. "3 files, all empty or whitespace"."""
+    kind = "file" if all(isinstance(u, CorpusFile) for u in units) else "input"
+    total = len(units)
+    skipped = len(stats.skipped_inputs)
+    empty = len(stats.empty_inputs)
+    if empty == total:
+        return "%s, all empty or whitespace" % _count(total, kind)
+    if skipped == total:
+        return "%s, all skipped as binary" % _count(total, kind)
+    parts = []
+    if skipped:
+        parts.append("%d skipped as binary" % skipped)
+    if empty:
+        parts.append("%d empty or whitespace" % empty)
+    rest = total - skipped - empty
+    if rest:
+        parts.append("%d whose text gave no wordpieces (wrong vocab?)" % rest)
+    return "%s: %s" % (_count(total, kind), ", ".join(parts))
 
 
 def _own_temp_files(output_dir, run_tag):
@@ -1208,6 +1529,7 @@ def _run_processes(units, num_jobs, cfg, tokenizer_factory, on_message, stats, t
                 cfg,
                 tokenizer_factory,
                 queue,
+                os.getpid(),
             ),
             daemon=True,
         )
@@ -1291,15 +1613,18 @@ def format_summary(stats, output_dir=None):
                 os.path.basename(files[-1]),
             )
         )
-    if stats.empty_inputs:
-        lines.append(
-            "inputs without text: %d (%s%s)"
-            % (
-                len(stats.empty_inputs),
-                ", ".join(stats.empty_inputs[:3]),
-                ", ..." if len(stats.empty_inputs) > 3 else "",
+    for label, names in (
+        ("inputs without text", stats.empty_inputs),
+        ("inputs skipped as binary", stats.skipped_inputs),
+    ):
+        if names:
+            lines.append(
+                "%s: %d (%s%s)"
+                % (label, len(names), ", ".join(names[:3]), ", ..." if len(names) > 3 else "")
             )
-        )
+    if stats.truncated_lines:
+        limit = fmt_b(_MAX_LINE_BYTES)
+        lines.append("lines over %s truncated: %d" % (limit, stats.truncated_lines))
     return lines
 
 

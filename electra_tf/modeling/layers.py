@@ -64,6 +64,12 @@ class Dropout(keras.layers.Layer):
         if not training or self.rate == 0.0:
             return inputs
         seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # The generator's state is mirrored: without this every replica would drop
+            # the same units of its (different) examples.
+            seed = tf.random.experimental.stateless_fold_in(
+                seed, tf.cast(context.replica_id_in_sync_group, tf.int32))
         keep = tf.random.stateless_uniform(tf.shape(inputs), seed=seed, alg="philox") >= self.rate
         scale = tf.cast(1.0 / (1.0 - self.rate), inputs.dtype)
         return tf.where(keep, inputs * scale, tf.zeros_like(inputs))

@@ -55,6 +55,21 @@ def candidate_mask(input_ids: tf.Tensor, input_mask: tf.Tensor,
     return candidates
 
 
+def masked_lm_weights(candidates: tf.Tensor, input_mask: tf.Tensor, mask_prob: float,
+                      max_predictions: int) -> tf.Tensor:
+    """float32 [B, N]: 1 in the first k slots of each row (spec 3.2 step 2), 0 without candidates.
+
+    A function of the input alone (no randomness), so a loss's batch-level
+    denominator can be known before any masking is drawn.
+    """
+    num_tokens = tf.reduce_sum(tf.cast(input_mask, tf.float32), axis=1)
+    count = tf.round(num_tokens * tf.constant(mask_prob, tf.float32))  # half-to-even, float32
+    count = tf.cast(tf.clip_by_value(count, 1.0, float(max_predictions)), tf.int32)
+    has_candidate = tf.reduce_any(candidates, axis=1)
+    weights = tf.cast(tf.range(max_predictions)[tf.newaxis] < count[:, tf.newaxis], tf.float32)
+    return weights * tf.cast(has_candidate, tf.float32)[:, tf.newaxis]
+
+
 def mask_inputs(input_ids: tf.Tensor, input_mask: tf.Tensor, *, mask_prob: float,
                 max_predictions: int, special_ids: Mapping[str, int], seed: tf.Tensor) -> dict:
     """Chooses positions to predict and masks 85% of them (spec 3.2).
@@ -78,12 +93,7 @@ def mask_inputs(input_ids: tf.Tensor, input_mask: tf.Tensor, *, mask_prob: float
     input_ids = tf.cast(input_ids, tf.int32)
     batch, length = tf.shape(input_ids)[0], tf.shape(input_ids)[1]
     candidates = candidate_mask(input_ids, input_mask, special_ids)
-    num_tokens = tf.reduce_sum(tf.cast(input_mask, tf.float32), axis=1)
-    count = tf.round(num_tokens * tf.constant(mask_prob, tf.float32))  # half-to-even, float32
-    count = tf.cast(tf.clip_by_value(count, 1.0, float(max_predictions)), tf.int32)
-    has_candidate = tf.reduce_any(candidates, axis=1)
-    weights = tf.cast(tf.range(max_predictions)[tf.newaxis] < count[:, tf.newaxis], tf.float32)
-    weights *= tf.cast(has_candidate, tf.float32)[:, tf.newaxis]
+    weights = masked_lm_weights(candidates, input_mask, mask_prob, max_predictions)
 
     # Uniform categorical over candidates, N draws with replacement (Gumbel-max).
     u = random.uniform(seed, tf.stack([batch, max_predictions, length]), random.POSITIONS)

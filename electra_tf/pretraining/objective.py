@@ -10,7 +10,7 @@ from electra_tf.config import PretrainingConfig
 from electra_tf.modeling import PretrainingModels, TwoTowerClozeGenerator, build_pretraining_models
 from electra_tf.modeling.layers import gather_positions
 from electra_tf.pretraining import losses
-from electra_tf.pretraining.masking import candidate_mask, mask_inputs
+from electra_tf.pretraining.masking import candidate_mask, mask_inputs, masked_lm_weights
 from electra_tf.pretraining.sampling import replace_tokens, sample_tokens
 
 
@@ -40,35 +40,57 @@ class PretrainingObjective:
                     result.append(variable)
         return result
 
-    def _generator_logits(self, features, masked, training):
+    def loss_denominators(self, features: Mapping[str, tf.Tensor]) -> dict:
+        """The token counts that normalise the losses of these rows (scalars, float32).
+
+        ``mlm``: the generator loss's (masked slots, or Electric's cloze candidates);
+        ``masked_slots``: the masked slots; ``disc``: the discriminator's (real tokens). Summed over every shard of an
+        update batch and passed back to ``__call__``, they make the shards' losses add
+        up to the original's batch-level token means (spec 3.6, 3.8).
+        """
+        input_ids = tf.cast(features["input_ids"], tf.int32)
+        candidates = candidate_mask(input_ids, features["input_mask"], self.special_ids)
+        slots = tf.reduce_sum(masked_lm_weights(candidates, features["input_mask"],
+                                                self.config.mask_prob,
+                                                self.config.max_predictions_per_seq))
+        mlm = (tf.reduce_sum(tf.cast(candidates, tf.float32))
+               if isinstance(self.models.generator, TwoTowerClozeGenerator) else slots)
+        return {"mlm": mlm, "masked_slots": slots,
+                "disc": tf.reduce_sum(tf.cast(features["input_mask"], tf.float32))}
+
+    def _generator_logits(self, features, masked, training, denominator=None):
         """(MLM logits at the masked slots [B, N, V], generator loss, cloze logits or None)."""
         c, gen = self.config, self.models.generator
         if gen is None:  # uniform generator: zero logits over the whole vocabulary
             shape = tf.concat([tf.shape(masked["masked_lm_ids"]), [c.vocab_size]], 0)
             logits = tf.zeros(shape, tf.float32)
             loss, _ = losses.softmax_loss(logits, masked["masked_lm_ids"],
-                                          masked["masked_lm_weights"])
+                                          masked["masked_lm_weights"], denominator)
             return logits, loss, None
         if isinstance(gen, TwoTowerClozeGenerator):
             # The cloze model reads the original input and predicts every candidate.
             cloze = gen(features, training=training)["logits"]
             candidates = candidate_mask(features["input_ids"], features["input_mask"],
                                         self.special_ids)
-            loss, _ = losses.softmax_loss(cloze, features["input_ids"], candidates)
+            loss, _ = losses.softmax_loss(cloze, features["input_ids"], candidates, denominator)
             return gather_positions(cloze, masked["masked_lm_positions"]), loss, cloze
         gen_inputs = {**features, "input_ids": masked["input_ids"],
                       "masked_lm_positions": masked["masked_lm_positions"]}
         logits = gen(gen_inputs, training=training)["logits"]
-        loss, _ = losses.softmax_loss(logits, masked["masked_lm_ids"], masked["masked_lm_weights"])
+        loss, _ = losses.softmax_loss(logits, masked["masked_lm_ids"], masked["masked_lm_weights"],
+                                      denominator)
         return logits, loss, None
 
     def __call__(self, features: Mapping[str, tf.Tensor], seed: tf.Tensor,
-                 training: bool = True) -> dict:
+                 training: bool = True, denominators: Optional[Mapping] = None) -> dict:
         """Runs the objective.
 
         Args:
           features: ``input_ids``, ``input_mask``, ``segment_ids`` int [B, L].
           seed: [2] int seed of this step (``pretraining.random.step_seed``).
+          denominators: ``loss_denominators`` summed over the whole update batch when
+            ``features`` is one shard of it; the losses are then this shard's share
+            (they sum to the batch's losses). Default: these rows' own counts.
         Returns:
           dict with ``total_loss`` and ``mlm_loss`` (scalars), the masking
           (``masked_lm_*`` [B, N]), ``mlm_logits`` [B, N, V] and, for RTD/Electric,
@@ -81,7 +103,9 @@ class PretrainingObjective:
         masked = mask_inputs(features["input_ids"], features["input_mask"],
                              mask_prob=c.mask_prob, max_predictions=c.max_predictions_per_seq,
                              special_ids=self.special_ids, seed=seed)
-        mlm_logits, gen_loss, cloze = self._generator_logits(features, masked, training)
+        denominators = denominators or {}
+        mlm_logits, gen_loss, cloze = self._generator_logits(features, masked, training,
+                                                             denominators.get("mlm"))
         out = {**masked, "mlm_logits": mlm_logits, "mlm_loss": gen_loss,
                "total_loss": c.gen_weight * gen_loss}
         if not self.rtd:
@@ -96,7 +120,8 @@ class PretrainingObjective:
         if c.electric_objective:
             disc_logits = losses.electric_logits(disc_logits, cloze, fake_ids, c.mask_prob)
         disc_loss, per_example = losses.discriminator_loss(disc_logits, labels,
-                                                           features["input_mask"])
+                                                           features["input_mask"],
+                                                           denominators.get("disc"))
         out.update(sampled_ids=sampled, fake_ids=fake_ids, disc_labels=labels,
                    disc_logits=tf.cast(disc_logits, tf.float32), disc_loss=disc_loss,
                    disc_per_example_loss=per_example,

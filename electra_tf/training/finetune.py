@@ -7,6 +7,7 @@ the model outside the strategy's replicas).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -18,11 +19,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf import checkpoints
+from electra_tf import checkpoints, loading
 from electra_tf.data.progress import format_duration
 from electra_tf.finetuning.model import FinetuningModel
 from electra_tf.finetuning.registry import get_task, task_family
-from electra_tf.finetuning.task import shared_feature_specs
+from electra_tf.finetuning.task import TaskDataError, shared_feature_specs
 from electra_tf.io_utils import write_text_atomic
 from electra_tf.optimization import create_optimizer, with_loss_scaling
 from electra_tf.training.accumulation import make_update_step
@@ -38,8 +39,8 @@ class FinetuneOptions:
     model_dir: str                      # trial t trains in <model_dir>_<t>
     results_dir: str                    # <tasks>_results.{txt,json}
     preprocessed_dir: str               # cached feature TFRecords
-    init_checkpoint: Optional[str] = None
-    vocab_file: Optional[str] = None    # None: the bundled BERT uncased vocab
+    init_checkpoint: Optional[str] = None  # anything loading.read_weights reads; None: random
+    vocab_file: Optional[str] = None    # None: the init checkpoint's, else the bundled BERT
     test_predictions_dir: Optional[str] = None  # GLUE leaderboard TSVs, trial_<t>/
     strategy: str = "default"
     tpu: Optional[str] = None
@@ -91,44 +92,254 @@ def _serialize(feature: dict, specs: dict) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=values)).SerializeToString()
 
 
+# Version of the feature cache's fingerprint; a cache without (or with another) one
+# is rebuilt.
+_CACHE_FORMAT = 1
+# Files up to this size are hashed whole; larger ones by their first and last MiB
+# (then their mtime counts too).
+_FULL_HASH_BYTES = 64 << 20
+_PARTIAL_HASH_BYTES = 1 << 20
+
+
+def _file_fingerprint(path: str) -> Optional[dict]:
+    """{path, size, mtime_ns, sha256 (or sha256_first_last_mib)}, None for a missing file."""
+    if "://" in path:
+        if not tf.io.gfile.exists(path):
+            return None
+        stat = tf.io.gfile.stat(path)
+        return {"path": path, "size": int(stat.length), "mtime_ns": int(stat.mtime_nsec)}
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        if stat.st_size <= _FULL_HASH_BYTES:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+            kind = "sha256"
+        else:
+            digest.update(f.read(_PARTIAL_HASH_BYTES))
+            f.seek(-_PARTIAL_HASH_BYTES, os.SEEK_END)
+            digest.update(f.read(_PARTIAL_HASH_BYTES))
+            kind = "sha256_first_last_mib"
+    return {"path": path, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            kind: digest.hexdigest()}
+
+
+def _same_file(old: Optional[dict], new: Optional[dict]) -> bool:
+    """Same content: size and whole-file hash; with a partial hash (or none, remote
+    files) also the same mtime. The path does not count (a moved data dir is fine)."""
+    if old is None or new is None:
+        return old is None and new is None
+    keys = ("size", "sha256") if "sha256" in old and "sha256" in new else (
+        "size", "mtime_ns", "sha256_first_last_mib")
+    return all(old.get(k) == new.get(k) for k in keys)
+
+
+def _split_file(task, split: str) -> Optional[str]:
+    """The data file ``split`` of ``task`` is read from (None: not a local file, e.g. tfds)."""
+    if getattr(task, "data_source", "tsv") != "tsv":
+        return None
+    for method in ("split_path", "data_file"):  # GLUE and tagging; QA
+        if hasattr(task, method):
+            return getattr(task, method)(split)
+    return None
+
+
+def _task_options(task) -> dict:
+    """The settings of ``task`` that change its features (besides the run-wide ones)."""
+    from electra_tf.finetuning import glue, qa, tagging
+    options = {"class": type(task).__name__, "debug": bool(task.debug),
+               "task_id": getattr(task, "task_id", None)}
+    if isinstance(task, glue.GlueTask):
+        options.update(double_unordered=bool(task.double_unordered),
+                       data_source=task.data_source, tfds_data_dir=task.tfds_data_dir)
+    elif isinstance(task, qa.QATask):
+        options.update(max_query_length=task.config.max_query_length,
+                       doc_stride=task.config.doc_stride)
+    elif isinstance(task, tagging.TaggingTask):
+        mapping = json.dumps(task.label_mapping, sort_keys=True)
+        options.update(column=task.column, lower_case=task.lower_case,
+                       span_rule=task.span_rule,
+                       keep_last_unterminated=task.keep_last_unterminated,
+                       label_mapping_sha256=hashlib.sha256(mapping.encode()).hexdigest())
+    return options
+
+
+def _vocab_fingerprint(tokenizer) -> Optional[dict]:
+    vocab_file = getattr(tokenizer, "vocab_file", None)
+    if vocab_file:
+        return _file_fingerprint(vocab_file)
+    vocab = getattr(tokenizer, "vocab", None)
+    if vocab is None:
+        return None
+    text = json.dumps(sorted(vocab.items(), key=lambda kv: kv[1]))
+    return {"size": len(vocab), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def features_fingerprint(tasks, sources, split: str, is_training: bool, batch_size: int,
+                         config, options) -> dict:
+    """Everything the cached features of ``split`` depend on (stored in the ``.metadata``):
+    the task data files (size, mtime, content hash), the vocab, lower-casing, L, the tasks
+    and their order, training or not, the padding batch size, the shuffling seed and the
+    family options that change features."""
+    tokenizer = tasks[0].tokenizer if tasks else None
+    return {
+        "format": _CACHE_FORMAT,
+        "split": split,
+        "is_training": bool(is_training),
+        "batch_size": int(batch_size),
+        "shuffle_seed": int(options.seed) if is_training else None,
+        "max_seq_length": int(config.max_seq_length),
+        "do_lower_case": bool(config.do_lower_case),
+        "debug": bool(config.debug),
+        "vocab": _vocab_fingerprint(tokenizer),
+        "tasks": [task.name for task in tasks],
+        "sources": [task.name for task in sources],
+        "task_options": {task.name: _task_options(task) for task in tasks},
+        "files": {task.name: _file_fingerprint(path) if path else None
+                  for task in sources for path in [_split_file(task, split)]},
+    }
+
+
+def _short(value) -> str:
+    text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _describe_changes(old: Optional[dict], new: dict) -> List[str]:
+    """What differs between two fingerprints, e.g. ``["sst train.tsv changed (1.2 kB ->
+    480 B)", "max_seq_length 16 -> 32"]``; empty when the cache is fresh."""
+    from electra_tf.data.progress import format_bytes
+    if not isinstance(old, dict) or old.get("format") != _CACHE_FORMAT:
+        return ["no fingerprint of its inputs: written by an older version"]
+    changes = []
+    for key in new:
+        a, b = old.get(key), new[key]
+        if key == "files":
+            a = a or {}
+            for name, fp in b.items():
+                was = a.get(name)
+                if _same_file(was, fp):
+                    continue
+                what = os.path.basename(fp["path"]) if fp else "its data file"
+                if fp is None:
+                    changes.append(f"{name} {what} is missing")
+                elif was is None:
+                    changes.append(f"{name} {what} is new")
+                else:
+                    changes.append(f"{name} {what} changed ({format_bytes(was['size'])} -> "
+                                   f"{format_bytes(fp['size'])})")
+        elif key == "vocab":
+            if not _same_file(a, b):
+                changes.append("the vocab changed" + (f" ({b['path']})" if b and "path" in b
+                                                       else ""))
+        elif key == "task_options" and isinstance(a, dict):
+            for name, opts in b.items():
+                before = a.get(name) or {}
+                changes.extend(f"{name} {k} {_short(before.get(k))} -> {_short(v)}"
+                               for k, v in opts.items() if before.get(k) != v)
+        elif a != b:
+            changes.append(f"{key} {_short(a)} -> {_short(b)}")
+    return changes
+
+
+def _read_metadata(meta: str) -> Optional[dict]:
+    try:
+        with open(meta) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _empty_split_error(task, split: str, is_training: bool, skipped: int) -> TaskDataError:
+    path = _split_file(task, split) or f"its {split!r} split ({getattr(task, 'data_source', '')})"
+    why = f" (all {skipped} rows malformed and skipped)" if skipped else ""
+    if is_training:
+        what = "nothing to train on (add examples, or pass --nodo_train)"
+    else:
+        what = "nothing to evaluate (add examples, or pass --nodo_eval)"
+    return TaskDataError(f"{task.name}: the {split!r} split {path} has no examples{why}: "
+                         f"{what}")
+
+
 def cached_features(tasks, split: str, is_training: bool, batch_size: int, config,
-                    options, only=None) -> tuple:
+                    options, only=None, say=None) -> tuple:
     """Featurises ``split`` of every task into ``<preprocessed_dir>/<name>.tfrecord`` (spec 6.2).
 
     Training examples are shuffled (seeded); features are padded with dummy ones
     (``task_id = len(tasks)``) to a multiple of ``batch_size``. Reused when the
-    ``.metadata`` exists and ``use_tfrecords_if_existing``.
+    ``.metadata`` exists, ``use_tfrecords_if_existing`` and its fingerprint (see
+    :func:`features_fingerprint`) matches; otherwise rebuilt, saying what changed.
+    A task whose train or dev split has no example is a TaskDataError naming its file.
 
     Args:
       only: read ``split`` of these tasks only (default all); records still carry every
         task's features, so the multi-task model can read them.
+      say: prints a progress line (default: stderr unless ``options.quiet``).
     Returns:
       (tfrecord path, number of features incl. padding).
     """
+    if say is None:
+        def say(msg):
+            if not options.quiet:
+                print(msg, file=sys.stderr, flush=True)
     sources = only or tasks
     name = "_".join(sorted(t.name for t in sources)) + "_" + split
     if config.debug:
         name += "-debug"  # the original meant to, and never did (spec 1.5 [QUIRK])
     path = os.path.join(options.preprocessed_dir, name + ".tfrecord")
     meta = os.path.join(options.preprocessed_dir, name + ".metadata")
+    fingerprint = features_fingerprint(tasks, sources, split, is_training, batch_size, config,
+                                       options)
     if config.use_tfrecords_if_existing and os.path.exists(meta) and os.path.exists(path):
-        with open(meta) as f:
-            return path, json.load(f)["n_examples"]
-    examples = [example for task in sources for example in task.get_examples(split)]
+        metadata = _read_metadata(meta)
+        changes = _describe_changes((metadata or {}).get("fingerprint"), fingerprint)
+        if metadata is not None and not changes:
+            counts = metadata.get("examples") or {}
+            say(f"features of {name}: reusing {path} ("
+                + ", ".join(f"{t} {n} examples" for t, n in counts.items())
+                + f", {metadata['n_examples']} features)")
+            return path, metadata["n_examples"]
+        say(f"features of {name} are stale ({'; '.join(changes)}): rebuilding")
+    by_task = {}
+    for task in sources:
+        skipped_before = task.skipped_rows
+        by_task[task.name] = task.get_examples(split)
+        if not by_task[task.name] and (is_training or split == "dev"):
+            raise _empty_split_error(task, split, is_training,
+                                     task.skipped_rows - skipped_before)
+    examples = [example for task in sources for example in by_task[task.name]]
     if is_training:
         random.Random(options.seed).shuffle(examples)
     by_name = {task.name: task for task in tasks}
     features = [f for ex in examples for f in by_name[ex.task_name].featurize(ex, is_training)]
+    n_real = len(features)
     while len(features) % batch_size:
         features.append({"task_id": len(tasks)})
     specs = _all_specs(tasks, config.max_seq_length)
     os.makedirs(options.preprocessed_dir, exist_ok=True)
+    try:
+        os.remove(meta)  # never a new tfrecord with an old fingerprint
+    except FileNotFoundError:
+        pass  # (also: another worker of a multi-worker run removed it first)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for feature in features:
-            writer.write(_serialize(feature, specs))
-    os.replace(tmp, path)
-    write_text_atomic(meta, json.dumps({"n_examples": len(features)}) + "\n")
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for feature in features:
+                writer.write(_serialize(feature, specs))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    counts = {task: len(exs) for task, exs in by_task.items()}
+    write_text_atomic(meta, json.dumps({"n_examples": len(features), "examples": counts,
+                                        "fingerprint": fingerprint}, indent=1) + "\n")
+    say(f"features of {name}: " + ", ".join(f"{t} {n} examples" for t, n in counts.items())
+        + f" -> {n_real} features (+{len(features) - n_real} padding) in {path}")
     return path, len(features)
 
 
@@ -162,9 +373,14 @@ def _update_scorers(predict, path: str, specs: dict, config, options, scorers: d
                 scorer.update({k: v[rows] for k, v in outputs.items() if k.startswith(prefix)})
 
 
-def evaluate(model: FinetuningModel, tasks, split: str, config, options) -> Dict[str, dict]:
-    """Scores every task on ``split``; dummy padding features are skipped."""
-    path, _ = cached_features(tasks, split, False, config.eval_batch_size, config, options)
+def evaluate(model: FinetuningModel, tasks, split: str, config, options,
+             features: Optional[tuple] = None) -> Dict[str, dict]:
+    """Scores every task on ``split``; dummy padding features are skipped.
+
+    ``features``: the (path, count) of :func:`cached_features` when already prepared.
+    """
+    path, _ = features or cached_features(tasks, split, False, config.eval_batch_size, config,
+                                          options)
     scorers = [task.get_scorer(split) for task in tasks]
     predict = tf.function(lambda features: model(features, training=False))
     _update_scorers(predict, path, _all_specs(tasks, config.max_seq_length), config, options,
@@ -176,18 +392,33 @@ def evaluate(model: FinetuningModel, tasks, split: str, config, options) -> Dict
 def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
     """Trains and evaluates ``config.num_trials`` times; returns each trial's results."""
     from electra_tf.tokenization import FullTokenizer, default_vocab_file
-    tokenizer = FullTokenizer(options.vocab_file or default_vocab_file(),
-                              do_lower_case=config.do_lower_case)
-    tasks = _tasks(config, options, tokenizer)
-    specs = _all_specs(tasks, config.max_seq_length)
-    disc_config = config.discriminator_config()
     set_precision(options.mixed_precision)
-    strategy = create_strategy(options.strategy, options.tpu)
+    strategy = create_strategy(options.strategy, options.tpu)  # first: before other TF ops
     chief = is_chief(strategy)  # other workers train in lockstep; the chief reports and writes
 
     def say(msg):
         if chief and not options.quiet:
             print(msg, file=sys.stderr, flush=True)
+
+    # Read once for every trial: any format loading.read_weights reads, e.g. a
+    # pre-training run directory at its newest complete checkpoint.
+    weights = loading.read_weights(options.init_checkpoint) if options.init_checkpoint else None
+    vocab_file = (options.vocab_file or (weights.vocab_file if weights else None)
+                  or default_vocab_file())
+    tokenizer = FullTokenizer(vocab_file, do_lower_case=config.do_lower_case)
+    tasks = _tasks(config, options, tokenizer)
+    specs = _all_specs(tasks, config.max_seq_length)
+    disc_config = config.discriminator_config()
+    init = _init_description(weights)
+    # Every split the trials read, featurised (or found fresh in the cache) before any
+    # training: an empty or missing split fails here, not after the first trial.
+    prepared = {}
+    if config.do_train:
+        prepared["train"] = cached_features(tasks, "train", True, config.train_batch_size,
+                                            config, options, say=say)
+    if config.do_eval:
+        prepared["dev"] = cached_features(tasks, "dev", False, config.eval_batch_size, config,
+                                          options, say=say)
 
     all_results = []
     for trial in range(1, config.num_trials + 1):
@@ -195,20 +426,26 @@ def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
         with strategy.scope():
             model = FinetuningModel(disc_config, tasks, config)
             model.build()
-        if options.init_checkpoint:
-            report = checkpoints.load_original_checkpoint(
-                options.init_checkpoint, model, allow_missing=[r"^task_specific/"])
-            say(f"trial {trial}: initialised from {report}")
+        if weights is not None:
+            report = checkpoints.assign_original_weights(
+                weights.values, model, allow_missing=[r"^task_specific/"], source=weights.source)
+            say(f"trial {trial}: initialised from {init['init_checkpoint']}"
+                + (f" (step {weights.global_step})" if weights.global_step is not None else "")
+                + f": {report}")
+        else:
+            say(f"trial {trial}: no pre-trained weights (init_checkpoint none): random "
+                "initialisation")
         if config.do_train:
-            _train(model, tasks, specs, config, options, trial, say, strategy, chief)
+            _train(model, tasks, specs, config, options, trial, say, strategy, chief,
+                   features=prepared["train"])
         if config.do_eval:
-            results = evaluate(model, tasks, "dev", config, options)
+            results = evaluate(model, tasks, "dev", config, options, features=prepared["dev"])
             all_results.append(results)
             say(f"trial {trial}: " + "; ".join(
                 f"{name}: " + " - ".join(f"{k}: {v:.2f}" for k, v in res.items())
                 for name, res in results.items()))
             if chief:
-                _write_results(all_results, config, options)
+                _write_results(all_results, config, options, init)
         if chief and config.write_test_outputs and trial <= config.n_writes_test:
             written = write_test_outputs(model, tasks, trial, config, options)
             say(f"trial {trial}: test predictions in {', '.join(written)}")
@@ -272,8 +509,10 @@ def write_test_outputs(model, tasks, trial: int, config, options) -> List[str]:
     return written
 
 
-def _train(model, tasks, specs, config, options, trial, say, strategy, chief=True) -> None:
-    path, n = cached_features(tasks, "train", True, config.train_batch_size, config, options)
+def _train(model, tasks, specs, config, options, trial, say, strategy, chief=True,
+           features: Optional[tuple] = None) -> None:
+    path, n = features or cached_features(tasks, "train", True, config.train_batch_size,
+                                          config, options, say=say)
     steps = int(n // config.train_batch_size * config.num_train_epochs)  # updates
     k = config.gradient_accumulation_steps
     if steps <= 0:
@@ -337,14 +576,25 @@ def _train(model, tasks, specs, config, options, trial, say, strategy, chief=Tru
             variables=adam.original_slot_variables(), global_step=steps)
 
 
-def _write_results(all_results, config, options) -> None:
+def _init_description(weights) -> dict:
+    """``init_checkpoint`` (the checkpoint read, None: random initialisation) and
+    ``init_step`` (its training step, if known) of the results."""
+    if weights is None:
+        return {"init_checkpoint": None, "init_step": None}
+    return {"init_checkpoint": weights.source, "init_step": weights.global_step}
+
+
+def _write_results(all_results, config, options, init: Optional[dict] = None) -> None:
+    """``<tasks>_results.txt`` and ``.json``: per trial ``{task: {metric: value}}``, the
+    JSON's trials also with ``init_checkpoint`` and ``init_step`` (see _init_description)."""
     name = ",".join(config.task_names)
     lines = [f"{task}: " + " - ".join(f"{k}: {v:.2f}" for k, v in metrics.items())
              for trial in all_results for task, metrics in trial.items()]
     write_text_atomic(os.path.join(options.results_dir, f"{name}_results.txt"),
                       "\n".join(lines) + "\n")
     write_text_atomic(os.path.join(options.results_dir, f"{name}_results.json"),
-                      json.dumps(all_results, indent=2) + "\n")
+                      json.dumps([{**trial, **(init or {})} for trial in all_results],
+                                 indent=2) + "\n")
 
 
 def _write_squad_test_predictions(model, tasks, index, trial, directory, predict, specs, config,

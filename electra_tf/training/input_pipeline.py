@@ -7,6 +7,7 @@ from typing import Optional, Sequence, Union
 import tensorflow as tf
 
 from electra_tf.data.pretraining_data import PretrainingDataError, parse_pretraining_example
+from electra_tf.io_utils import first_line
 
 
 def match_files(file_patterns: Union[str, Sequence[str]]) -> list:
@@ -64,3 +65,68 @@ def pretraining_dataset(file_patterns: Union[str, Sequence[str]], max_seq_length
     dataset = dataset.map(lambda records: parse_pretraining_example(records, max_seq_length),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def validate_records(file_patterns: Union[str, Sequence[str]], max_seq_length: int,
+                     records_per_file: int = 2) -> list:
+    """Checks the shards before any training: one clear error instead of a hang or a crash
+    hours in.
+
+    Every file must be readable and its first ``records_per_file`` records must hold
+    the three features at ``max_seq_length``; at least one file must hold a record
+    (an all-empty input would make the endless input spin without yielding).
+
+    Returns:
+      the list of empty files (warned about by the caller).
+    Raises:
+      PretrainingDataError naming the file and what to do.
+    """
+    files = match_files(file_patterns)
+    if not files:
+        raise PretrainingDataError(
+            f"no pre-training TFRecords match {file_patterns!r}; build them with "
+            "`python build_pretraining_dataset.py --output_dir=<dir>`")
+    spec = {name: tf.io.VarLenFeature(tf.int64)
+            for name in ("input_ids", "input_mask", "segment_ids")}
+    empty = []
+    for path in files:
+        try:
+            records = list(tf.data.TFRecordDataset(path).take(records_per_file))
+        except tf.errors.OpError as e:
+            raise PretrainingDataError(
+                f"{path}: not a readable TFRecord file ({first_line(e)}); rebuild it with "
+                "build_pretraining_dataset.py or remove it") from e
+        if not records:
+            empty.append(path)
+            continue
+        for record in records:
+            try:
+                parsed = tf.io.parse_single_example(record, spec)
+            except tf.errors.OpError as e:
+                raise PretrainingDataError(
+                    f"{path}: records are not ELECTRA pre-training examples "
+                    f"({first_line(e)})") from e
+            lengths = {name: int(tf.shape(v.values)[0]) for name, v in parsed.items()}
+            if set(lengths.values()) != {max_seq_length}:
+                found = sorted(set(lengths.values()))
+                raise PretrainingDataError(
+                    f"{path}: records hold {'/'.join(map(str, found))} tokens per feature but "
+                    f"max_seq_length is {max_seq_length}: pass --max_seq_length="
+                    f"{found[0]} or rebuild the data at {max_seq_length}")
+    if len(empty) == len(files):
+        raise PretrainingDataError(
+            f"every pre-training file matching {file_patterns!r} is empty ({len(files)} "
+            "file(s), no records): rebuild them from a corpus that has text")
+    return empty
+
+
+def find_unreadable_file(file_patterns: Union[str, Sequence[str]]) -> Optional[str]:
+    """The first file that cannot be read to its end (after a DataLossError), or None."""
+    for path in match_files(file_patterns):
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except tf.errors.OpError:
+            return path
+    return None
+

@@ -7,11 +7,14 @@ then the final exports; ``evaluate`` runs the metrics of spec 3.12.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
+import signal
+import socket
 import sys
 import time
 from typing import Optional
@@ -22,22 +25,38 @@ import tensorflow as tf
 from electra_tf import checkpoints
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.progress import format_duration
-from electra_tf.io_utils import write_text_atomic
+from electra_tf.io_utils import first_line, write_text_atomic
 from electra_tf.optimization import create_optimizer, with_loss_scaling
 from electra_tf.pretraining import PretrainingMetrics, PretrainingObjective
 from electra_tf.pretraining import random
 from electra_tf.pretraining.random import step_seed
 from electra_tf.training.accumulation import make_update_step
-from electra_tf.training.input_pipeline import pretraining_dataset
+from electra_tf.training.input_pipeline import (find_unreadable_file, pretraining_dataset,
+                                                validate_records)
 from electra_tf.training.strategy import (CLUSTER_FAILURES, cluster_failure, create_strategy,
                                          is_chief, set_precision, worker_directory,
                                          xla_is_default)
 
 log = logging.getLogger("electra_tf")
 
+CONFIG_FILE = "pretraining_config.json"
+# Settings that fix a run's variables: a model directory cannot be resumed under others.
+_RUN_DEFINING = ("model_size", "debug", "model_hparam_overrides", "embedding_size", "vocab_size",
+                 "electra_objective", "electric_objective", "two_tower_generator",
+                 "uniform_generator", "untied_generator", "untied_generator_embeddings",
+                 "generator_hidden_size", "generator_layers", "optimizer")
+
 
 class PretrainingError(RuntimeError):
     """A user-facing problem with a pre-training run (bad paths, incompatible state)."""
+
+
+class Terminated(Exception):
+    """The run stopped on SIGTERM after saving a checkpoint (exit status 128 + signum)."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"stopped by signal {signum} at step {step}")
+        self.signum, self.step = signum, step
 
 
 @dataclasses.dataclass
@@ -120,22 +139,34 @@ class PretrainingRun:
         if batch % self.replicas:
             raise PretrainingError(f"batch size {batch} is not divisible by the "
                                    f"{self.replicas} replicas")
-        self.iterator = self._input(batch, training)
-        if self.replicas == 1:  # tf.data can checkpoint a local iterator's position
+        self.iterator = self._input(batch, training) if training else None
+        self._eval_step = None  # traced once, reused for every evaluated checkpoint
+        if self.replicas == 1 and training:  # tf.data can checkpoint a local iterator's position
             self.checkpoint.input = self.iterator
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self.write_dir,
-            max_to_keep=(config.keep_checkpoint_max or None) if self.chief else 1,
-            checkpoint_name="ckpt")
+        self.training = training
+        self._manager = None
+
+    @property
+    def manager(self) -> tf.train.CheckpointManager:
+        """Created after ``restore`` has made the state file list only restorable checkpoints,
+        so that rotation never deletes intact checkpoints in favour of missing ones."""
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(
+                self.checkpoint, self.write_dir,
+                max_to_keep=(self.config.keep_checkpoint_max or None) if self.chief else 1,
+                checkpoint_name="ckpt")
+        return self._manager
 
     def _input(self, batch: int, training: bool):
         o, c = self.options, self.config
 
         def make(context: Optional[tf.distribute.InputContext] = None):
             per_replica = context.get_per_replica_batch_size(batch) if context else batch
+            # Evaluation reads the same batches at every checkpoint (comparable curves).
             return pretraining_dataset(o.pretrain_tfrecords, c.max_seq_length, per_replica,
                                        seed=o.seed if training else o.seed + 1,
-                                       deterministic=o.deterministic, input_context=context)
+                                       deterministic=o.deterministic or not training,
+                                       input_context=context)
         if self.replicas == 1:
             with tf.device("/cpu:0"):
                 return iter(make())
@@ -146,23 +177,66 @@ class PretrainingRun:
         return int(self.adam.iterations.numpy())
 
     def restore(self) -> Optional[str]:
-        """Resumes from the latest checkpoint in model_dir, else starts from init_checkpoint.
+        """Resumes from the newest checkpoint in model_dir that restores, else starts from
+        init_checkpoint.
 
-        Every worker of a cluster restores the chief's latest checkpoint, so a
-        restarted cluster resumes where the chief last saved.
+        A newest checkpoint that is missing, truncated or corrupt is skipped (with a
+        warning) for the previous one; a directory holding checkpoints of which none
+        restores is an error, never a fresh start. Every worker of a cluster restores
+        the chief's latest checkpoint, so a restarted cluster resumes where the chief
+        last saved.
         """
-        latest = tf.train.latest_checkpoint(self.options.model_dir)
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            return latest
+        model_dir = self.options.model_dir
+        found = run_checkpoints(model_dir, complete_only=False)
+        failures = []
+        for step, prefix in reversed(found):
+            try:
+                status = self.checkpoint.restore(prefix)
+                status.assert_existing_objects_matched()
+                if not self.training:
+                    status.expect_partial()  # the train input's position is not needed
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError) as e:
+                # A truncated file surfaces as IndexError ("Read less bytes than requested").
+                failures.append(f"{os.path.basename(prefix)} ({first_line(e)})")
+                continue
+            if failures and not self.options.quiet:
+                print(f"warning: skipped checkpoint(s) that do not restore: "
+                      f"{'; '.join(failures)}; using {os.path.basename(prefix)}",
+                      file=sys.stderr, flush=True)
+            if self.training and self.chief:
+                _write_checkpoint_state(model_dir, prefix, [p for s, p in found if s <= step])
+            return prefix
+        if failures:
+            raise PretrainingError(
+                f"no checkpoint in {model_dir} restores ({'; '.join(failures)}). If the flags "
+                f"changed, use those of {CONFIG_FILE} there or another --model_name; if the "
+                "files are damaged, move the ckpt-N.* files away (all of them to start afresh)")
         if self.options.init_checkpoint:
             self._load_init_checkpoint(self.options.init_checkpoint)
         return None
 
     def _load_init_checkpoint(self, path: str) -> None:
-        report = checkpoints.load_original_checkpoint(path, *self.models.models)
-        slots = self.adam.load_original_slots(path, restore_iterations=True)
+        from electra_tf import loading
+        weights = loading.read_weights(path)
+        report = checkpoints.assign_original_weights(weights.values, *self.models.models,
+                                                     source=weights.source)
+        if weights.format == "tf1":
+            slots = self.adam.load_original_slots(weights.source, restore_iterations=True)
+        else:  # a run directory / ckpt-N, HF or keras: weights only, training restarts at 0
+            slots = "no optimizer slots (only a TF1-name checkpoint carries them)"
         log.info("initialised from %s: %s; %s", path, report, slots)
+
+
+def _write_checkpoint_state(model_dir: str, latest: str, kept: list) -> None:
+    """Rewrites the ``checkpoint`` state file (CheckpointState text proto) to name only
+    ``kept`` (oldest first), ending at ``latest``: what CheckpointManager rotates."""
+    names = [os.path.basename(p) for p in kept]
+    # Without timestamps CheckpointManager would forget (never rotate) these checkpoints.
+    stamps = [tf.io.gfile.stat(p + ".index").mtime_nsec / 1e9 for p in kept]
+    write_text_atomic(os.path.join(model_dir, "checkpoint"),
+                      f'model_checkpoint_path: "{os.path.basename(latest)}"\n'
+                      + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in names)
+                      + "".join(f"all_model_checkpoint_timestamps: {t}\n" for t in stamps))
 
 
 def _dropout_rng_states(models) -> list:
@@ -184,48 +258,55 @@ _TRAIN_STATS = ("total_loss", "mlm_loss", "disc_loss", "masked_lm_accuracy",
                 "sampled_masked_lm_accuracy", "disc_accuracy")
 
 
-def _batch_stats(out: dict, input_mask) -> dict:
-    """Cheap per-batch training statistics (scalars) from the objective's outputs."""
+def _batch_stats(out: dict, input_mask, totals: dict) -> dict:
+    """This shard's share of the update batch's statistics (they sum over shards).
+
+    ``totals``: ``PretrainingObjective.loss_denominators`` of the whole update batch.
+    """
     weights = out["masked_lm_weights"]
-    total = tf.reduce_sum(weights) + 1e-6
     preds = tf.argmax(out["mlm_logits"], -1, output_type=tf.int32)
+    slots = totals["masked_slots"] + 1e-6
     stats = {"total_loss": out["total_loss"], "mlm_loss": out["mlm_loss"],
              "masked_lm_accuracy": tf.reduce_sum(
-                 weights * tf.cast(tf.equal(preds, out["masked_lm_ids"]), tf.float32)) / total}
+                 weights * tf.cast(tf.equal(preds, out["masked_lm_ids"]), tf.float32)) / slots}
     if "disc_loss" in out:
         stats["disc_loss"] = out["disc_loss"]
         stats["sampled_masked_lm_accuracy"] = tf.reduce_sum(weights * tf.cast(
-            tf.equal(out["sampled_ids"], out["masked_lm_ids"]), tf.float32)) / total
+            tf.equal(out["sampled_ids"], out["masked_lm_ids"]), tf.float32)) / slots
         real = tf.cast(input_mask, tf.float32)
         correct = tf.cast(tf.equal(tf.cast(out["disc_logits"] > 0, tf.int32), out["disc_labels"]),
                           tf.float32)
-        stats["disc_accuracy"] = tf.reduce_sum(correct * real) / (tf.reduce_sum(real) + 1e-6)
+        stats["disc_accuracy"] = tf.reduce_sum(correct * real) / (totals["disc"] + 1e-6)
     return {k: tf.cast(v, tf.float32) for k, v in stats.items()}
 
 
 def make_train_step(run: PretrainingRun, jit_compile: bool):
     """One update: k = gradient_accumulation_steps micro-batches, then one optimizer step.
 
-    Each micro-batch's loss is divided by replicas * k, so the summed gradient is
-    the mean over the update batch. Masking and sampling draw the noise of the
-    whole update batch (``random.microbatch``), so k micro-batches of b examples
-    are corrupted exactly like one batch of k * b.
+    The original normalises its losses over the whole batch (token-level means:
+    sum of losses / sum of weights). Every replica and micro-batch divides its
+    summed losses by the counts of the whole update batch, so the shards' losses
+    and gradients add up to those of one device at the global batch, whatever the
+    records' lengths. Masking and sampling noise of a shard are its rows of the
+    update batch's draw (``random.microbatch``).
     """
     objective, variables, optimizer = run.objective, run.variables, run.optimizer
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     k = run.config.gradient_accumulation_steps
 
-    def loss_and_gradients(features, micro_index, seed):
+    def loss_and_gradients(features, micro_index, totals, seed):
         with tf.GradientTape() as tape, random.microbatch(micro_index, k):
-            out = objective(features, seed, training=True)
-            # Summed over replicas by the optimizer: the mean of per-replica losses.
-            loss = out["total_loss"] / (run.replicas * k)
+            out = objective(features, seed, training=True, denominators=totals)
+            # This shard's share: the optimizer sums the replicas' gradients.
+            loss = out["total_loss"]
             if loss_scaling:
                 loss = optimizer.scale_loss(loss)
-        return tape.gradient(loss, variables), _batch_stats(out, features["input_mask"])
+        return tape.gradient(loss, variables), _batch_stats(out, features["input_mask"], totals)
 
     update = make_update_step(run.strategy, optimizer, variables,
-                              tf.function(loss_and_gradients, jit_compile=jit_compile), k)
+                              tf.function(loss_and_gradients, jit_compile=jit_compile), k,
+                              reduce_op=tf.distribute.ReduceOp.SUM, combine="sum",
+                              denominators=objective.loss_denominators)
 
     @tf.function
     def train_step(iterator):
@@ -276,19 +357,41 @@ def _export(run: PretrainingRun, step: int) -> dict:
 def train(config: PretrainingConfig, options: RunOptions) -> dict:
     """Pre-trains until ``config.num_train_steps`` (or ``options.stop_at_step``).
 
-    Re-running with the same model_dir resumes from its latest checkpoint:
-    weights, optimizer slots, step, the masking/sampling random stream (a
-    function of the step) and, on one replica, the input position.
+    Re-running with the same model_dir resumes from its latest checkpoint that
+    restores: weights, optimizer slots, step, the masking/sampling random stream (a
+    function of the step) and, on one replica, the input position. Before any work
+    the data are checked, the directory is locked against a second run, and
+    leftovers of a crashed save are removed. Ctrl-C and SIGTERM save a checkpoint
+    first (SIGTERM then raises :class:`Terminated`); a corrupt record or a failed
+    save stops with one :class:`PretrainingError` after saving what can be saved.
 
     Returns:
       dict with ``step``, the last ``stats``, ``history`` ([(step, stats)] at every
       logged step) and, when training finished, the ``exports`` paths.
     """
+    if options.log_every_steps <= 0:
+        raise PretrainingError(f"--log_every_steps must be positive, got "
+                               f"{options.log_every_steps}")
+    _check_same_run(config, options.model_dir)
+    empty = validate_records(options.pretrain_tfrecords, config.max_seq_length)
     tf.io.gfile.makedirs(options.model_dir)
-    run = PretrainingRun(config, options, training=True)
+    with contextlib.ExitStack() as stack:
+        run = PretrainingRun(config, options, training=True)
+        if run.chief:
+            stack.enter_context(_exclusive_lock(options.model_dir))
+            _remove_partial_saves(options.model_dir, options.quiet)
+        stop_signal = stack.enter_context(_StopSignal())
+        return _train(run, stop_signal, empty)
+
+
+def _train(run: PretrainingRun, stop_signal: "_StopSignal", empty_files: list) -> dict:
+    config, options = run.config, run.options
     resumed = run.restore()
     quiet = options.quiet or not run.chief
     say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if empty_files:
+        say(f"warning: {len(empty_files)} empty file(s) among the records, e.g. "
+            f"{empty_files[0]}")
     total = config.num_train_steps
     stop = min(total, options.stop_at_step or total)
     start_step = run.step
@@ -299,11 +402,21 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
            if config.gradient_accumulation_steps > 1 else "")
         + f", {run.replicas} replica(s), strategy {options.strategy}, optimizer "
         f"{config.optimizer}")
+    warmup = max(config.num_warmup_steps, 0)
+    if warmup >= total > start_step:
+        peak = config.learning_rate * max(min(t / warmup, 1.0) * (1 - t / total)
+                                          for t in range(0, total + 1, max(1, total // 100)))
+        say(f"warning: the warm-up ({warmup} steps) is not shorter than the run ({total} "
+            f"steps): the learning rate peaks at {peak:.3g}, not {config.learning_rate:g}; "
+            "pass --num_warmup_steps (e.g. a tenth of the steps)")
     if not run.chief and not options.quiet:
         print(f"worker: training from step {start_step}; the chief writes checkpoints, "
               f"summaries and exports (scratch: {run.write_dir})", file=sys.stderr, flush=True)
     if run.chief:
-        config.to_json(os.path.join(options.model_dir, "pretraining_config.json"))
+        config.to_json(os.path.join(options.model_dir, CONFIG_FILE))
+        # The run directory is a model too (electra_tf.loading reads its ckpt-N).
+        tf.io.gfile.copy(run.vocab_file, os.path.join(options.model_dir, "vocab.txt"),
+                         overwrite=True)
     jit = options.jit_compile if options.jit_compile is not None else xla_is_default(run.strategy)
     train_step = make_train_step(run, jit)
     writer = (tf.summary.create_file_writer(os.path.join(options.model_dir, "train"))
@@ -311,7 +424,15 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
 
     def save(at_step):  # every worker saves at the same steps (see worker_directory)
         nonlocal saved_step
-        run.manager.save(checkpoint_number=at_step)
+        try:
+            run.manager.save(checkpoint_number=at_step)
+        except (tf.errors.OpError, OSError) as e:
+            _remove_partial_saves(run.write_dir, quiet=True)
+            last = f"ckpt-{saved_step}" if saved_step is not None else "its start"
+            raise PretrainingError(
+                f"could not write checkpoint ckpt-{at_step} in {run.write_dir}: {first_line(e)}"
+                f"; free space (or fix the directory) and re-run the same command: it "
+                f"resumes from {last}") from e
         saved_step = at_step
 
     started = window_start = time.time()
@@ -319,7 +440,21 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
     saved_step = start_step if resumed else None
     try:
         while step < stop:
-            stats = {k: float(v) for k, v in train_step(run.iterator).items()}
+            if stop_signal.received:
+                save(step)
+                say(f"stopped by signal {stop_signal.received} at step {step}; checkpoint "
+                    "saved. Re-run the same command to resume.")
+                raise Terminated(stop_signal.received, step)
+            try:
+                stats = {k: float(v) for k, v in train_step(run.iterator).items()}
+            except tf.errors.DataLossError as e:
+                if saved_step != step:
+                    save(step)  # the failed step changed nothing: its input never arrived
+                bad = find_unreadable_file(options.pretrain_tfrecords)
+                raise PretrainingError(
+                    f"corrupt pre-training data in {bad or options.pretrain_tfrecords} "
+                    f"({first_line(e)}); checkpoint saved at step {step}. Rebuild or remove "
+                    "that file and re-run the same command to resume") from e
             if run.step == step:  # float16 loss scaling skipped an overflowing update
                 skipped += 1
                 if skipped > 100:
@@ -365,21 +500,191 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
     return result
 
 
+class _StopSignal:
+    """Notes SIGTERM (sent by timeout, Slurm, Kubernetes, docker stop, preemptible VMs);
+    the loop saves and stops before its next step, so the wait is at most one step.
+    A second SIGTERM stops at once."""
+
+    def __init__(self):
+        self.received = 0
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.received:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        self.received = signum
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread: leave signals to the caller
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False
+
+
+@contextlib.contextmanager
+def _exclusive_lock(model_dir: str):
+    """Holds ``<model_dir>/.lock`` while training: a second run on the same directory
+    stops at once with one line naming the holder. Released when the process ends,
+    however it ends (an OS file lock), so a stale lock file never blocks."""
+    if "://" in model_dir:  # object stores have no file locks
+        yield
+        return
+    import fcntl
+    path = os.path.join(model_dir, ".lock")
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise PretrainingError(
+                f"{model_dir} is in use by another training run ({holder}): wait for it to "
+                "end or stop it, or pass another --model_name") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _remove_partial_saves(model_dir: str, quiet: bool) -> None:
+    """Deletes the temporary files of a save that never completed (a crash, a full disk)."""
+    leftovers = tf.io.gfile.glob(os.path.join(model_dir, "ckpt-*_temp*"))
+    for path in leftovers:
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        else:
+            tf.io.gfile.remove(path)
+    if leftovers and not quiet:
+        print(f"removed {len(leftovers)} partial checkpoint file(s) of an interrupted save in "
+              f"{model_dir}", file=sys.stderr, flush=True)
+
+
+def _check_same_run(config: PretrainingConfig, model_dir: str) -> None:
+    """A directory with checkpoints resumes only under the settings that made them."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not tf.io.gfile.exists(path) or not run_checkpoints(model_dir, complete_only=False):
+        return
+    try:
+        saved = json.loads(tf.io.gfile.GFile(path).read())
+    except json.JSONDecodeError:
+        return
+    current = dataclasses.asdict(config)
+    changed = [f"{key}: {saved[key]!r} there, {current[key]!r} now" for key in _RUN_DEFINING
+               if key in saved and key in current and saved[key] != current[key]]
+    if changed:
+        raise PretrainingError(
+            f"{model_dir} holds checkpoints of a run with other settings ({'; '.join(changed)})"
+            ": re-run with that run's flags, or pass another --model_name / --model_dir")
+
+
 # ---------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------
 
-def evaluate(config: PretrainingConfig, options: RunOptions) -> dict:
-    """Runs the metrics of spec 3.12 over ``num_eval_steps`` batches of the latest checkpoint.
+def run_checkpoints(model_dir: str, complete_only: bool = True) -> list:
+    """``[(step, prefix)]`` of the ``ckpt-N`` of a run directory, oldest first.
 
-    Results go to ``<model_dir>/results/unsup_results.{txt,json}``.
+    Found by their files, not the state file (which may name deleted ones);
+    ``complete_only`` keeps those whose index and data shards are all there.
     """
+    found = []
+    for index in tf.io.gfile.glob(os.path.join(model_dir, "ckpt-*.index")):
+        prefix = index[: -len(".index")]
+        step = os.path.basename(prefix)[len("ckpt-"):]
+        if step.isdigit() and (not complete_only or checkpoints.is_complete_checkpoint(prefix)):
+            found.append((int(step), prefix))
+    return sorted(found)
+
+
+def evaluate(config: PretrainingConfig, options: RunOptions, checkpoint: Optional[str] = None,
+             all_checkpoints: bool = False) -> dict:
+    """Runs the metrics of spec 3.12 over ``num_eval_steps`` batches.
+
+    Every checkpoint is evaluated on the same batches with the same masking and
+    sampling noise, with dropout off, at ``eval_batch_size`` (any size).
+
+    Args:
+      checkpoint: a ``ckpt-N`` of the run (name or path) instead of the latest.
+      all_checkpoints: evaluate every complete ``ckpt-N`` of the run that is not yet
+        in ``results/learning_curve.json`` and add it there (and to TensorBoard
+        events in ``<model_dir>/eval``): a learning curve that later calls extend.
+    Returns:
+      the metrics (with ``global_step``); for ``all_checkpoints``, the whole curve
+      ``{"checkpoints": [metrics, ...]}``. Single results also go to
+      ``<model_dir>/results/unsup_results.{txt,json}``.
+    """
+    validate_records(options.pretrain_tfrecords, config.max_seq_length)
     run = PretrainingRun(config, options, training=False)
-    if run.restore() is None and not options.init_checkpoint:
+    results_dir = os.path.join(options.model_dir, "results")
+    if all_checkpoints:
+        return _evaluate_all(run, results_dir)
+    if checkpoint:
+        path = checkpoint if tf.io.gfile.exists(checkpoint + ".index") else \
+            os.path.join(options.model_dir, checkpoint)
+        if not tf.io.gfile.exists(path + ".index"):
+            raise PretrainingError(f"checkpoint {checkpoint} not found (looked for {path}.index)")
+        run.checkpoint.restore(path).assert_existing_objects_matched()
+    elif run.restore() is None and not options.init_checkpoint:
         raise PretrainingError(f"no checkpoint to evaluate in {options.model_dir}; train first "
                                "or pass --init_checkpoint")
+    results = {"global_step": run.step, **_eval_metrics(run)}
+    tf.io.gfile.makedirs(results_dir)
+    write_text_atomic(os.path.join(results_dir, "unsup_results.json"),
+                      json.dumps(results, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(os.path.join(results_dir, "unsup_results.txt"),
+                      "".join(f"{k} = {v}\n" for k, v in sorted(results.items())))
+    return results
+
+
+def _evaluate_all(run: PretrainingRun, results_dir: str) -> dict:
+    model_dir = run.options.model_dir
+    checkpoints_found = run_checkpoints(model_dir)
+    if not checkpoints_found:
+        raise PretrainingError(f"no checkpoint to evaluate in {model_dir} (looked for "
+                               "ckpt-N.index with its data files); train first")
+    path = os.path.join(results_dir, "learning_curve.json")
+    curve = {"checkpoints": []}
+    if tf.io.gfile.exists(path):
+        curve = json.loads(tf.io.gfile.GFile(path).read())
+    done = {point["global_step"] for point in curve["checkpoints"]}
+    todo = [(step, prefix) for step, prefix in checkpoints_found if step not in done]
+    tf.io.gfile.makedirs(results_dir)
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
+    for n, (step, prefix) in enumerate(todo, 1):
+        run.checkpoint.restore(prefix).assert_existing_objects_matched()
+        results = {"global_step": run.step, **_eval_metrics(run)}
+        curve["checkpoints"] = sorted(curve["checkpoints"] + [results],
+                                      key=lambda point: point["global_step"])
+        write_text_atomic(path, json.dumps(curve, indent=2, sort_keys=True) + "\n")
+        with writer.as_default(step=results["global_step"]):
+            for name, value in results.items():
+                if name != "global_step":
+                    _scalar_summary(name, float(value))
+        writer.flush()
+        if not run.options.quiet:
+            print(f"evaluated {os.path.basename(prefix)} ({n}/{len(todo)}): " + ", ".join(
+                f"{k}={v:.4f}" for k, v in sorted(results.items()) if k != "global_step"),
+                file=sys.stderr, flush=True)
+    return curve
+
+
+def _eval_metrics(run: PretrainingRun) -> dict:
+    """The metrics of the restored weights on the run's first ``num_eval_steps`` eval batches."""
+    config, options = run.config, run.options
     metrics = PretrainingMetrics(run.objective.rtd, config.disc_weight)
     objective = run.objective
+    iterator = run._input(config.eval_batch_size, False)  # the same batches every time
 
     @tf.function
     def eval_step(iterator, seed):
@@ -391,16 +696,11 @@ def evaluate(config: PretrainingConfig, options: RunOptions) -> dict:
                 out["total_loss"]
         return run.strategy.run(replica_fn, args=(next(iterator),))
 
+    if run._eval_step is None:
+        run._eval_step = eval_step
     for i in range(config.num_eval_steps):
-        outs, masks, losses = eval_step(run.iterator, step_seed(options.seed + 1, i))
+        outs, masks, losses = run._eval_step(iterator, step_seed(options.seed + 1, i))
         for out, mask, loss in zip(*(run.strategy.experimental_local_results(x)
                                      for x in (outs, masks, losses))):
             metrics.update({**out, "total_loss": loss}, mask)
-    results = {"global_step": run.step, **metrics.result()}
-    results_dir = os.path.join(options.model_dir, "results")
-    tf.io.gfile.makedirs(results_dir)
-    write_text_atomic(os.path.join(results_dir, "unsup_results.json"),
-                      json.dumps(results, indent=2, sort_keys=True) + "\n")
-    write_text_atomic(os.path.join(results_dir, "unsup_results.txt"),
-                      "".join(f"{k} = {v}\n" for k, v in sorted(results.items())))
-    return results
+    return metrics.result()

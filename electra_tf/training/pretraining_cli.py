@@ -9,7 +9,7 @@ from absl import flags
 
 from electra_tf.config import (OPTIMIZERS, ConfigError, PretrainingConfig, load_preset,
                                parse_hparams)
-from electra_tf.training.pretrain import PretrainingError, RunOptions
+from electra_tf.training.pretrain import PretrainingError, RunOptions, Terminated
 from electra_tf.training.strategy import STRATEGIES, StrategyError
 
 DEFAULT_DATA_DIR = "data"
@@ -34,6 +34,8 @@ _HPARAM_FLAGS = {
     "save_checkpoints_steps": (flags.DEFINE_integer, "Checkpoint every N steps."),
     "keep_checkpoint_max": (flags.DEFINE_integer, "Most recent checkpoints kept (0 = all)."),
     "num_eval_steps": (flags.DEFINE_integer, "Batches evaluated by --do_eval."),
+    "eval_batch_size": (flags.DEFINE_integer, "Batch size of --do_eval (any size; independent "
+                        "of train_batch_size)."),
     "electric_objective": (flags.DEFINE_boolean, "Train Electric (also pass "
                            "--noelectra_objective)."),
     "electra_objective": (flags.DEFINE_boolean, "Replaced-token detection (default true)."),
@@ -56,6 +58,12 @@ def define_flags() -> None:
                         "if it exists, else the bundled BERT uncased vocab.")
     flags.DEFINE_string("hparams", None, "JSON dict or path to a .json file of hparams.")
     flags.DEFINE_boolean("do_eval", False, "Evaluate the latest checkpoint instead of training.")
+    flags.DEFINE_string("eval_checkpoint", None, "With --do_eval: evaluate this checkpoint of "
+                        "the run (e.g. ckpt-5000, or a path) instead of the latest.")
+    flags.DEFINE_boolean("eval_all_checkpoints", False,
+                         "Evaluate every ckpt-N of the run not evaluated yet into one learning "
+                         "curve: <model_dir>/results/learning_curve.json and TensorBoard events "
+                         "in <model_dir>/eval (implies --do_eval; re-run to extend it).")
     for name, (define, help_text) in _HPARAM_FLAGS.items():
         define(name, None, help_text)
     flags.DEFINE_enum("strategy", defaults.strategy, list(STRATEGIES),
@@ -84,7 +92,7 @@ def _config(FLAGS, quickstart: bool) -> PretrainingConfig:
     for name in _HPARAM_FLAGS:
         if FLAGS[name].value is not None:
             hparams[name] = FLAGS[name].value
-    if FLAGS.do_eval:
+    if FLAGS.do_eval or FLAGS.eval_all_checkpoints or FLAGS.eval_checkpoint:
         hparams.update(do_train=False, do_eval=True)
     return PretrainingConfig.from_preset(FLAGS.model_size, hparams)
 
@@ -119,8 +127,13 @@ def main(FLAGS) -> int:
             _build_quickstart_data(records, config, vocab)
         from electra_tf.training import pretrain
         if config.do_eval:
-            results = pretrain.evaluate(config, options)
-            print("\n".join(f"{k} = {v:.6g}" for k, v in sorted(results.items())))
+            results = pretrain.evaluate(config, options, checkpoint=FLAGS.eval_checkpoint,
+                                        all_checkpoints=FLAGS.eval_all_checkpoints)
+            if FLAGS.eval_all_checkpoints:
+                print(f"learning curve of {len(results['checkpoints'])} checkpoint(s) in "
+                      f"{os.path.join(options.model_dir, 'results', 'learning_curve.json')}")
+            else:
+                print("\n".join(f"{k} = {v:.6g}" for k, v in sorted(results.items())))
         else:
             pretrain.train(config, options)
         return 0
@@ -129,6 +142,8 @@ def main(FLAGS) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Terminated as e:  # SIGTERM: a checkpoint was saved; the usual 128 + signal status
+        return 128 + e.signum
 
 
 def _build_quickstart_data(records: str, config: PretrainingConfig, vocab) -> None:
