@@ -121,3 +121,179 @@ def test_qa_head_names_masks_and_joint_beam():
                                atol=1e-4)
     assert np.isfinite(out["squad_loss"].numpy()).all()
     assert out["squad_answerable_logit"].shape == (2,)
+
+
+# ---------------------------------------------------------------------------
+# QA head loss vs numpy (spec 6.5): every logit recomputed from the head's weights
+# ---------------------------------------------------------------------------
+
+_ERF = np.vectorize(math.erf)
+
+
+def np_gelu(x):
+    return 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0)))
+
+
+def np_sigmoid_ce(logit, label):
+    return max(logit, 0.0) - logit * label + math.log1p(math.exp(-abs(logit)))
+
+
+def _qa_batch():
+    """3 features of L = 7: a span answer, an out-of-span/impossible one pointing at [CLS]
+    (start = end = 0) and one whose answer sits at the final [SEP]-side context; padding in
+    row 1. start != end wherever possible, so swapping them changes the loss."""
+    rng = np.random.default_rng(7)
+    seq = rng.normal(size=(3, 7, H)).astype(np.float32)
+    features = {"input_mask": np.array([[1] * 7, [1] * 5 + [0] * 2, [1] * 7]),
+                "segment_ids": np.array([[0, 0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 1, 0, 0],
+                                         [0, 0, 1, 1, 1, 1, 1]]),
+                "squad_start_positions": np.array([3, 0, 2]),
+                "squad_end_positions": np.array([5, 0, 6]),
+                "squad_is_impossible": np.array([0, 1, 0]),
+                "squad_eid": np.array([0, 1000, 2000])}
+    return seq, features
+
+
+def np_qa_loss(head, seq, features, joint, uses_start, weight):
+    """Spec 6.5 'Head': span loss (CE start + CE end) / 2 plus answerable_weight times the
+    sigmoid CE of the answerable logit with label is_impossible; all in float64."""
+    w = {n.split("/", 2)[2]: v.numpy().astype(np.float64)
+         for n, v in head.original_variables().items()}
+    seq = seq.astype(np.float64)
+    allowed = (features["input_mask"] * features["segment_ids"]).astype(np.float64)
+    allowed[:, 0] = 1.0
+    penalty = 1000.0 * (allowed - 1.0)
+    start_logits = (seq @ w["dense/kernel"])[..., 0] + w["dense/bias"][0] + penalty
+    starts, ends = features["squad_start_positions"], features["squad_end_positions"]
+    rows = np.arange(len(seq))
+    if joint:  # training: the gold start's vector tiled against every position
+        gold = seq[rows, starts]                                           # [B, H]
+        tiled = np.concatenate([np.broadcast_to(gold[:, None], seq.shape), seq], -1)
+        hidden = np_gelu(tiled @ w["qa_hidden/kernel"] + w["qa_hidden/bias"])
+        end_logits = (hidden @ w["dense_1/kernel"])[..., 0] + w["dense_1/bias"][0] + penalty
+    else:
+        end_logits = (seq @ w["dense_1/kernel"])[..., 0] + w["dense_1/bias"][0] + penalty
+    ce_start = -np_log_softmax(start_logits)[rows, starts]
+    ce_end = -np_log_softmax(end_logits)[rows, ends]
+    loss = (ce_start + ce_end) / 2.0
+    cls = seq[:, 0]
+    if uses_start:
+        probs = np.exp(np_log_softmax(start_logits))                       # masked logits
+        hidden = np_gelu(np.concatenate([cls, (probs[..., None] * seq).sum(1)], -1)
+                         @ w["dense_2/kernel"] + w["dense_2/bias"])
+        answerable = (hidden @ w["dense_3/kernel"])[:, 0] + w["dense_3/bias"][0]
+    else:
+        answerable = (cls @ w["dense_2/kernel"])[:, 0] + w["dense_2/bias"][0]
+    impossible = features["squad_is_impossible"].astype(np.float64)
+    loss += weight * np.array([np_sigmoid_ce(a, y) for a, y in zip(answerable, impossible)])
+    return loss, start_logits, end_logits, answerable
+
+
+@pytest.mark.parametrize("joint,uses_start,weight", [
+    (True, True, 0.5),     # the defaults
+    (False, True, 0.3),    # separate end logits; a non-default answerable_weight
+    (False, False, 0.5),   # the answerable logit from the [CLS] vector alone (dense_2 H->1)
+])
+def test_qa_head_loss_matches_numpy(joint, uses_start, weight):
+    from electra_tf.finetuning.heads import QAHead
+    head = QAHead("squad", joint_prediction=joint, beam_size=3,
+                  answerable_uses_start_logits=uses_start, answerable_weight=weight)
+    seq, features = _qa_batch()
+    head.build((None, None, H))
+    # Glorot-initialised zero biases hide bias mistakes: give every bias a value.
+    rng = np.random.default_rng(11)
+    for name, variable in head.original_variables().items():
+        if name.endswith("/bias"):
+            variable.assign(rng.normal(size=variable.shape).astype(np.float32))
+    out = head(tf.constant(seq), {k: tf.constant(v) for k, v in features.items()},
+               training=True)
+    loss, start_logits, end_logits, answerable = np_qa_loss(head, seq, features, joint,
+                                                            uses_start, weight)
+    np.testing.assert_allclose(out["squad_start_logits"], start_logits, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out["squad_end_logits"], end_logits, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out["squad_answerable_logit"], answerable, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["squad_loss"], loss, rtol=1e-5)
+    # The answerable term is really in there: without it the loss is the span loss only.
+    span_only = QAHead("squad", joint_prediction=joint, beam_size=3,
+                       answerable_classifier=False)
+    span_only.build((None, None, H))
+    for name, variable in span_only.original_variables().items():
+        variable.assign(head.original_variables()[name])
+    plain = span_only(tf.constant(seq), {k: tf.constant(v) for k, v in features.items()},
+                      training=True)["squad_loss"].numpy()
+    ans_term = loss - plain
+    impossible = features["squad_is_impossible"]
+    np.testing.assert_allclose(ans_term, [weight * np_sigmoid_ce(a, y)
+                                          for a, y in zip(answerable, impossible)], rtol=1e-4)
+
+
+def test_head_losses_are_float32_under_mixed_bfloat16():
+    """Under the mixed_bfloat16 policy the dense layers compute in bfloat16, but every loss
+    is taken in float32 from the (cast) logits: equal to numpy on those logits to float32
+    precision, not bfloat16's ~3 significant digits."""
+    import keras
+    rng = np.random.default_rng(4)
+    pooled = tf.constant(rng.normal(size=(6, H)) * 3, tf.float32)
+    sequence = tf.constant(rng.normal(size=(2, 7, H)) * 3, tf.float32)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        classification = ClassificationHead("mnli", 3)
+        labels = np.array([0, 2, 1, 2, 0, 1])
+        out = classification(pooled, {"mnli_label_ids": tf.constant(labels)})
+        regression = RegressionHead("sts")
+        targets = np.linspace(0.0, 1.0, 5)[[0, 1, 2, 3, 4, 2]]  # exact in bfloat16 (see below)
+        reg = regression(pooled, {"sts_targets": tf.constant(targets, tf.float32)})
+        tagging_head = TaggingHead("chunk", 5)
+        tag_labels = [1, 0, 4, 0, 0, 0, 0]
+        tag = tagging_head(sequence, {
+            "chunk_labeled_positions": tf.constant([[1, 2, 4, 0, 0, 0, 0]] * 2),
+            "chunk_labels": tf.constant([tag_labels] * 2),
+            "chunk_labels_mask": tf.constant([[1.0] * 3 + [0.0] * 4] * 2)})
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert out["mnli_logits"].dtype == tf.bfloat16  # the compute really was bfloat16
+    for loss in (out["mnli_loss"], reg["sts_loss"], tag["chunk_loss"]):
+        assert loss.dtype == tf.float32
+    logits = out["mnli_logits"].numpy().astype(np.float32)
+    expected = -np_log_softmax(logits)[np.arange(6), labels]
+    np.testing.assert_allclose(out["mnli_loss"], expected, rtol=1e-6, atol=1e-6)
+    preds = reg["sts_predictions"].numpy().astype(np.float64)
+    np.testing.assert_allclose(reg["sts_loss"], (preds - targets) ** 2, rtol=1e-6, atol=1e-7)
+    tag_logits = tag["chunk_logits"].numpy().astype(np.float32)
+    nll = -np_log_softmax(tag_logits)[:, np.arange(7), tag_labels]
+    np.testing.assert_allclose(tag["chunk_loss"], nll[:, :3].sum(-1), rtol=1e-6)
+
+
+def test_qa_head_loss_is_float32_under_mixed_bfloat16():
+    import keras
+    from electra_tf.finetuning.heads import QAHead
+    seq, features = _qa_batch()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        head = QAHead("squad", beam_size=3)
+        out = head(tf.constant(seq), {k: tf.constant(v) for k, v in features.items()},
+                   training=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert out["squad_loss"].dtype == tf.float32
+    rows = np.arange(3)
+    ce = [-np_log_softmax(out[f"squad_{kind}_logits"].numpy().astype(np.float64))[
+        rows, features[f"squad_{kind}_positions"]] for kind in ("start", "end")]
+    answerable = out["squad_answerable_logit"].numpy().astype(np.float64)
+    expected = (ce[0] + ce[1]) / 2 + 0.5 * np.array(
+        [np_sigmoid_ce(a, y) for a, y in zip(answerable, features["squad_is_impossible"])])
+    np.testing.assert_allclose(out["squad_loss"], expected, rtol=1e-5)
+
+
+def test_regression_targets_keep_float32_precision_under_mixed_bfloat16():
+    import keras
+    pooled = tf.constant(np.random.default_rng(4).normal(size=(3, H)), tf.float32)
+    targets = tf.constant([0.123456, 0.2, 0.777777], tf.float32)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        out = RegressionHead("sts")(pooled, {"sts_targets": targets})
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    np.testing.assert_array_equal(out["sts_targets"], targets)
+    preds = out["sts_predictions"].numpy().astype(np.float64)
+    np.testing.assert_allclose(out["sts_loss"], (preds - targets.numpy()) ** 2, rtol=1e-6)

@@ -422,7 +422,8 @@ CONLL2000_ALL_TAGS = sorted(
 
 
 @pytest.mark.skipif(not os.path.isfile(os.path.join(CONLL2000, "test.txt")),
-                    reason=f"CoNLL-2000 test.txt not found under {CONLL2000}")
+                    reason=f"CoNLL-2000 test.txt not found under {CONLL2000} (set "
+                           "ELECTRA_CONLL2000_DIR): real test-set check not run (not a pass)")
 def test_real_conll2000_test_set():
     tok = tokenization.FullTokenizer(tokenization.default_vocab_file())
     task = tagging.ChunkingTask(CONLL2000, tok, 256)

@@ -288,6 +288,51 @@ def test_no_gradient_from_discriminator_into_generator():
     assert all(g is not None for g in tape.gradient(out["mlm_loss"], generator_only))
 
 
+def _nonzero(gradient):
+    return gradient is not None and bool(np.any(tf.convert_to_tensor(gradient).numpy()))
+
+
+def test_electric_gradient_isolation():
+    """Spec 3.10 / 11.9: the discriminator loss reaches the cloze towers through log q only,
+    and log q is a stop-gradient: disc_loss gives the towers and the cloze head exactly zero
+    gradient; the cloze loss gives the discriminator's own layers zero gradient. The shared
+    embedding block gets gradient from both."""
+    objective = PretrainingObjective(
+        tiny_config(electric_objective=True, electra_objective=False), SPECIAL)
+    names = objective.models.original_variables()
+    cloze_side = {n: v for n, v in names.items()
+                  if n.startswith(("generator_ltr/", "generator_rtl/", "cloze_predictions/"))}
+    disc_side = {n: v for n, v in names.items()
+                 if n.startswith(("electra/encoder/", "electra/embeddings_project/",
+                                  "discriminator_predictions/"))}
+    shared = names["electra/embeddings/word_embeddings"]
+    assert len(cloze_side) > 30 and len(disc_side) > 30
+    assert len(cloze_side) + len(disc_side) + 5 == len(names)  # + the shared embedding block
+    # A key bias never gets gradient (softmax is shift-invariant): leave it out of "non-zero".
+    can_move = lambda n: not n.endswith("attention/self/key/bias")
+    batch = records([24, 20, 9], 24)
+
+    def grads(loss_name, variables):
+        with tf.GradientTape() as tape:
+            out = objective(batch, step_seed(6, 2), training=True)
+        assert float(out["disc_loss"]) > 0 and float(out["mlm_loss"]) > 0
+        return dict(zip(variables, tape.gradient(out[loss_name], list(variables.values()))))
+
+    from_disc = grads("disc_loss", {**cloze_side, **disc_side, "shared": shared})
+    leaked = [n for n in cloze_side if _nonzero(from_disc[n])]
+    assert not leaked, f"disc_loss reaches the noise model: {leaked[:5]}"
+    dead = [n for n in disc_side if can_move(n) and not _nonzero(from_disc[n])]
+    assert not dead, f"disc_loss does not reach: {dead[:5]}"
+    assert _nonzero(from_disc["shared"])
+
+    from_cloze = grads("mlm_loss", {**cloze_side, **disc_side, "shared": shared})
+    leaked = [n for n in disc_side if _nonzero(from_cloze[n])]
+    assert not leaked, f"the cloze loss reaches the discriminator: {leaked[:5]}"
+    dead = [n for n in cloze_side if can_move(n) and not _nonzero(from_cloze[n])]
+    assert not dead, f"the cloze loss does not reach: {dead[:5]}"
+    assert _nonzero(from_cloze["shared"])
+
+
 # ---------------------------------------------------------------------------
 # metrics (spec 3.12)
 # ---------------------------------------------------------------------------
@@ -340,3 +385,79 @@ def test_metrics_match_numpy():
     probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
     assert abs(result["disc_auc"] - np_auc(labels * mask, probs * mask)) < 1e-3
     assert abs(result["loss"] - np.mean([o["total_loss"] for _, o in collected])) < 1e-5
+
+
+def _hand_batch(rng, lengths, seq_len=12, slots=4, vocab=6):
+    """Objective outputs built by hand: padding slots (weight 0, id 0) whose logits favour 0,
+    padding positions (label 0) with large positive discriminator logits, so that any metric
+    that forgets its weights moves."""
+    b = len(lengths)
+    mask = (np.arange(seq_len)[None] < np.array(lengths)[:, None]).astype(np.int32)
+    n_real_slots = [min(slots, max(1, n // 3)) for n in lengths]
+    weights = (np.arange(slots)[None] < np.array(n_real_slots)[:, None]).astype(np.float32)
+    ids = (rng.integers(1, vocab, (b, slots)) * weights).astype(np.int32)
+    mlm_logits = rng.normal(size=(b, slots, vocab)).astype(np.float32)
+    mlm_logits[..., 0] += np.where(weights == 0, 10.0, 0.0)  # padding slots "predict" id 0
+    sampled = np.where(rng.random((b, slots)) < 0.5, ids, (ids + 1) % vocab).astype(np.int32)
+    labels = (rng.random((b, seq_len)) < 0.3).astype(np.int32) * mask
+    logits = (rng.normal(size=(b, seq_len)) * 2.0 + labels).astype(np.float32)
+    logits = np.where(mask == 1, logits, 3.0).astype(np.float32)
+    per_example = rng.random(b).astype(np.float32) * (1 + np.arange(b))
+    out = {"masked_lm_weights": weights, "masked_lm_ids": ids, "mlm_logits": mlm_logits,
+           "sampled_ids": sampled, "disc_labels": labels, "disc_logits": logits,
+           "disc_per_example_loss": per_example,
+           "total_loss": np.float32(rng.random() * 10)}
+    return {k: tf.constant(v) for k, v in out.items()}, tf.constant(mask)
+
+
+def test_metrics_hand_built_batches_match_the_spec_formulas():
+    """Spec 3.12 on two hand-built batches of different sizes (streaming = pooled over all
+    rows, not a mean of batch means). Each expected value is checked to differ from the
+    value a plausible mistake would give, so the comparison has teeth."""
+    rng = np.random.default_rng(21)
+    batches = [_hand_batch(rng, [12, 9, 5, 11]), _hand_batch(rng, [7, 12])]
+    metrics = PretrainingMetrics(rtd=True, disc_weight=50.0)
+    for out, mask in batches:
+        metrics.update(out, mask)
+    result = metrics.result()
+
+    cat = lambda key: np.concatenate([o[key].numpy().reshape(-1) for o, _ in batches])
+    w, ids = cat("masked_lm_weights").astype(np.float64), cat("masked_lm_ids")
+    mlm_logits = np.concatenate([o["mlm_logits"].numpy().reshape(-1, 6) for o, _ in batches])
+    hit = (mlm_logits.argmax(-1) == ids).astype(np.float64)
+    expected = {"masked_lm_accuracy": (w * hit).sum() / w.sum()}
+    nll = -np_log_softmax(mlm_logits)[np.arange(len(ids)), ids]
+    expected["masked_lm_loss"] = (w * nll).sum() / w.sum()
+    expected["sampled_masked_lm_accuracy"] = (w * (cat("sampled_ids") == ids)).sum() / w.sum()
+    mask = np.concatenate([m.numpy().reshape(-1) for _, m in batches]).astype(np.float64)
+    labels, logits = cat("disc_labels").astype(np.float64), cat("disc_logits").astype(np.float64)
+    preds = (logits > 0).astype(np.float64)
+    correct = (preds == labels).astype(np.float64)
+    expected["disc_accuracy"] = (correct * mask).sum() / mask.sum()
+    expected["disc_precision"] = (correct * preds * mask).sum() / (preds * mask).sum()
+    expected["disc_recall"] = (correct * labels * mask).sum() / (labels * mask).sum()
+    expected["disc_loss"] = cat("disc_per_example_loss").mean()  # mean over examples
+    expected["loss"] = np.mean([float(o["total_loss"]) for o, _ in batches])
+    probs = 1.0 / (1.0 + np.exp(-logits))
+    # [QUIRK] padding enters as label-0 examples with score 0 (probs * input_mask).
+    expected["disc_auc"] = np_auc(labels * mask, probs * mask)
+    assert sorted(result) == sorted(expected)
+    for key, value in expected.items():
+        assert result[key] == pytest.approx(value, abs=2e-6), key
+
+    # The plausible mistakes give other numbers (so the checks above can fail).
+    real = mask > 0
+    wrong = {
+        "masked_lm_accuracy": [hit.mean()],
+        "sampled_masked_lm_accuracy": [(cat("sampled_ids") == ids).mean()],
+        "masked_lm_loss": [nll.mean()],
+        "disc_accuracy": [correct.mean()],
+        "disc_precision": [(correct * preds).sum() / preds.sum(),
+                           expected["disc_recall"]],  # precision <-> recall swapped
+        "disc_loss": [np.mean([o["disc_per_example_loss"].numpy().mean() for o, _ in batches])],
+        "disc_auc": [np_auc(labels[real], probs[real]),      # padding dropped
+                     np_auc(labels * mask, probs)],          # padding with its own score
+    }
+    for key, values in wrong.items():
+        for value in values:
+            assert abs(value - expected[key]) > 0.01, (key, value, expected[key])

@@ -27,6 +27,9 @@ def _with_eid(out: dict, features, eid_key: str) -> dict:
 class _TaskHead(keras.layers.Layer):
     def __init__(self, task_name: str, units: int, **kwargs):
         kwargs.setdefault("name", f"{task_name}_head")
+        # The features carry float targets (regression): under a mixed policy they must not
+        # be rounded to bfloat16/float16; the dense layers inside still compute in it.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.task_name = task_name
         self.units = units
@@ -136,6 +139,7 @@ class QAHead(keras.layers.Layer):
                  answerable_classifier: bool = True, answerable_uses_start_logits: bool = True,
                  answerable_weight: float = 0.5, **kwargs):
         kwargs.setdefault("name", f"{task_name}_head")
+        kwargs.setdefault("autocast", False)  # as _TaskHead; logits are float32 below
         super().__init__(**kwargs)
         self.task_name = task_name
         self.joint, self.beam_size = joint_prediction, beam_size
@@ -182,7 +186,8 @@ class QAHead(keras.layers.Layer):
         while len(seq.shape) < len(tiled.shape):
             seq = seq[:, tf.newaxis]
         seq = tf.broadcast_to(seq, tf.shape(tiled))
-        return tf.squeeze(self.end(self.qa_hidden(tf.concat([tiled, seq], -1))), -1)
+        return tf.cast(tf.squeeze(self.end(self.qa_hidden(tf.concat([tiled, seq], -1))), -1),
+                       tf.float32)
 
     def call(self, sequence_output, features, training=False):
         """Args: sequence_output [B, L, H]; features with ``input_mask``, ``segment_ids``
@@ -196,7 +201,7 @@ class QAHead(keras.layers.Layer):
         allowed = tf.cast(features["input_mask"] * features["segment_ids"], tf.float32)
         allowed = tf.concat([tf.ones_like(allowed[:, :1]), allowed[:, 1:]], axis=1)
         penalty = 1000.0 * (allowed - 1.0)
-        start_logits = tf.squeeze(self.start(seq), -1) + penalty
+        start_logits = tf.cast(tf.squeeze(self.start(seq), -1), tf.float32) + penalty
         start_positions = tf.cast(features[self._key("start_positions")], tf.int32)
         end_positions = tf.cast(features[self._key("end_positions")], tf.int32)
         out = {}
@@ -217,7 +222,7 @@ class QAHead(keras.layers.Layer):
             out.update({self._key("start_top_log_probs"): top_start_lp,
                         self._key("start_top_index"): top_start})
         else:
-            end_logits = tf.squeeze(self.end(seq), -1) + penalty
+            end_logits = tf.cast(tf.squeeze(self.end(seq), -1), tf.float32) + penalty
 
         def ce(logits, positions):
             return -tf.gather(tf.nn.log_softmax(logits, -1), positions, batch_dims=1)
@@ -229,7 +234,8 @@ class QAHead(keras.layers.Layer):
                 weights = tf.nn.softmax(start_logits, -1)[..., tf.newaxis]
                 features_vec = self.answerable_hidden(
                     tf.concat([features_vec, tf.reduce_sum(weights * seq, axis=1)], -1))
-            answerable_logit = tf.squeeze(self.answerable_logit(features_vec), -1)
+            answerable_logit = tf.cast(tf.squeeze(self.answerable_logit(features_vec), -1),
+                                       tf.float32)
             impossible = tf.cast(features[self._key("is_impossible")], tf.float32)
             loss += self.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
                 labels=impossible, logits=answerable_logit)

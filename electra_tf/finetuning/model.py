@@ -43,6 +43,7 @@ class FinetuningModel(keras.Model):
     def __init__(self, config: TransformerConfig, tasks: Sequence, finetuning_config=None,
                  **kwargs):
         kwargs.setdefault("name", "finetuning_model")
+        kwargs.setdefault("autocast", False)  # float targets in the features stay float32
         super().__init__(**kwargs)
         self.config = config
         self.task_names = [t.name for t in tasks]
