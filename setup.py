@@ -33,5 +33,6 @@ setup(
         # Hugging Face model.safetensors read/written with numpy (electra_tf.hf), no torch.
         "safetensors>=0.4",
     ],
-    extras_require={"test": ["pytest>=8.0"]},
+    # matplotlib only draws the plot of benchmarks/quality_study.py.
+    extras_require={"test": ["pytest>=8.0"], "bench": ["matplotlib>=3.7"]},
 )
