@@ -66,7 +66,7 @@ def test_mid_run_directory_reads_its_newest_checkpoint(runs):
     weights = loading.read_weights(runs["mid"])
     assert weights.format == "training" and weights.global_step == 2
     assert weights.source == str(runs["mid"] / "ckpt-2")
-    assert weights.vocab_file is None  # no vocab.txt in a run directory
+    assert weights.vocab_file == str(runs["mid"] / "vocab.txt")  # written at the start
     # The driver's own restore of the same directory gives the same values, name by name.
     run = PretrainingRun(runs["config"], run_options(runs["mid"], runs["records"]),
                          training=False)
