@@ -20,6 +20,7 @@ import time
 import numpy as np
 import pytest
 from conftest import DATA, ROOT
+from test_finetuning_driver import sst_tsv, write_sst_task
 
 BUILDER = ROOT / "build_pretraining_dataset.py"
 FINETUNER = ROOT / "run_finetuning.py"
@@ -67,26 +68,6 @@ def warnings_about(stderr, name):
 def hidden_files(directory):
     return sorted(n for n in os.listdir(directory) if n.startswith(".")) if os.path.isdir(
         directory) else []
-
-
-def sst_rows(n, seed):
-    """SST-2 TSV text (header + n rows), as tests/test_finetuning_driver.py writes it."""
-    rng = np.random.default_rng(seed)
-    words = ["the", "movie", "was", "plot", "actor", "film", "story", "and", "a", "very"]
-    lines = ["sentence\tlabel"]
-    for _ in range(n):
-        label = int(rng.integers(0, 2))
-        sentence = list(rng.choice(words, 5)) + ["good" if label else "bad"]
-        lines.append(f"{' '.join(sentence)}\t{label}")
-    return "\n".join(lines) + "\n"
-
-
-def write_sst(data_dir, n_train, n_dev):
-    task_dir = data_dir / "finetuning_data" / "sst"
-    task_dir.mkdir(parents=True, exist_ok=True)
-    (task_dir / "train.tsv").write_text(sst_rows(n_train, 0))
-    (task_dir / "dev.tsv").write_text(sst_rows(n_dev, 1))
-    return task_dir
 
 
 def dead_pid():
@@ -269,14 +250,14 @@ def cache_metadata(data_dir, split):
 @pytest.mark.slow
 def test_feature_cache_is_rebuilt_when_its_inputs_change(tmp_path):
     data = tmp_path / "data"
-    task_dir = write_sst(data, 40, 16)
+    task_dir = write_sst_task(data, 40, 16)
     proc = finetune(data, TINY_HPARAMS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "features of sst_train: sst 40 examples -> 40 features" in proc.stderr
     assert "step 5/5" in proc.stderr
     assert cache_metadata(data, "train")["examples"] == {"sst": 40}
 
-    (task_dir / "train.tsv").write_text(sst_rows(16, 0))  # 40 rows -> 16
+    (task_dir / "train.tsv").write_text(sst_tsv(16, 0))  # 40 rows -> 16
     proc = finetune(data, TINY_HPARAMS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [stale] = [line for line in proc.stderr.splitlines() if " are stale " in line]
@@ -300,7 +281,7 @@ def test_feature_cache_is_rebuilt_when_its_inputs_change(tmp_path):
 
 def test_empty_splits_fail_before_training(tmp_path):
     data = tmp_path / "data"
-    task_dir = write_sst(data, 16, 8)
+    task_dir = write_sst_task(data, 16, 8)
     (task_dir / "dev.tsv").write_text("sentence\tlabel\n")  # a header, no rows
     proc = finetune(data, TINY_HPARAMS, timeout=90)
     one_error_line(proc, f"sst: the 'dev' split {task_dir / 'dev.tsv'} has no examples",
@@ -308,7 +289,7 @@ def test_empty_splits_fail_before_training(tmp_path):
     assert "step" not in proc.stderr  # nothing trained
     assert not (data / "models" / "electra_small" / "finetuning_models").exists()
 
-    (task_dir / "dev.tsv").write_text(sst_rows(8, 1))
+    (task_dir / "dev.tsv").write_text(sst_tsv(8, 1))
     (task_dir / "train.tsv").write_text("sentence\tlabel\nno label column\n")
     proc = finetune(data, TINY_HPARAMS, timeout=90)
     one_error_line(proc, f"sst: the 'train' split {task_dir / 'train.tsv'} has no examples "

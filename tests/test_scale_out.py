@@ -307,7 +307,8 @@ def test_tpu_and_multi_worker_without_the_hardware_are_one_clear_error(monkeypat
 
 
 def test_cli_reports_a_missing_tpu_in_one_line(tmp_path):
-    proc = subprocess.run(cli_args(tmp_path / "m", str(tmp_path / "none*"), 2, "tpu"),
+    records = write_learnable_records(tmp_path / "records")  # valid data: the TPU is what fails
+    proc = subprocess.run(cli_args(tmp_path / "m", records, 2, "tpu"),
                           capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 1
