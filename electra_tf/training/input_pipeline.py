@@ -21,6 +21,15 @@ def match_files(file_patterns: Union[str, Sequence[str]]) -> list:
     return sorted(files)
 
 
+def _required_files(file_patterns) -> list:
+    files = match_files(file_patterns)
+    if not files:
+        raise PretrainingDataError(
+            f"no pre-training TFRecords match {file_patterns!r}; build them with "
+            "`python build_pretraining_dataset.py --output_dir=<dir>`")
+    return files
+
+
 def pretraining_dataset(file_patterns: Union[str, Sequence[str]], max_seq_length: int,
                         batch_size: int, *, seed: Optional[int] = None,
                         deterministic: bool = False,
@@ -42,11 +51,7 @@ def pretraining_dataset(file_patterns: Union[str, Sequence[str]], max_seq_length
         fewer files than pipelines, every file in one fixed order keeping every
         P-th record: either way no example is read by two workers.
     """
-    files = match_files(file_patterns)
-    if not files:
-        raise PretrainingDataError(
-            f"no pre-training TFRecords match {file_patterns!r}; build them with "
-            "`python build_pretraining_dataset.py --output_dir=<dir>`")
+    files = _required_files(file_patterns)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     pipelines = input_context.num_input_pipelines if input_context is not None else 1
     shard_records = 1 < pipelines and len(files) < pipelines
@@ -81,11 +86,7 @@ def validate_records(file_patterns: Union[str, Sequence[str]], max_seq_length: i
     Raises:
       PretrainingDataError naming the file and what to do.
     """
-    files = match_files(file_patterns)
-    if not files:
-        raise PretrainingDataError(
-            f"no pre-training TFRecords match {file_patterns!r}; build them with "
-            "`python build_pretraining_dataset.py --output_dir=<dir>`")
+    files = _required_files(file_patterns)
     spec = {name: tf.io.VarLenFeature(tf.int64)
             for name in ("input_ids", "input_mask", "segment_ids")}
     empty = []
