@@ -166,6 +166,43 @@ def test_records_of_another_length_name_the_file_and_the_flag(data):
     assert "records hold 32 tokens" in line and "--max_seq_length=32" in line
 
 
+def test_record_check_reads_what_tf_data_reads_and_starts_no_runtime(tmp_path):
+    """The check reads the framing itself: a multi-worker strategy can only be made
+    before the TensorFlow runtime starts, and the records are checked before it."""
+    write_learnable_records(tmp_path / "recs", per_file=3)
+    garbage = tmp_path / "garbage.tfrecord"
+    garbage.write_bytes(b"input_ids input_mask segment_ids\n" * 4)
+    script = f"""
+import tensorflow as tf
+from tensorflow.python.eager import context
+from electra_tf.training.input_pipeline import _first_records, validate_records
+path = {str(tmp_path / 'recs' / 'pretrain_data.tfrecord-0-of-2')!r}
+ours = _first_records(path, 10)
+assert validate_records({str(tmp_path / 'recs' / '*')!r}, 32) == []
+assert context.context()._context_handle is None, "validation started the runtime"
+try:
+    _first_records({str(garbage)!r}, 2)
+except ValueError as e:
+    print("garbage:", e)
+theirs = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+assert ours == theirs, (len(ours), len(theirs))
+print("ok", len(ours))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ok 3" in proc.stdout and "runs past the end of the file" in proc.stdout
+
+
+def test_a_file_that_is_not_tfrecord_names_the_file(tmp_path):
+    records = write_learnable_records(tmp_path / "pretrain_tfrecords", per_file=40)
+    assert records
+    bad = tmp_path / "pretrain_tfrecords" / "pretrain_data.tfrecord-1-of-2"
+    bad.write_text("this is a text file, not records\n" * 10)
+    line = one_error_line(cli(tmp_path, "--num_train_steps=4"))
+    assert "pretrain_data.tfrecord-1-of-2: not a readable TFRecord file" in line
+
+
 @pytest.mark.slow
 def test_truncated_shard_names_the_file_and_saves_the_work_done(tmp_path):
     records = write_learnable_records(tmp_path / "pretrain_tfrecords", per_file=40)

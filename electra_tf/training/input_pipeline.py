@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Optional, Sequence, Union
 
 import tensorflow as tf
@@ -87,13 +88,11 @@ def validate_records(file_patterns: Union[str, Sequence[str]], max_seq_length: i
       PretrainingDataError naming the file and what to do.
     """
     files = _required_files(file_patterns)
-    spec = {name: tf.io.VarLenFeature(tf.int64)
-            for name in ("input_ids", "input_mask", "segment_ids")}
     empty = []
     for path in files:
         try:
-            records = list(tf.data.TFRecordDataset(path).take(records_per_file))
-        except tf.errors.OpError as e:
+            records = _first_records(path, records_per_file)
+        except (OSError, ValueError, tf.errors.OpError) as e:
             raise PretrainingDataError(
                 f"{path}: not a readable TFRecord file ({first_line(e)}); rebuild it with "
                 "build_pretraining_dataset.py or remove it") from e
@@ -102,12 +101,13 @@ def validate_records(file_patterns: Union[str, Sequence[str]], max_seq_length: i
             continue
         for record in records:
             try:
-                parsed = tf.io.parse_single_example(record, spec)
-            except tf.errors.OpError as e:
+                features = tf.train.Example.FromString(record).features.feature
+                lengths = {name: len(features[name].int64_list.value)
+                           for name in ("input_ids", "input_mask", "segment_ids")}
+            except Exception as e:  # protobuf's DecodeError has no stable public home
                 raise PretrainingDataError(
                     f"{path}: records are not ELECTRA pre-training examples "
-                    f"({first_line(e)})") from e
-            lengths = {name: int(tf.shape(v.values)[0]) for name, v in parsed.items()}
+                    f"({first_line(e) or type(e).__name__})") from e
             if set(lengths.values()) != {max_seq_length}:
                 found = sorted(set(lengths.values()))
                 raise PretrainingDataError(
@@ -119,6 +119,29 @@ def validate_records(file_patterns: Union[str, Sequence[str]], max_seq_length: i
             f"every pre-training file matching {file_patterns!r} is empty ({len(files)} "
             "file(s), no records): rebuild them from a corpus that has text")
     return empty
+
+
+def _first_records(path: str, count: int) -> list:
+    """Up to ``count`` serialized records, read from the TFRecord framing alone.
+
+    Plain file reads, no TensorFlow op: a multi-worker strategy can only be created
+    while the runtime has not started, and the records are checked before it.
+    """
+    records = []
+    with tf.io.gfile.GFile(path, "rb") as f:
+        size = f.size()
+        while len(records) < count:
+            header = f.read(12)  # uint64 length + its masked CRC
+            if not header:
+                break
+            if len(header) < 12:
+                raise ValueError("truncated record header")
+            (length,) = struct.unpack("<Q", header[:8])
+            if length + 4 > size - f.tell():
+                raise ValueError(f"a record of {length} bytes runs past the end of the file")
+            records.append(f.read(length))
+            f.read(4)  # the data CRC; a corrupt body is caught by the reader in training
+    return records
 
 
 def find_unreadable_file(file_patterns: Union[str, Sequence[str]]) -> Optional[str]:
