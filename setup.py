@@ -30,9 +30,20 @@ setup(
         "sentencepiece>=0.2.0",
         "numpy>=2.0",
         "absl-py>=2.1",
-        # Hugging Face model.safetensors read/written with numpy (electra_tf.hf), no torch.
+        # Hugging Face model.safetensors read/written with numpy (electra_tf.formats.hf), no torch.
         "safetensors>=0.4",
     ],
     # matplotlib only draws the plot of benchmarks/quality_study.py.
     extras_require={"test": ["pytest>=8.0"], "bench": ["matplotlib>=3.7"]},
+    # The same commands as the scripts beside setup.py (run_pretraining.py, ...) and
+    # `python -m electra_tf.<tool>`; electra_tf/cli.py describes their one convention.
+    entry_points={"console_scripts": [
+        "electra-pretrain = electra_tf.training.pretraining_cli:console_main",
+        "electra-finetune = electra_tf.training.finetuning_cli:console_main",
+        "electra-build-data = electra_tf.data.build_cli:console_main",
+        "electra-detect = electra_tf.detect:console_main",
+        "electra-convert = electra_tf.convert:console_main",
+        "electra-export = electra_tf.export:console_main",
+        "electra-score = electra_tf.scoring:console_main",
+    ]},
 )

@@ -26,7 +26,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from electra_tf.data import pretraining_data as pd  # noqa: E402  pylint: disable=g-import-not-at-top
+# pylint: disable=g-import-not-at-top
+from electra_tf.data import build, corpus  # noqa: E402
+from electra_tf.data.errors import PretrainingDataError  # noqa: E402
+# pylint: enable=g-import-not-at-top
 
 DEFAULT_CORPUS = os.path.join(
     os.path.dirname(ROOT), "shared", "data", "corpus", "enwiki-2015-wikiextractor"
@@ -48,7 +51,7 @@ def time_build(units, spec, max_seq_length, workdir, name):
     tokenizer = spec()
     load_s = time.monotonic() - start
     cpu_start = time.process_time()  # all threads of this process
-    stats = pd.build_pretraining_dataset(
+    stats = build.build_pretraining_dataset(
         units,
         os.path.join(workdir, name),
         _Preloaded(tokenizer),
@@ -93,10 +96,10 @@ def main():
     args = parser.parse_args()
 
     try:
-        units = pd.find_corpus_files(args.corpus_dir)
-    except pd.PretrainingDataError as e:
+        units = corpus.find_corpus_files(args.corpus_dir)
+    except PretrainingDataError as e:
         sys.exit("error: %s" % e)
-    subset = [pd.CorpusFile(u.path, i, u.size) for i, u in enumerate(units[: args.num_files])]
+    subset = [corpus.CorpusFile(u.path, i, u.size) for i, u in enumerate(units[: args.num_files])]
     total_bytes = sum(u.size for u in units)
     print(
         "corpus: %d files, %.1f MB; timing %d file(s), %.1f MB, L=%d"
@@ -115,11 +118,15 @@ def main():
         if not args.skip_faithful:
             rows.append(
                 time_build(
-                    subset, pd.TokenizerSpec(fast=False), args.max_seq_length, workdir, "faithful"
+                    subset,
+                    build.TokenizerSpec(fast=False),
+                    args.max_seq_length,
+                    workdir,
+                    "faithful",
                 )
             )
         rows.append(
-            time_build(subset, pd.TokenizerSpec(fast=True), args.max_seq_length, workdir, "fast")
+            time_build(subset, build.TokenizerSpec(fast=True), args.max_seq_length, workdir, "fast")
         )
         print(
             "%-9s %7s %10s %8s %7s %11s %14s %9s"
@@ -167,10 +174,10 @@ def main():
         if args.full:
             start = time.monotonic()
             cpu_start = os.times()
-            stats = pd.build_pretraining_dataset(
+            stats = build.build_pretraining_dataset(
                 units,
                 os.path.join(workdir, "full"),
-                pd.TokenizerSpec(fast=True),
+                build.TokenizerSpec(fast=True),
                 max_seq_length=args.max_seq_length,
                 num_out_files=1000,
                 num_processes=args.processes,
@@ -184,7 +191,7 @@ def main():
             results["full_cpu_s"] = cpu
             results["full_tokens"] = stats.tokens
             results["full_examples"] = stats.examples
-            for line in pd.format_summary(stats):
+            for line in build.format_summary(stats):
                 print(line)
             print(
                 "actual whole corpus, %d processes, fast: %.1f s wall, %.1f "

@@ -3,6 +3,8 @@
     python benchmarks/pretraining_throughput.py                       # B=32,128, XLA off and on
     python benchmarks/pretraining_throughput.py --peers --json=benchmarks/results.jsonl
     python benchmarks/pretraining_throughput.py --batch_sizes=8 --steps=3 --warmup=1   # smoke test
+    python benchmarks/pretraining_throughput.py --mixed_precision=all --peers \
+        --json=benchmarks/results.jsonl                     # every precision, every peer
 
 What is timed is exactly the step `run_pretraining.py` runs: the run is built by
 ``electra_tf.training.pretrain.PretrainingRun`` (models, AdamWeightDecay with global-norm
@@ -19,9 +21,17 @@ steps/s, tokens/s (B*L per step), model FLOPs per step and MFU. FLOPs are counte
 model shapes: 2*m*n*k per matmul (dense layers, attention scores and context), discriminator
 at all positions plus its head, generator at all positions plus its MLM head at the
 N = int((mask_prob + 0.005) * L) masked positions only; training = 3 x forward.
-MFU = FLOPs/step / step time / peak, with peak = --peak_gflops, by default the best of a few
-float32 2048x2048 numpy matmuls on this machine; MFU against the nominal FP32 peak of the
-reference machine (--nominal_peak_gflops, 156.5) is printed too.
+MFU = FLOPs/step / step time / peak of the step's precision, the peak measured here: the best
+of a few 2048x2048 matmuls, for float32 the better of numpy and TensorFlow, for bfloat16 and
+float16 TensorFlow's (numpy has no bfloat16; these CPUs run bfloat16 matmuls on AMX units);
+--peak_gflops overrides the float32 one. MFU against the nominal FP32 peak of the reference
+machine (--nominal_peak_gflops, 156.5) is printed too.
+
+--mixed_precision picks the precisions timed (comma list of float32, bfloat16, float16, or
+``all``): ours with ``run_pretraining.py --mixed_precision`` (Keras mixed policy: bfloat16/
+float16 compute, float32 variables, losses and softmax statistics), HF transformers with
+``--bf16`` (torch.autocast), Model Garden under tf-keras' ``mixed_bfloat16`` /
+``mixed_float16`` policy (benchmarks/peers/keras_policy.py). HF has no float16 mode on CPU.
 
 --peers also runs the peer implementations of /work/shared/bench (TF Model Garden, with and
 without XLA, and Hugging Face transformers on PyTorch) one after another in their own venvs,
@@ -58,6 +68,19 @@ PEERS = {
     "mg_jit": ("/tmp/peers-mg/bin/python", "peers_mg.py", ["--jit"], "Model Garden XLA"),
     "hf": ("/tmp/peers-pt/bin/python", "peers_hf.py", [], "HF transformers PyTorch"),
 }
+PRECISIONS = ("float32", "bfloat16", "float16")
+KERAS_POLICY_RUNNER = os.path.join(ROOT, "benchmarks", "peers", "keras_policy.py")
+
+
+def peer_command(name, precision, bench_dir):
+    """The command of a peer at a precision, or None when the peer has no such mode."""
+    python, script, extra, _ = PEERS[name]
+    script = os.path.join(bench_dir, script)
+    if precision == "float32":
+        return [python, script] + extra
+    if name == "hf":
+        return [python, script, "--bf16"] + extra if precision == "bfloat16" else None
+    return [python, KERAS_POLICY_RUNNER, f"mixed_{precision}", script] + extra
 
 
 def parse_args(argv=None):
@@ -75,8 +98,10 @@ def parse_args(argv=None):
     ap.add_argument("--input", choices=["tfrecord", "memory"], default="tfrecord",
                     help="tfrecord: the driver's tf.data pipeline over synthetic TFRecords; "
                          "memory: one in-memory batch repeated")
+    ap.add_argument("--mixed_precision", default="float32,bfloat16",
+                    help="precisions to time: comma list of float32, bfloat16, float16, or all")
     ap.add_argument("--peak_gflops", type=float, default=None,
-                    help="peak for MFU; default: measured with float32 numpy matmuls")
+                    help="float32 peak for MFU; default: measured with 2048^2 matmuls")
     ap.add_argument("--nominal_peak_gflops", type=float, default=NOMINAL_PEAK_GFLOPS,
                     help="nominal FP32 peak, for a second MFU column")
     ap.add_argument("--peers", nargs="?", const="auto", default="",
@@ -86,8 +111,13 @@ def parse_args(argv=None):
     ap.add_argument("--peer_timeout", type=int, default=3600, help="seconds per peer run")
     ap.add_argument("--json", default="", help="append JSON lines (one per result + a summary)")
     ap.add_argument("--keep_dir", action="store_true", help="keep the temporary directory")
-    ap.add_argument("--_child", default="", help=argparse.SUPPRESS)  # batch,xla,data_glob,dir
+    ap.add_argument("--_child", default="", help=argparse.SUPPRESS)  # batch,xla,prec,glob,dir
     args = ap.parse_args(argv)
+    args.precisions = (list(PRECISIONS) if args.mixed_precision == "all" else
+                       [p.strip() for p in args.mixed_precision.split(",") if p.strip()])
+    bad = [p for p in args.precisions if p not in PRECISIONS]
+    if bad or not args.precisions:
+        ap.error(f"--mixed_precision: unknown {bad}; choose from {', '.join(PRECISIONS)} or all")
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     args.xla_modes = {"both": [False, True], "on": [True], "off": [False]}[args.xla]
     if args.steps < 1 or args.warmup < 1:
@@ -119,6 +149,49 @@ def measure_peak_gflops(n=2048, repeats=10):
         a @ b
         best = min(best, time.perf_counter() - t)
     return 2.0 * n ** 3 / best / 1e9
+
+
+def measure_tf_peak_gflops(precision, n=2048, repeats=10, jit_compile=False):
+    """Best GFLOP/s of a few n x n TensorFlow matmuls in ``precision`` (one untimed first).
+
+    Chained inside one tf.function (8 matmuls a call) so the call overhead is not timed;
+    on the default device (a GPU when there is one).
+    """
+    import tensorflow as tf
+    dtype = tf.as_dtype(precision)
+    a = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 1)), dtype)
+    b = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 2)) / n ** 0.5, dtype)
+    chain = 8
+
+    @tf.function(jit_compile=jit_compile)
+    def run(x):
+        for _ in range(chain):
+            x = tf.matmul(x, b)
+        return tf.reduce_sum(tf.cast(x[:1, :1], tf.float32))
+
+    run(a).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run(a).numpy()
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 * chain / best / 1e9
+
+
+def measure_peaks(precisions, float32_override=None):
+    """{precision: (GFLOP/s, how measured)} for MFU."""
+    peaks = {}
+    for precision in precisions:
+        tf_peak = measure_tf_peak_gflops(precision)
+        if precision == "float32":
+            np_peak = measure_peak_gflops()
+            best = max(tf_peak, np_peak)
+            how = f"2048^2 matmul best: numpy {np_peak:.0f}, TensorFlow {tf_peak:.0f}"
+            peaks[precision] = ((float32_override, how + "; --peak_gflops used")
+                                if float32_override else (best, how))
+        else:
+            peaks[precision] = (tf_peak, f"2048^2 TensorFlow {precision} matmul best")
+    return peaks
 
 
 def _encoder_forward_flops(c, batch, length):
@@ -184,7 +257,7 @@ def write_synthetic_tfrecords(directory, length, vocab_size, special, num_files=
 # Our step
 # ---------------------------------------------------------------------------
 
-def time_ours(config, xla, data_glob, model_dir, args):
+def time_ours(config, xla, precision, data_glob, model_dir, args):
     """Builds the run exactly as the driver does and times its train step."""
     import keras
     import tensorflow as tf
@@ -192,6 +265,7 @@ def time_ours(config, xla, data_glob, model_dir, args):
 
     keras.backend.clear_session()
     options = RunOptions(model_dir=model_dir, pretrain_tfrecords=data_glob, jit_compile=xla,
+                         mixed_precision=None if precision == "float32" else precision,
                          seed=0, quiet=True)
     os.makedirs(model_dir, exist_ok=True)
     t = time.perf_counter()
@@ -220,7 +294,8 @@ def time_ours(config, xla, data_glob, model_dir, args):
         times.append(time.perf_counter() - t)
     del run  # the closure above keeps the step and iterator until it is collected
     gc.collect()
-    return {"impl": "electra_tf", "xla": xla, "input": args.input, "params_m": n_params / 1e6,
+    return {"impl": "electra_tf", "xla": xla, "precision": precision, "input": args.input,
+            "params_m": n_params / 1e6,
             "build_s": build_s, "first_step_s": first_s, "step_times": times,
             "median_step_s": statistics.median(times), "min_step_s": min(times),
             "last_loss": stats["total_loss"]}
@@ -230,27 +305,33 @@ def time_ours(config, xla, data_glob, model_dir, args):
 # Peers
 # ---------------------------------------------------------------------------
 
-def time_peer(name, batch, args):
-    python, script, extra, label = PEERS[name]
-    script = os.path.join(args.bench_dir, script)
+def time_peer(name, batch, precision, args):
+    python, _, _, label = PEERS[name]
     if not os.path.exists(python):
-        return {"impl": name, "error": f"{python} missing (see {args.bench_dir}/README.md)"}
-    cmd = [python, script, "--batch", str(batch), "--seq", str(args.seq_length),
-           "--steps", str(args.steps), "--warmup", str(args.warmup)] + extra
+        return {"impl": name, "precision": precision,
+                "error": f"{python} missing (see {args.bench_dir}/README.md)"}
+    cmd = peer_command(name, precision, args.bench_dir)
+    if cmd is None:
+        return {"impl": name, "precision": precision, "skipped": True,
+                "error": f"{label} has no {precision} mode"}
+    cmd += ["--batch", str(batch), "--seq", str(args.seq_length),
+            "--steps", str(args.steps), "--warmup", str(args.warmup)]
     print(f"  running {label}: {' '.join(cmd)}", flush=True)
     t = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.peer_timeout,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     except subprocess.TimeoutExpired:
-        return {"impl": name, "error": f"timed out after {args.peer_timeout} s"}
+        return {"impl": name, "precision": precision,
+                "error": f"timed out after {args.peer_timeout} s"}
     results = [line[len("RESULT "):] for line in proc.stdout.splitlines()
                if line.startswith("RESULT ")]
     if proc.returncode != 0 or not results:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
-        return {"impl": name, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
+        return {"impl": name, "precision": precision,
+                "error": f"exit {proc.returncode}: " + " | ".join(tail)}
     res = json.loads(results[-1])
-    res.update(impl=name, label=label, wall_s=time.perf_counter() - t,
+    res.update(impl=name, label=label, precision=precision, wall_s=time.perf_counter() - t,
                first_step_s=res.get("first_step_s"), xla=name == "mg_jit")
     return res
 
@@ -269,33 +350,38 @@ def complete(res, batch, length, flops, peak, nominal):
 
 
 def label_of(res):
+    precision = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[
+        res.get("precision", "float32")]
     if res["impl"] == "electra_tf":
-        return f"electra-tf {'XLA' if res['xla'] else 'no XLA'}"
-    return res.get("label", res["impl"])
+        return f"electra-tf {'XLA' if res['xla'] else 'no XLA'} {precision}"
+    return f"{res.get('label', PEERS.get(res['impl'], ('', '', '', res['impl']))[3])} {precision}"
 
 
 def print_table(results):
-    head = (f"{'implementation':<26}{'B':>5}{'first s':>9}{'s/step':>9}{'steps/s':>9}"
+    head = (f"{'implementation':<34}{'B':>5}{'first s':>9}{'s/step':>9}{'steps/s':>9}"
             f"{'tokens/s':>10}{'GFLOP/st':>10}{'GFLOP/s':>9}{'MFU':>7}{'MFU nom':>9}")
     print(head)
     print("-" * len(head))
     for r in results:
         if "error" in r:
-            print(f"{label_of(r):<26}{r['batch']:>5}  ERROR {r['error']}")
+            print(f"{label_of(r):<34}{r['batch']:>5}  "
+                  f"{'n/a' if r.get('skipped') else 'ERROR'} {r['error']}")
             continue
         first = r.get("first_step_s")
-        print(f"{label_of(r):<26}{r['batch']:>5}{first if first is not None else float('nan'):>9.1f}"
+        print(f"{label_of(r):<34}{r['batch']:>5}{first if first is not None else float('nan'):>9.1f}"
               f"{r['median_step_s']:>9.3f}{r['steps_per_s']:>9.3f}{r['tokens_per_s']:>10.1f}"
               f"{r['gflop_per_step']:>10.1f}{r['achieved_gflops']:>9.1f}{100 * r['mfu']:>6.1f}%"
               f"{100 * r['mfu_nominal']:>8.1f}%")
 
 
 def ratios(results):
-    """ours/peer tokens/s at each batch: ours without XLA vs Model Garden, with XLA vs Model
-    Garden XLA, and our faster mode vs every peer."""
+    """ours/peer tokens/s at each batch and precision: ours without XLA vs Model Garden, with
+    XLA vs Model Garden XLA, and our faster mode vs every peer."""
     out = []
-    for batch in sorted({r["batch"] for r in results}):
-        rows = [r for r in results if r["batch"] == batch and "error" not in r]
+    for batch, precision in sorted({(r["batch"], r.get("precision", "float32"))
+                                    for r in results}):
+        rows = [r for r in results if r["batch"] == batch and "error" not in r
+                and r.get("precision", "float32") == precision]
         ours = {r["xla"]: r for r in rows if r["impl"] == "electra_tf"}
         peers = [r for r in rows if r["impl"] != "electra_tf"]
         if not ours:
@@ -307,7 +393,8 @@ def ratios(results):
                     and ours[peer["xla"]] is not best:
                 pairs.insert(0, ours[peer["xla"]])
             for mine in pairs:
-                out.append({"batch": batch, "ours": label_of(mine), "peer": label_of(peer),
+                out.append({"batch": batch, "precision": precision, "ours": label_of(mine),
+                            "peer": label_of(peer),
                             "ratio_tokens_per_s": mine["tokens_per_s"] / peer["tokens_per_s"]})
     return out
 
@@ -330,14 +417,14 @@ def machine_info():
             "python": platform.python_version()}
 
 
-def time_ours_isolated(batch, xla, data_glob, model_dir, args):
+def time_ours_isolated(batch, xla, precision, data_glob, model_dir, args):
     """Times one configuration of ours in a fresh process, so runs do not share memory.
 
     (Keeping every configuration in one process let TensorFlow's caches grow to
     ~17 GB over four configurations and the OOM killer stopped the benchmark.)
     """
     cmd = [sys.executable, os.path.abspath(__file__), f"--_child={batch},{int(xla)},"
-           f"{data_glob},{model_dir}", f"--seq_length={args.seq_length}",
+           f"{precision},{data_glob},{model_dir}", f"--seq_length={args.seq_length}",
            f"--steps={args.steps}", f"--warmup={args.warmup}",
            f"--model_size={args.model_size}", f"--input={args.input}"]
     if args.hparams:
@@ -346,16 +433,18 @@ def time_ours_isolated(batch, xla, data_glob, model_dir, args):
     for line in proc.stdout.splitlines():
         if line.startswith("OURS "):
             return json.loads(line[5:])
-    return {"impl": "electra_tf", "xla": xla, "error": proc.stderr.strip()[-2000:]}
+    return {"impl": "electra_tf", "xla": xla, "precision": precision,
+            "error": proc.stderr.strip()[-2000:]}
 
 
 def child_main(args):
-    batch, xla, data_glob, model_dir = args._child.split(",", 3)
+    batch, xla, precision, data_glob, model_dir = args._child.split(",", 4)
     from electra_tf.config import PretrainingConfig
     config = PretrainingConfig.from_preset(args.model_size, args.hparams,
                                            max_seq_length=args.seq_length,
                                            train_batch_size=int(batch))
-    print("OURS " + json.dumps(time_ours(config, bool(int(xla)), data_glob, model_dir, args)))
+    print("OURS " + json.dumps(time_ours(config, bool(int(xla)), precision, data_glob,
+                                         model_dir, args)))
     return 0
 
 
@@ -365,14 +454,13 @@ def main(argv=None):
         return child_main(args)
     started = datetime.datetime.now().isoformat(timespec="seconds")
     load = os.getloadavg()[0]
-    measured_peak = measure_peak_gflops()
-    peak = args.peak_gflops or measured_peak
     machine = machine_info()
     print(f"{machine['cpu']} ({machine['cpus']} CPUs); load average {load:.2f}"
           + ("  WARNING: the machine is busy, timings will be noisy" if load > 0.5 else ""))
-    print(f"peak: numpy float32 2048^3 matmul best {measured_peak:.1f} GFLOP/s (measured), "
-          f"nominal {args.nominal_peak_gflops:.1f}; MFU uses {peak:.1f}"
-          + (" (--peak_gflops)" if args.peak_gflops else ""), flush=True)
+    peaks = measure_peaks(args.precisions, args.peak_gflops)
+    for precision, (gflops, how) in peaks.items():
+        print(f"peak {precision}: {gflops:.1f} GFLOP/s ({how})", flush=True)
+    print(f"nominal float32 peak of the reference machine: {args.nominal_peak_gflops:.1f}")
 
     import tensorflow as tf
     from electra_tf.config import PretrainingConfig
@@ -380,7 +468,7 @@ def main(argv=None):
     from electra_tf.training.pretrain import _special_ids
     meta = {"benchmark": "pretraining_throughput", "started": started, **machine,
             "tensorflow": tf.__version__, "load_avg_1m": load,
-            "peak_gflops_measured": measured_peak, "peak_gflops": peak,
+            "peak_gflops": {p: g for p, (g, _) in peaks.items()},
             "nominal_peak_gflops": args.nominal_peak_gflops, "model_size": args.model_size,
             "warmup": args.warmup, "steps": args.steps}
 
@@ -403,20 +491,24 @@ def main(argv=None):
                   f"generator encoder {flops['generator_encoder_forward'] / 1e9:.2f}, generator "
                   f"head at {flops['masked_positions']} positions "
                   f"{flops['generator_head_forward'] / 1e9:.2f}; x3 for training)", flush=True)
-            todo = [("ours", xla) for xla in args.xla_modes] + [(p, None) for p in args.peers]
-            for what, xla in todo:
+            todo = [(precision, "ours", xla) for precision in args.precisions
+                    for xla in args.xla_modes] + \
+                   [(precision, p, None) for precision in args.precisions for p in args.peers]
+            for precision, what, xla in todo:
                 if what == "ours":
-                    print(f"  electra-tf, XLA {'on' if xla else 'off'}: {args.warmup} warm-up + "
-                          f"{args.steps} timed steps ...", flush=True)
-                    res = time_ours_isolated(batch, xla, data_glob,
-                                             os.path.join(workdir, f"model-{batch}-{xla}"), args)
+                    print(f"  electra-tf {precision}, XLA {'on' if xla else 'off'}: "
+                          f"{args.warmup} warm-up + {args.steps} timed steps ...", flush=True)
+                    res = time_ours_isolated(
+                        batch, xla, precision, data_glob,
+                        os.path.join(workdir, f"model-{batch}-{xla}-{precision}"), args)
                 else:
-                    res = time_peer(what, batch, args)
+                    res = time_peer(what, batch, precision, args)
                 if "error" in res:
                     res.update(batch=batch, seq=args.seq_length)
-                    print(f"    ERROR: {res['error']}", flush=True)
+                    print(f"    {'n/a' if res.get('skipped') else 'ERROR'}: {res['error']}",
+                          flush=True)
                 else:
-                    complete(res, batch, args.seq_length, flops["train"], peak,
+                    complete(res, batch, args.seq_length, flops["train"], peaks[precision][0],
                              args.nominal_peak_gflops)
                     print(f"    first step {res['first_step_s']:.1f} s, median "
                           f"{res['median_step_s']:.3f} s/step, {res['tokens_per_s']:.0f} tokens/s, "
@@ -431,16 +523,19 @@ def main(argv=None):
             shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"\nELECTRA-{args.model_size} pre-training step, L={args.seq_length}, median of "
-          f"{args.steps} steps after {args.warmup} warm-up; MFU vs {peak:.1f} GFLOP/s "
-          f"(measured), 'MFU nom' vs {args.nominal_peak_gflops:.1f}")
+          f"{args.steps} steps after {args.warmup} warm-up; MFU vs the measured peak of each "
+          f"precision (" + ", ".join(f"{p} {g:.0f}" for p, (g, _) in peaks.items())
+          + f" GFLOP/s), 'MFU nom' vs {args.nominal_peak_gflops:.1f}")
     print_table(results)
     ratio_rows = ratios(results)
     if ratio_rows:
         print("\nthroughput ratio ours/peer (tokens/s; > 1 = electra-tf faster)")
         for r in ratio_rows:
-            print(f"  B={r['batch']:<4} {r['ours']:<20} / {r['peer']:<26} {r['ratio_tokens_per_s']:.2f}x")
+            print(f"  B={r['batch']:<4} {r['ours']:<28} / {r['peer']:<32} "
+                  f"{r['ratio_tokens_per_s']:.2f}x")
     append_json(args.json, {**meta, "record": "summary", "ratios": ratio_rows,
-                            "results": [{k: r.get(k) for k in ("impl", "xla", "batch",
+                            "results": [{k: r.get(k) for k in ("impl", "xla", "precision",
+                                                               "batch",
                                                                "median_step_s", "tokens_per_s",
                                                                "mfu", "error")}
                                         for r in results]})

@@ -21,9 +21,14 @@ import tensorflow as tf
 from electra_tf.config import PretrainingConfig, load_preset, parse_hparams, preset_for_shape
 from electra_tf.io_utils import write_text_atomic
 
+# The optimizer's two moments of a variable are saved as "<original name>/<suffix>".
+SLOT_SUFFIXES = ("adam_m", "adam_v")
 # Names present in original checkpoints that no model variable maps to (spec 7.2).
-IGNORED_NAME_PATTERNS = (r"/adam_m$", r"/adam_v$", r"^global_step$",
-                         r"^generator_predictions/temperature$")
+IGNORED_NAME_PATTERNS = tuple(rf"/{suffix}$" for suffix in SLOT_SUFFIXES) + (
+    r"^global_step$", r"^generator_predictions/temperature$")
+# The key of an object-based (tf.train.Checkpoint) checkpoint's object graph: present in a
+# training run's ckpt-N and in keras-format directories, absent from TF1-name checkpoints.
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
 class CheckpointError(ValueError):
@@ -58,6 +63,11 @@ def original_variables(*models) -> dict:
                 raise ValueError(f"two different variables claim the original name {name!r}")
             merged[name] = variable
     return merged
+
+
+def original_values(*models) -> dict:
+    """``{original name: numpy value}`` of built models (what the writers serialise)."""
+    return {name: variable.numpy() for name, variable in original_variables(*models).items()}
 
 
 def count_parameters(variables: Mapping) -> int:
@@ -99,13 +109,35 @@ def is_complete_checkpoint(prefix: str) -> bool:
     return True
 
 
+def run_checkpoints(model_dir: str, complete_only: bool = True) -> list:
+    """``[(step, prefix)]`` of the ``ckpt-N`` of a (pre-training) run directory, oldest first.
+
+    Found by their ``.index`` files, not the state file (which may name deleted ones);
+    ``complete_only`` keeps those whose index and data shards are all there
+    (:func:`is_complete_checkpoint`).
+    """
+    model_dir = os.fspath(model_dir)
+    try:
+        names = tf.io.gfile.listdir(model_dir)
+    except tf.errors.OpError:  # not a directory (or gone)
+        return []
+    found = []
+    for name in names:
+        m = _TRAINING_INDEX.match(name)
+        if m:
+            prefix = os.path.join(model_dir, m.group(1))
+            if not complete_only or is_complete_checkpoint(prefix):
+                found.append((int(m.group(1)[len("ckpt-"):]), prefix))
+    return sorted(found)
+
+
 def latest_complete_checkpoint(model_dir: str) -> Optional[str]:
     """The newest complete checkpoint prefix in a directory, or None.
 
     Candidates are the ``checkpoint`` state file's entries (which may name deleted
-    files) and every ``ckpt-N.index`` (a training run's checkpoints), newest step
-    first; a candidate with a missing ``.index`` or data shard, or an index that
-    cannot be read, is skipped for the previous one.
+    files) and every ``ckpt-N`` of :func:`run_checkpoints`, newest step first; a
+    candidate with a missing ``.index`` or data shard, or an index that cannot be
+    read, is skipped for the previous one.
     """
     model_dir = os.fspath(model_dir)
     if not tf.io.gfile.isdir(model_dir):
@@ -117,8 +149,7 @@ def latest_complete_checkpoint(model_dir: str) -> Optional[str]:
         state = None
     if state is not None:  # relative entries come joined to model_dir
         listed += list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]
-    listed += [os.path.join(model_dir, m.group(1)) for name in tf.io.gfile.listdir(model_dir)
-               if (m := _TRAINING_INDEX.match(name))]
+    listed += [prefix for _, prefix in run_checkpoints(model_dir, complete_only=False)]
     candidates = {}
     for order, prefix in enumerate(p for p in listed if p):
         step = _STEP.search(os.path.basename(prefix))
@@ -293,14 +324,29 @@ def save_original_checkpoint(prefix: str, *models, variables: Optional[Mapping] 
     finally:
         if tf.io.gfile.exists(os.path.dirname(tmp_prefix)):
             tf.io.gfile.rmtree(os.path.dirname(tmp_prefix))
-    _write_state_file(directory, os.path.basename(prefix))
+    write_state_file(directory, os.path.basename(prefix))
     return prefix
 
 
-def _write_state_file(directory: str, relative_prefix: str) -> None:
-    """Atomically points the directory's ``checkpoint`` file (TF1 text format) at a prefix."""
-    state = (f'model_checkpoint_path: "{relative_prefix}"\n'
-             f'all_model_checkpoint_paths: "{relative_prefix}"\n')
+def write_state_file(directory: str, latest: str, kept: Optional[Sequence[str]] = None,
+                     timestamps: bool = False) -> None:
+    """Atomically rewrites the directory's ``checkpoint`` state file (CheckpointState text).
+
+    Args:
+      latest: the prefix it points at (only its base name is written: entries are
+        relative to the directory).
+      kept: every prefix it lists, oldest first (default: ``latest`` alone).
+      timestamps: also list each ``.index`` file's mtime, without which
+        ``tf.train.CheckpointManager`` never rotates (deletes) the listed checkpoints.
+    """
+    kept = [latest] if kept is None else list(kept)
+    names = [os.path.basename(p) for p in kept]
+    state = (f'model_checkpoint_path: "{os.path.basename(latest)}"\n'
+             + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in names))
+    if timestamps:
+        stamps = [tf.io.gfile.stat(os.path.join(directory, n) + ".index").mtime_nsec / 1e9
+                  for n in names]
+        state += "".join(f"all_model_checkpoint_timestamps: {t}\n" for t in stamps)
     write_text_atomic(os.path.join(directory, "checkpoint"), state)
 
 

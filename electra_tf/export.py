@@ -33,18 +33,19 @@ any process that has tensorflow and ``import tensorflow_text`` (for its ops); el
 is not needed. ``assets/vocab.txt`` is the vocabulary and
 ``assets.extra/electra_export.json`` describes the signatures, labels and options.
 
-Tokenization runs in the graph: BERT's text cleanup (drop NUL, U+FFFD and control,
-format, private-use and unassigned characters; map tab, newline, CR and space separators
-to " "), then, when lower-casing, Unicode lower-casing, NFD and removal of combining
-marks (category Mn), all with TensorFlow string ops, then tensorflow-text's
-``FastWordpieceTokenizer`` (whitespace, punctuation and CJK splitting, greedy
-longest-match WordPiece; a word of more than 200 characters becomes [UNK]), then
+Tokenization runs in the graph (``electra_tf/serving_text.py``): BERT's text cleanup
+(drop NUL, U+FFFD and control, format, private-use and unassigned characters; map tab,
+newline, CR and space separators to " "), then, when lower-casing, Unicode lower-casing,
+NFD and removal of combining marks (category Mn), all with TensorFlow string ops, then
+tensorflow-text's ``FastWordpieceTokenizer`` (whitespace, punctuation and CJK splitting,
+greedy longest-match WordPiece; a word of more than 200 characters becomes [UNK]), then
 ``[CLS] a [SEP] b [SEP]`` with BERT's pair truncation (pop the last word-piece of the
 longer text, the second one on ties; a single text keeps L - 2 word-pieces; an empty
-``text_b`` counts as absent), segment ids 0/1 and zero padding to L. tensorflow-text's
+``text_b`` counts as absent), segment ids 0/1 and zero padding to L: the rule of
+fine-tuning, detection and scoring (``electra_tf/preprocessing.py``). tensorflow-text's
 own normaliser (``BertTokenizer(lower_case=True)``) is not used: it case-folds with NFKC,
-which maps mathematical alphanumerics, ligatures, full-width forms, "ß" and more to
-other letters where BERT's rules (our ``FullTokenizer``) do not.
+which maps mathematical alphanumerics, ligatures, full-width forms, "ß" and more to other
+letters where BERT's rules (our ``FullTokenizer``) do not.
 
 Where the in-graph ids can differ from ``FullTokenizer``'s: only for rare characters
 whose Unicode data differ between the Python that runs ``FullTokenizer`` (its
@@ -73,37 +74,21 @@ place; an existing ``--output`` is refused unless ``--overwrite``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
 from collections.abc import Sequence
 
+from electra_tf import cli
 from electra_tf.io_utils import first_line, staged_directory
 
 DEFAULT_MAX_SEQ_LENGTH = 128
 INFO_FILE = "electra_export.json"
-# BERT: a word of more than this many characters is one [UNK].
-MAX_WORD_CHARS = 200
 
 
 class ExportError(ValueError):
     """A user-facing problem with the checkpoint, the vocabulary, the tasks or the output."""
-
-
-# ---------------------------------------------------------------------------
-# In-graph tokenization
-# ---------------------------------------------------------------------------
-
-# Dropped by BERT's cleanup: category C* (control, format, surrogate, private use,
-# unassigned) except tab/newline/CR (mapped to " " first), and U+FFFD.
-_DROP_PATTERN = r"[^\p{L}\p{M}\p{N}\p{P}\p{S}\p{Z}]|\x{FFFD}"
-_SPACE_PATTERN = r"[\t\n\r\p{Zs}]"
-# What Python's str.split() splits on (tagging words): \t-\r, \x1c-\x1f, \x85, Z*.
-_WORD_SEPARATOR_PATTERN = r"[\t-\r\x{1C}-\x{1F}\x{85}\p{Z}]+"
-# BERT's punctuation: the ASCII non-alphanumeric symbols and Unicode category P*.
-_PUNCTUATION_PATTERN = r"[!-/:-@\[-`{-~]|\p{P}"
 
 
 def _tf():
@@ -112,190 +97,10 @@ def _tf():
     return tf
 
 
-def _make_text_encoder_class():
-    tf = _tf()
-    import tensorflow_text as tf_text
-
-    class TextEncoder(tf.Module):
-        """BERT tokenization and ``[CLS] a [SEP] b [SEP]`` features as TensorFlow ops.
-
-        Args:
-          vocab_tokens: the vocabulary, id = position (lines of vocab.txt, stripped).
-          special_ids: ``pad``, ``unk``, ``cls``, ``sep`` ids.
-          do_lower_case: lower-case and strip accents (see the module docstring).
-          max_seq_length: L.
-        """
-
-        def __init__(self, vocab_tokens: Sequence[str], special_ids: dict,
-                     do_lower_case: bool, max_seq_length: int):
-            super().__init__(name="text_encoder")
-            self.do_lower_case = bool(do_lower_case)
-            self.max_seq_length = int(max_seq_length)
-            self.cls_id, self.sep_id = int(special_ids["cls"]), int(special_ids["sep"])
-            self.unk_id = int(special_ids["unk"])
-            index = {}
-            for i, token in enumerate(vocab_tokens):
-                index[token] = i  # a later duplicate wins, as in BERT
-            # FastWordpieceTokenizer takes ids from list positions: lines BERT can never
-            # produce (empty, or the earlier copy of a duplicate) get placeholders with a
-            # space, which no word matches.
-            trie = [token if token and index[token] == i else f"[unreachable {i}] "
-                    for i, token in enumerate(vocab_tokens)]
-            # max_bytes_per_word counts bytes, BERT characters: 4 bytes per character at
-            # most; the character rule is applied afterwards.
-            options = {"vocab": trie, "suffix_indicator": "##", "token_out_type": tf.int32,
-                       "unknown_token": "[UNK]", "max_bytes_per_word": 4 * MAX_WORD_CHARS}
-            self._wordpiece = tf_text.FastWordpieceTokenizer(no_pretokenization=False,
-                                                             **options)
-            self._wordpiece_word = tf_text.FastWordpieceTokenizer(no_pretokenization=True,
-                                                                  **options)
-            self._is_suffix = tf.constant([t.startswith("##") for t in trie])
-            self._tokens = tf.constant([str(t) for t in vocab_tokens])
-
-        def normalize(self, text, lower_case: bool | None = None):
-            """BERT's cleanup and (optionally) lower-casing + accent stripping of [N] strings."""
-            lower = self.do_lower_case if lower_case is None else lower_case
-            text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="ignore")
-            text = tf.strings.regex_replace(text, _SPACE_PATTERN, " ")
-            text = tf.strings.regex_replace(text, _DROP_PATTERN, "")
-            if lower:
-                text = tf.strings.lower(text, encoding="utf-8")
-                text = tf_text.normalize_utf8(text, "NFD")
-                text = tf.strings.regex_replace(text, r"\p{Mn}", "")
-            return text
-
-        def word_pieces(self, text):
-            """Word-piece ids of [B] raw strings: int32 ragged [B, (T)], BERT's rules."""
-            text = self.normalize(text)
-            pieces, starts, ends = self._wordpiece.tokenize_with_offsets(text)
-            ids, rows = pieces.flat_values, pieces.value_rowids()
-            # Words: a piece that is not a "##" suffix starts one. A word of more than
-            # MAX_WORD_CHARS characters (but few enough bytes to be word-pieced) is [UNK].
-            is_start = tf.logical_not(tf.gather(self._is_suffix, ids))
-            word = tf.cumsum(tf.cast(is_start, tf.int32)) - 1
-            word_start = tf.math.segment_min(starts.flat_values, word)
-            word_end = tf.math.segment_max(ends.flat_values, word)
-            word_text = tf.strings.substr(tf.gather(text, tf.math.segment_min(rows, word)),
-                                          word_start, word_end - word_start)
-            too_long = tf.strings.length(word_text, unit="UTF8_CHAR") > MAX_WORD_CHARS
-            too_long = tf.gather(too_long, word)
-            keep = tf.logical_or(is_start, tf.logical_not(too_long))
-            ids = tf.where(too_long, tf.constant(self.unk_id, tf.int32), ids)
-            return tf.RaggedTensor.from_value_rowids(
-                tf.boolean_mask(ids, keep), tf.boolean_mask(rows, keep), nrows=pieces.nrows())
-
-        def _pad(self, ragged):
-            return ragged.to_tensor(default_value=0, shape=[None, self.max_seq_length])
-
-        def features(self, ids, segments):
-            """input_ids, input_mask, segment_ids [B, L] int32 of ragged ids/segments."""
-            return {"input_ids": self._pad(ids),
-                    "input_mask": self._pad(tf.ones_like(ids)),
-                    "segment_ids": self._pad(segments)}
-
-        def encode(self, text_a, text_b=None):
-            """``[CLS] a [SEP] (b [SEP])`` features [B, L] with BERT's truncation."""
-            a = self.word_pieces(text_a)
-            length = self.max_seq_length
-            batch = a.nrows()
-            if text_b is None:
-                b = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int32),
-                                                     tf.zeros([batch], tf.int64))
-            else:
-                b = self.word_pieces(text_b)
-            len_a, len_b = a.row_lengths(), b.row_lengths()
-            has_b = len_b > 0
-            budget = tf.where(has_b, tf.constant(length - 3, tf.int64), length - 2)
-            # BERT's _truncate_seq_pair in closed form: the longer text loses pieces until
-            # both are equal, then they alternate, the second text first.
-            keep_a = tf.minimum(len_a, tf.maximum(budget - len_b, (budget + 1) // 2))
-            keep_b = tf.minimum(len_b, tf.maximum(budget - len_a, budget // 2))
-            a = tf.ragged.boolean_mask(a, tf.ragged.range(len_a) < keep_a[:, None])
-            b = tf.ragged.boolean_mask(b, tf.ragged.range(len_b) < keep_b[:, None])
-            ones = tf.ones([batch], tf.int64)
-            cls = tf.RaggedTensor.from_row_lengths(tf.fill([batch], self.cls_id), ones)
-            sep = tf.RaggedTensor.from_row_lengths(tf.fill([batch], self.sep_id), ones)
-            sep_b = tf.ragged.boolean_mask(sep, has_b[:, None])
-            ids = tf.concat([cls, a, sep, b, sep_b], axis=1)
-            segments = tf.concat([tf.zeros_like(cls), tf.zeros_like(a), tf.zeros_like(sep),
-                                  tf.ones_like(b), tf.ones_like(sep_b)], axis=1)
-            return self.features(ids, segments)
-
-        def tokens(self, input_ids, input_mask):
-            """The word-piece strings [B, L] of ids, "" at padding."""
-            names = tf.gather(self._tokens, input_ids)
-            return tf.where(input_mask > 0, names, tf.constant(""))
-
-        def split_words(self, text):
-            """[B] strings -> ragged [B, (W)] words, split on whitespace (str.split())."""
-            text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="ignore")
-            return tf.strings.split(tf.strings.regex_replace(text, _WORD_SEPARATOR_PATTERN,
-                                                             " "))
-
-        def word_pieces_of_words(self, words, lower_case: bool):
-            """Flat [N] words -> ragged [N, (P)] ids, as the tagging tasks' WordAligner:
-            cleanup, optional lower-casing, punctuation split (no CJK split), WordPiece."""
-            text = self.normalize(words, lower_case)
-            parts = tf_text.regex_split(text, _PUNCTUATION_PATTERN, _PUNCTUATION_PATTERN)
-            flat = parts.flat_values
-            pieces = self._wordpiece_word.tokenize(flat)                  # [N', (P)]
-            # A part of more than MAX_WORD_CHARS characters is one [UNK], as in BERT.
-            too_long = tf.strings.length(flat, unit="UTF8_CHAR") > MAX_WORD_CHARS
-            rows = pieces.value_rowids()
-            too_long = tf.gather(too_long, rows)
-            first = tf.range(tf.size(rows, out_type=tf.int64)) == tf.gather(
-                pieces.row_starts(), rows)
-            keep = tf.logical_or(first, tf.logical_not(too_long))
-            ids = tf.where(too_long, tf.constant(self.unk_id, tf.int32), pieces.flat_values)
-            pieces = tf.RaggedTensor.from_value_rowids(
-                tf.boolean_mask(ids, keep), tf.boolean_mask(rows, keep), nrows=pieces.nrows())
-            return parts.with_flat_values(pieces).merge_dims(1, 2)
-
-        def encode_words(self, text, lower_case: bool):
-            """Tagging features of [B] texts, as ``TaggingTask.featurize`` (spec 6.6).
-
-            Returns the features [B, L] (segment ids 1 on every real token, the original's
-            quirk), ``labeled_positions`` and ``labels_mask`` [B, L], ``words`` ragged
-            [B, (W)] and ``num_labeled`` [B] (the first words that got a position).
-            """
-            length = self.max_seq_length
-            words = self.split_words(text)
-            pieces = words.with_flat_values(
-                self.word_pieces_of_words(words.flat_values, lower_case))  # [B, (W), (P)]
-            n_pieces = pieces.row_lengths(axis=2)                            # [B, (W)]
-            n_words = words.row_lengths() + 2            # with the [CLS] and [SEP] words
-            batch = words.nrows()
-            # Tokens before word k (k >= 1): [CLS] plus the pieces of words 1..k-1.
-            before = 1 + tf.math.cumsum(n_pieces.to_tensor(), axis=1, exclusive=True)
-            before = tf.RaggedTensor.from_tensor(before, lengths=words.row_lengths())
-            # The original appends word k only while n_words + len(tokens) + 1 <= L.
-            kept = n_words[:, None] + before + 1 <= length
-            cls_kept = n_words + 1 <= length
-            ones = tf.ones([batch], tf.int64)
-            cls = tf.ragged.boolean_mask(
-                tf.RaggedTensor.from_row_lengths(tf.fill([batch], self.cls_id), ones),
-                cls_kept[:, None])
-            sep = tf.RaggedTensor.from_row_lengths(tf.fill([batch], self.sep_id), ones)
-            body = tf.ragged.boolean_mask(pieces, kept).merge_dims(1, 2)
-            ids = tf.concat([cls, body, sep], axis=1)
-            positions = tf.ragged.boolean_mask(before, kept)
-            # A word of many pieces can still overflow L: cut to L - 1 tokens + [SEP].
-            overflow = ids.row_lengths() > length
-            ids = tf.ragged.boolean_mask(
-                ids, tf.ragged.range(ids.row_lengths()) < tf.where(
-                    overflow, tf.constant(length - 1, tf.int64), ids.row_lengths())[:, None])
-            ids = tf.concat([ids, tf.ragged.boolean_mask(sep, overflow[:, None])], axis=1)
-            positions = tf.ragged.boolean_mask(positions, positions < length - 1)
-            features = self.features(ids, tf.ones_like(ids))
-            features["labeled_positions"] = tf.cast(self._pad(tf.cast(positions, tf.int32)),
-                                                    tf.int32)
-            features["labels_mask"] = tf.cast(self._pad(tf.ones_like(positions, tf.int32)),
-                                              tf.float32)
-            features["num_labeled"] = tf.cast(positions.row_lengths(), tf.int32)
-            features["words"] = words
-            return features
-
-    return TextEncoder
+def _text_encoder(vocab_tokens, special_ids, do_lower_case: bool, max_seq_length: int):
+    """The SavedModel's in-graph tokenizer (imports tensorflow and tensorflow_text)."""
+    from electra_tf.serving_text import TextEncoder
+    return TextEncoder(vocab_tokens, special_ids, do_lower_case, max_seq_length)
 
 
 # ---------------------------------------------------------------------------
@@ -508,7 +313,7 @@ def export_discriminator(discriminator, vocab_file: str, output: str, *,
     length = _check_length(max_seq_length, config, low=3)
     tokens, special = _vocab(vocab_file, config.vocab_size, source or "the model")
     root = tf.Module()
-    root.encoder = _make_text_encoder_class()(tokens, special, do_lower_case, length)
+    root.encoder = _text_encoder(tokens, special, do_lower_case, length)
     root.model = discriminator
     signatures = _discriminator_functions(root, discriminator)
     info = {"format": 1, "kind": "discriminator", "source": source,
@@ -519,21 +324,9 @@ def export_discriminator(discriminator, vocab_file: str, output: str, *,
 
 def task_info(task) -> dict:
     """What the serving function of a fine-tuning task needs (kind, labels, pair input)."""
-    from electra_tf.finetuning import glue, qa, tagging
-    if isinstance(task, glue.GlueTask):
-        pair = task.columns("train").text_b is not None
-        if isinstance(task, glue.RegressionTask):
-            return {"task": task.name, "kind": "regression", "pair": pair,
-                    "scale": float(task.MAX_VALUE), "offset": float(task.MIN_VALUE)}
-        return {"task": task.name, "kind": "classification", "pair": pair,
-                "labels": list(task.LABELS)}
-    if isinstance(task, tagging.TaggingTask):
-        return {"task": task.name, "kind": "tagging", "pair": False,
-                "labels": task.label_list, "lower_case": bool(task.lower_case)}
-    if isinstance(task, qa.QATask):
-        raise ExportError(f"task {task.name!r}: question answering heads are not exported "
-                          "(span decoding over document windows runs outside the graph)")
-    raise ExportError(f"task {task.name!r}: no export for this kind of task")
+    if task.export_kind is None:
+        raise ExportError(f"task {task.name!r}: {task.no_export_reason}")
+    return task.serving_info()
 
 
 def export_finetuned(model, tasks: Sequence, vocab_file: str, output: str, *,
@@ -559,7 +352,7 @@ def export_finetuned(model, tasks: Sequence, vocab_file: str, output: str, *,
     tokens, special = _vocab(vocab_file, model.config.vocab_size, source or "the model")
     heads = {head.task_name: head for head in model.heads}
     root = tf.Module()
-    root.encoder = _make_text_encoder_class()(tokens, special, do_lower_case, length)
+    root.encoder = _text_encoder(tokens, special, do_lower_case, length)
     root.model = model
     signatures, described = {}, {}
     for info in infos:
@@ -587,28 +380,26 @@ def _task_heads(names) -> list:
     return sorted({n.split("/")[1] for n in names if n.startswith("task_specific/")})
 
 
-def _check_task_name(spec: str) -> str:
-    """The task family of ``spec``; ExportError for unknown and question answering tasks."""
+def _check_task_name(spec: str):
+    """The task class of ``spec``; ExportError for unknown tasks and tasks without export."""
     from electra_tf.finetuning import registry
     from electra_tf.finetuning.task import TaskDataError
     try:
-        family = registry.task_family(spec)
-        if family == "tagging":
-            registry.task_dir_name(spec)  # parses conll:<name>:<options>
+        cls = registry.task_class(spec)
+        registry.task_dir_name(spec)  # parses conll:<name>:<options>
     except (TaskDataError, ValueError) as e:
         raise ExportError(str(e)) from e
-    if family == "qa":
-        raise ExportError(f"task {spec!r}: question answering heads are not exported (span "
-                          "decoding over document windows runs outside the graph)")
-    return family
+    if cls.export_kind is None:
+        raise ExportError(f"task {spec!r}: {cls.no_export_reason}")
+    return cls
 
 
 def _finetuning_task(spec: str, tokenizer, max_seq_length: int, label_mapping_dir):
-    """The task object of ``spec`` (GLUE or tagging) without its data."""
-    from electra_tf.finetuning import glue, registry, tagging
+    """The task object of ``spec`` without its data (tagging tasks read their tag names)."""
+    from electra_tf.finetuning import registry
     from electra_tf.finetuning.task import TaskDataError
-    if _check_task_name(spec) == "glue":
-        return glue.GLUE_TASKS[spec]("", tokenizer, max_seq_length)
+    if _check_task_name(spec).export_kind != "tagging":
+        return registry.get_task(spec, "", tokenizer, max_seq_length)
     name = registry.task_dir_name(spec)
     if not label_mapping_dir:
         raise ExportError(f"tagging task {name!r} needs its tag names: pass "
@@ -618,8 +409,8 @@ def _finetuning_task(spec: str, tokenizer, max_seq_length: int, label_mapping_di
     if not os.path.isfile(path):
         raise ExportError(f"tag mapping not found: {path}")
     try:
-        task = tagging.get_tagging_task(spec, "", tokenizer, max_seq_length,
-                                        label_mapping_dir=label_mapping_dir)
+        task = registry.get_task(spec, "", tokenizer, max_seq_length,
+                                 label_mapping_dir=label_mapping_dir)
         _ = task.label_mapping  # reads and checks the JSON
     except (ValueError, TaskDataError) as e:
         raise ExportError(str(e)) from e
@@ -705,42 +496,41 @@ def export_checkpoint(checkpoint: str, output: str, task_names: Sequence[str] = 
 # Command line
 # ---------------------------------------------------------------------------
 
-def _parser() -> argparse.ArgumentParser:
-    doc = __doc__
-    parser = argparse.ArgumentParser(
-        prog="python -m electra_tf.export",
-        description=doc.split("\n\n")[0] + "\n\n" + "\n\n".join(doc.split("\n\n")[2:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="TF1 checkpoint (directory or prefix) or Hugging Face directory: "
-                             "a pre-training export, a pre-training run directory (its newest "
-                             "complete ckpt-N) or one ckpt-N, a Google release, or a "
-                             "fine-tuning checkpoint (finetuning_models/<tasks>_model_<trial>)")
-    parser.add_argument("--output", required=True, help="SavedModel directory to create")
-    parser.add_argument("--task_name", "--task_names", dest="task_names", default="",
-                        help="fine-tuned task(s) to export, comma-separated (e.g. mnli or "
-                             "rte,sts); none: the pre-trained discriminator")
-    parser.add_argument("--vocab_file", help="default: vocab.txt beside the checkpoint")
-    lower = parser.add_mutually_exclusive_group()
-    lower.add_argument("--do_lower_case", dest="do_lower_case", action="store_const",
-                       const=True, default=None,
-                       help="lower-case and strip accents in the graph (default: "
-                            "pretraining_config.json's value, else true)")
-    lower.add_argument("--nodo_lower_case", dest="do_lower_case", action="store_const",
-                       const=False, help="keep case and accents (cased vocabularies)")
-    parser.add_argument("--max_seq_length", type=int, default=None,
-                        help="L: inputs are truncated and padded to L word-pieces (default "
-                             f"{DEFAULT_MAX_SEQ_LENGTH}, or max_position_embeddings if less)")
-    parser.add_argument("--label_mapping_dir",
-                        help="tagging tasks: the fine-tuning run's preprocessed data directory "
-                             "(holding <task>_label_mapping.json)")
-    parser.add_argument("--hparams", help="model hparams (JSON or .json path) where the "
-                                          "checkpoint's shapes do not tell them, e.g. "
-                                          "'{\"model_hparam_overrides\": "
-                                          "{\"num_attention_heads\": 8}}'")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --output")
-    return parser
+def define_flags(flag_values) -> None:
+    from absl import flags
+    flags.DEFINE_string("checkpoint", None,
+                        "TF1 checkpoint (directory or prefix) or Hugging Face directory: a "
+                        "pre-training export, a pre-training run directory (its newest "
+                        "complete ckpt-N) or one ckpt-N, a Google release, or a fine-tuning "
+                        "checkpoint (finetuning_models/<tasks>_model_<trial>)",
+                        required=True, flag_values=flag_values)
+    flags.DEFINE_string("output", None, "SavedModel directory to create", required=True,
+                        flag_values=flag_values)
+    flags.DEFINE_string("task_name", "",
+                        "fine-tuned task(s) to export, comma-separated (e.g. mnli or rte,sts); "
+                        "none: the pre-trained discriminator", flag_values=flag_values)
+    flags.DEFINE_alias("task_names", "task_name", flag_values=flag_values)
+    flags.DEFINE_string("vocab_file", None, "default: vocab.txt beside the checkpoint",
+                        flag_values=flag_values)
+    flags.DEFINE_boolean("do_lower_case", None,
+                         "lower-case and strip accents in the graph (default: "
+                         "pretraining_config.json's value, else true); --nodo_lower_case "
+                         "keeps case and accents (cased vocabularies)",
+                         flag_values=flag_values)
+    flags.DEFINE_integer("max_seq_length", None,
+                         "L: inputs are truncated and padded to L word-pieces (default "
+                         f"{DEFAULT_MAX_SEQ_LENGTH}, or max_position_embeddings if less)",
+                         flag_values=flag_values)
+    flags.DEFINE_string("label_mapping_dir", None,
+                        "tagging tasks: the fine-tuning run's preprocessed data directory "
+                        "(holding <task>_label_mapping.json)", flag_values=flag_values)
+    flags.DEFINE_string("hparams", None,
+                        "model hparams (JSON or .json path) where the checkpoint's shapes do "
+                        "not tell them, e.g. "
+                        "'{\"model_hparam_overrides\": {\"num_attention_heads\": 8}}'",
+                        flag_values=flag_values)
+    flags.DEFINE_boolean("overwrite", False, "replace an existing --output",
+                         flag_values=flag_values)
 
 
 def _user_errors() -> tuple:
@@ -753,23 +543,31 @@ def _user_errors() -> tuple:
     return tuple(errors)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    tasks = [t.strip() for t in args.task_names.split(",") if t.strip()]
+def _main(args, positional: list) -> int:
+    """Runs the command on the parsed flags ``args`` (absl FlagValues)."""
+    if positional:
+        raise cli.UsageError(f"unexpected arguments: {' '.join(positional)}")
+    tasks = [t.strip() for t in args.task_name.split(",") if t.strip()]
     try:
         out = export_checkpoint(args.checkpoint, args.output, tasks,
                                 vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
                                 max_seq_length=args.max_seq_length, overwrite=args.overwrite,
                                 hparams=args.hparams, label_mapping_dir=args.label_mapping_dir)
-    except Exception as e:  # user errors only; the rest is re-raised
-        if not isinstance(e, _user_errors()):
-            raise
-        print(f"error: {first_line(e)}", file=sys.stderr)
-        return 1
+    except _user_errors() as e:  # evaluated when raised: the lazily imported modules count
+        raise ExportError(first_line(e)) from None
     print(f"exported {', '.join(tasks) or 'the discriminator'} to {out}")
     return 0
 
+
+def main(argv=None) -> int:
+    """``python -m electra_tf.export --checkpoint=... --output=...``; returns the exit status."""
+    # --help shows the docstring without the usage examples.
+    paragraphs = __doc__.split("\n\n")
+    return cli.run(define_flags, _main, argv, user_errors=(ExportError,),
+                   description="\n\n".join(paragraphs[:1] + paragraphs[2:]))
+
+
+console_main = cli.console(main)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,17 +1,14 @@
-"""Load a pre-trained ELECTRA from any format we read, as built Keras models.
+"""Builds pre-trained ELECTRA models from what a format reader returns.
 
-Formats (``detect_format``):
+The formats themselves (detection, reading and writing ``{original name: array}``)
+are :mod:`electra_tf.formats`. This module turns weights into built Keras models:
 
-* ``tf1``: a checkpoint with the original variable names (spec 7): Google's
-  release directories, our ``tf1/`` and ``discriminator/`` exports, a prefix or
-  ``.index`` path.
-* ``hf``: a Hugging Face ``transformers`` ELECTRA directory (``config.json`` +
-  ``model.safetensors``), read by :mod:`electra_tf.hf` without torch.
-* ``keras``: :mod:`electra_tf.convert`'s ``tf.train.Checkpoint`` keyed by original name.
-* ``training``: the pre-training driver's object-based ``<model_dir>/ckpt-N`` (a run
-  directory reads as its newest complete ``ckpt-N``, also while the run is still
-  training): the models are built from ``pretraining_config.json`` beside it and
-  restored with ``tf.train.Checkpoint`` as the driver tracks them.
+* :func:`read_weights`: the weights of a path in any format, plus the pre-training
+  driver's object-based ``<model_dir>/ckpt-N`` (a run directory reads as its newest
+  complete ``ckpt-N``, also while the run is still training): those models are built
+  from ``pretraining_config.json`` beside it and restored with ``tf.train.Checkpoint``
+  as the driver tracks them (format ``"training"``).
+* :func:`build_from_weights` / :func:`load_pretrained`: models built and assigned.
 
 The model shapes come from ``pretraining_config.json`` beside the weights when
 present (our exports), else from the variable shapes (``infer_pretraining_config``).
@@ -25,49 +22,21 @@ source such as HF ``ElectraForMaskedLM``, one full-size MLM network under
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
-from typing import Mapping, Optional, Union
+from typing import Optional, Union
 
-import numpy as np
 import tensorflow as tf
 
-from electra_tf import checkpoints
-from electra_tf.config import ConfigError, PretrainingConfig, parse_hparams
+from electra_tf import checkpoints, formats
+from electra_tf.config import PretrainingConfig, parse_hparams
+from electra_tf.formats import CONFIG_FILE, VOCAB_FILE, PretrainedWeights, hf, keras, tf1
 from electra_tf.io_utils import first_line
 from electra_tf.modeling.discriminator import Discriminator
 from electra_tf.modeling.electric import TwoTowerClozeGenerator
 from electra_tf.modeling.generator import Generator
 from electra_tf.modeling.pretraining_models import build_pretraining_models
 
-CONFIG_FILE = "pretraining_config.json"
-VOCAB_FILE = "vocab.txt"
-
-
-@dataclasses.dataclass
-class PretrainedWeights:
-    """Weights by original (TF1) name, before any model is built.
-
-    Attributes:
-      values: ``{original name: numpy array}`` (no optimizer slots, no global_step).
-      hparams: PretrainingConfig hparams known from the source (e.g. a HF
-        ``config.json``); shapes fill in the rest.
-      vocab_file: the vocabulary shipped beside the weights, if any.
-      source: the path read; format: ``"tf1"``, ``"hf"``, ``"keras"`` or ``"training"``.
-      global_step: the training step stored with the weights, if any.
-      built: for a training checkpoint read with ``keep_models=True``, the
-        (PretrainingConfig, PretrainingModels) restored to read it, which
-        :func:`build_from_weights` takes over instead of building them again.
-    """
-
-    values: dict
-    hparams: dict
-    vocab_file: Optional[str]
-    source: str
-    format: str
-    global_step: Optional[int] = None
-    built: Optional[tuple] = dataclasses.field(default=None, repr=False, compare=False)
 
 
 @dataclasses.dataclass
@@ -93,48 +62,13 @@ class PretrainedModel:
     def vocab_file(self) -> Optional[str]:
         return self.weights.vocab_file
 
-
-def _directory(path: str) -> str:
-    return path if tf.io.gfile.isdir(path) else os.path.dirname(path)
-
-
-def detect_format(path: str) -> str:
-    """``"hf"`` (transformers directory), ``"keras"`` (electra_tf.convert's) or ``"tf1"``."""
-    from electra_tf import convert, hf
-    path = os.fspath(path)
-    if hf.is_hf_directory(path):
-        return "hf"
-    return "keras" if convert.is_keras_directory(path) else "tf1"
-
-
-def read_tf1_weights(path: str) -> PretrainedWeights:
-    """Every non-slot tensor of a TF1-name checkpoint as numpy, plus vocab/config beside it."""
-    prefix, reader, shapes = checkpoints.open_checkpoint(path)
-    values = {name: reader.get_tensor(name) for name in shapes
-              if not checkpoints.ignored_name(name)}
-    step = int(reader.get_tensor("global_step")) if "global_step" in shapes else None
-    hparams, vocab = read_sidecar_files(prefix)
-    return PretrainedWeights(values=values, hparams=hparams, vocab_file=vocab, source=prefix,
-                             format="tf1", global_step=step)
-
-
-def read_sidecar_files(prefix: str, require_config: bool = False) -> tuple:
-    """(hparams of ``pretraining_config.json``, vocab path or None) beside a checkpoint."""
-    directory = os.path.dirname(prefix)
-    hparams = {}
-    config_path = os.path.join(directory, CONFIG_FILE)
-    if tf.io.gfile.exists(config_path):
-        try:
-            hparams = json.loads(tf.io.gfile.GFile(config_path).read())
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{config_path}: not valid JSON ({e.msg}, line {e.lineno})") from e
-        hparams.pop("max_predictions_per_seq", None)  # derived, not settable
-    elif require_config:
-        raise checkpoints.CheckpointError(
-            f"no {CONFIG_FILE} beside {prefix}: a keras-format directory needs it to build "
-            "the models")
-    vocab = os.path.join(directory, VOCAB_FILE)
-    return hparams, (vocab if tf.io.gfile.exists(vocab) else None)
+    def original_values(self) -> dict:
+        """``{original name: numpy array}`` of the models (no head for a head-less source)."""
+        values = checkpoints.original_values(*self.models)
+        if self.has_discriminator_head:
+            return values
+        return {name: value for name, value in values.items()
+                if not name.startswith("discriminator_predictions/")}
 
 
 def read_weights(path: str, *, keep_models: bool = False) -> PretrainedWeights:
@@ -150,17 +84,15 @@ def read_weights(path: str, *, keep_models: bool = False) -> PretrainedWeights:
     path = os.fspath(path)
     if not tf.io.gfile.exists(path) and not tf.io.gfile.exists(path + ".index"):
         raise checkpoints.CheckpointError(f"checkpoint not found: {path}")
-    kind = detect_format(path)
+    kind = formats.detect_format(path)
     if kind == "hf":
-        from electra_tf import hf
         return hf.read_hf_directory(path)
     if kind == "keras":
-        from electra_tf import convert
-        return convert.read_keras_weights(path)
+        return keras.read(path)
     for attempt in range(2):
         prefix, _, shapes = checkpoints.open_checkpoint(path)
-        if OBJECT_GRAPH_KEY not in shapes:
-            return read_tf1_weights(prefix)
+        if checkpoints.OBJECT_GRAPH_KEY not in shapes:
+            return tf1.read(prefix)
         try:
             return read_training_checkpoint(prefix, keep_models=keep_models)
         except checkpoints.CheckpointError:
@@ -171,7 +103,6 @@ def read_weights(path: str, *, keep_models: bool = False) -> PretrainedWeights:
                 raise
 
 
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _ITERATIONS_KEY = re.compile(r"^optimizer/_?iterations/\.ATTRIBUTES/VARIABLE_VALUE$")
 
 
@@ -190,7 +121,7 @@ def read_training_checkpoint(path: str, *, keep_models: bool = False) -> Pretrai
             f"{prefix} is an object-based training checkpoint but there is no {CONFIG_FILE} "
             "beside it to build its models from: copy the run's config there, or use the "
             "run's export <model_dir>/tf1 (or <model_dir>/discriminator)")
-    hparams, vocab = read_sidecar_files(prefix)
+    hparams, vocab = formats.read_sidecar_files(prefix)
     config = PretrainingConfig.from_preset(hparams.get("model_size", "small"), hparams)
     models = build_pretraining_models(config)
     # The driver's optimizer tracks the model variables (Keras 3 layers are mostly not
@@ -218,7 +149,7 @@ def read_training_checkpoint(path: str, *, keep_models: bool = False) -> Pretrai
             f"{first_line(e)}") from e
     keys = [k for k in shapes if _ITERATIONS_KEY.match(k)]
     step = int(reader.get_tensor(keys[0])) if keys else int(optimizer.iterations.numpy())
-    weights = PretrainedWeights(values=dict(original_values(*models.models)), hparams=hparams,
+    weights = PretrainedWeights(values=checkpoints.original_values(*models.models), hparams=hparams,
                                 vocab_file=vocab, source=prefix, format="training",
                                 global_step=step)
     if keep_models:
@@ -308,8 +239,3 @@ def load_pretrained(path: str, hparams=None, *, require: tuple = ()) -> Pretrain
         raise checkpoints.CheckpointError(
             f"no {VOCAB_FILE} beside {src}: pass --vocab_file")
     return model
-
-
-def original_values(*models) -> Mapping[str, np.ndarray]:
-    """``{original name: numpy value}`` of built models (what writers serialise)."""
-    return {name: v.numpy() for name, v in checkpoints.original_variables(*models).items()}

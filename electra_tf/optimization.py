@@ -4,7 +4,9 @@
 * :class:`AdamWeightDecay`: the original optimizer (spec 4.2) with global-norm
   clipping of all gradients together (spec 4.3), weight-decay exclusions and
   per-variable LR multipliers decided by *original* (TF1) variable names, and
-  slots exportable as ``<name>/adam_m`` / ``<name>/adam_v``.
+  slots known by original name (:meth:`AdamWeightDecay.slots_by_original_name`;
+  written and read as ``<name>/adam_m`` / ``<name>/adam_v`` by
+  :mod:`electra_tf.formats.tf1`).
 * :class:`Lamb`: the optional large-batch optimizer (``optimizer="lamb"``).
 * :func:`layerwise_lr_multipliers`: layer-wise LR decay of spec 4.4.
 * :func:`create_optimizer`: builds all of the above from the hparams.
@@ -23,13 +25,14 @@ MirroredStrategy step equals a one-device step on the same global batch.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import types
 from typing import Iterable, Mapping, Optional, Sequence
 
 import keras
 import tensorflow as tf
+
+from electra_tf.config import OPTIMIZERS as OPTIMIZER_NAMES
 
 # Spec 4.2: weight decay is skipped for names matching any of these (regex search).
 DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
@@ -161,20 +164,6 @@ def layerwise_lr_multipliers(original_names: Iterable[str], num_layers: int, dec
 # ---------------------------------------------------------------------------
 # The optimizer (spec 4.2, 4.3)
 # ---------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class SlotLoadReport:
-    """What :meth:`AdamWeightDecay.load_original_slots` did."""
-
-    path: str
-    loaded: list    # slot names assigned (``<name>/adam_m`` / ``<name>/adam_v``)
-    missing: list   # slot names absent from the checkpoint (left unchanged)
-    global_step: Optional[int]  # the checkpoint's global_step, if it has one
-
-    def __str__(self):
-        return (f"loaded {len(self.loaded)} optimizer slots from {self.path} "
-                f"({len(self.missing)} missing)")
-
 
 def _merged_original_variables(models) -> dict:
     from electra_tf.checkpoints import original_variables
@@ -379,56 +368,18 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
             raise ValueError(f"{what} needs the optimizer's slots: call "
                              "optimizer.build(variables) (or apply one step) first")
 
-    def original_slot_variables(self) -> dict:
-        """``{"<original name>/adam_m": slot, "<original name>/adam_v": slot}``.
+    def slots_by_original_name(self) -> dict:
+        """``{original name: (m, v)}``: the two moment slots of every built variable.
 
-        Pass it as ``variables=`` to ``checkpoints.save_original_checkpoint`` to
-        write checkpoints holding what the original's do.
+        :func:`electra_tf.formats.tf1.slot_variables` names them as checkpoints do.
         """
-        self._require_built("original_slot_variables()")
+        self._require_built("the slots by original name")
         unnamed = [_keras_path(v) for v, n in zip(self._trainable_variables, self._slot_names)
                    if n is None]
         if unnamed:
             raise ValueError(f"cannot export slots under original names: variables without "
                              f"an original name: {unnamed[:5]}")
-        slots = {}
-        for name, m, v in zip(self._slot_names, self._adam_m, self._adam_v):
-            slots[f"{name}/adam_m"] = m
-            slots[f"{name}/adam_v"] = v
-        return slots
-
-    def load_original_slots(self, path: str, restore_iterations: bool = False) -> SlotLoadReport:
-        """Assigns ``<name>/adam_m`` / ``<name>/adam_v`` from a TF1 checkpoint where present.
-
-        Released checkpoints may lack some or all slots (spec 7.2); missing slots
-        keep their values (zeros when freshly built) and are listed in the report.
-        The optimizer must be built first (``optimizer.build(variables)``).
-
-        Args:
-          path: checkpoint prefix, ``.index`` file or directory.
-          restore_iterations: also set ``iterations`` from the checkpoint's
-            ``global_step`` (to resume training where it stopped).
-        Raises:
-          CheckpointError: unreadable checkpoint or a slot of the wrong shape
-            (nothing is assigned then).
-        """
-        from electra_tf.checkpoints import CheckpointError, open_checkpoint
-        self._require_built("load_original_slots()")
-        prefix, reader, shapes = open_checkpoint(path)
-        slots = self.original_slot_variables()
-        present = {n: s for n, s in slots.items() if n in shapes}
-        bad = [f"{n}: checkpoint {shapes[n]}, optimizer {list(s.shape)}"
-               for n, s in present.items() if list(shapes[n]) != list(s.shape)]
-        if bad:
-            raise CheckpointError("optimizer slot shape mismatch: " + "; ".join(bad[:5]))
-        for name, slot in present.items():
-            slot.assign(tf.cast(reader.get_tensor(name), slot.dtype))
-        step = int(reader.get_tensor("global_step")) if "global_step" in shapes else None
-        if restore_iterations and step is not None:
-            self.iterations.assign(step)
-        return SlotLoadReport(path=prefix, loaded=sorted(present),
-                              missing=sorted(n for n in slots if n not in present),
-                              global_step=step)
+        return {name: (m, v) for name, m, v in zip(self._slot_names, self._adam_m, self._adam_v)}
 
 
 class Lamb(AdamWeightDecay):
@@ -499,7 +450,8 @@ class Lamb(AdamWeightDecay):
         return config
 
 
-OPTIMIZERS = {"adamw": AdamWeightDecay, "lamb": Lamb}
+# The names are config.OPTIMIZERS (the one list the flags and configs check), in its order.
+OPTIMIZERS = dict(zip(OPTIMIZER_NAMES, (AdamWeightDecay, Lamb), strict=True))
 
 
 def _keras_path(variable) -> str:
@@ -520,6 +472,19 @@ def with_loss_scaling(optimizer: AdamWeightDecay, mixed_precision: Optional[str]
     scaled = keras.optimizers.LossScaleOptimizer(optimizer)
     scaled.build(optimizer.built_variables)
     return scaled
+
+
+def finetuning_optimizer_arguments(config, num_train_steps: int, num_layers: int) -> dict:
+    """The :func:`create_optimizer` keywords of fine-tuning (spec 6.3) from a
+    ``FinetuningConfig``: linear warm-up over ``warmup_proportion`` of the updates, weight
+    decay, layer-wise LR decay over ``num_layers`` layers. The drivers and the Keras task
+    models (``electra_tf.models``) both use it, so they train alike."""
+    return dict(learning_rate=config.learning_rate, num_train_steps=num_train_steps,
+                warmup_proportion=config.warmup_proportion,
+                weight_decay_rate=config.weight_decay_rate,
+                layerwise_lr_decay=config.layerwise_lr_decay,
+                corrected_layerwise=config.layerwise_lr_decay_corrected,
+                num_layers=num_layers, optimizer=config.optimizer)
 
 
 def create_optimizer(models, learning_rate: float, num_train_steps: int,

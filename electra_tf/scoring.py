@@ -25,27 +25,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from electra_tf import detect
-from electra_tf.detect import (
+from electra_tf import cli
+from electra_tf.inference import (
     Encoded,
     InputError,
-    add_common_flags,
     batches_by_length,
     check_max_seq_length,
     compiled,
+    define_common_flags,
     discriminator_logits,
     encode,
     gather_texts,
     pad_batch,
     report_truncation,
     resolve,
-    run_cli,
+    user_errors_as_one_line,
 )
 
 METHODS = ("electric", "mlm")
@@ -141,7 +140,7 @@ def electric_scores(model_or_path, texts: Iterable[str], *, tokenizer=None,
         or vocab_file).
       texts: strings.
       tokenizer, vocab_file, do_lower_case, max_seq_length, batch_size: as
-        :func:`electra_tf.detect.detect_replaced_tokens`.
+        :func:`electra_tf.inference.detect_replaced_tokens`.
     Returns:
       one :class:`SentenceScore` per text; ``token_scores[i]`` = -s at word-piece i.
     """
@@ -322,35 +321,40 @@ def _split_rerank_line(label: str, line: str):
     return gid, text
 
 
-def _main(argv) -> int:
-    parser = detect.ArgumentParser(
-        prog="python -m electra_tf.scoring",
-        description="Pseudo-log-likelihood scores of sentences: Electric in one pass "
-                    "(sum of -s_t), or a masked LM with one pass per word-piece.")
-    add_common_flags(parser)
-    parser.add_argument("--method", choices=METHODS, default="electric",
-                        help="electric: one pass (needs an Electric checkpoint); mlm: mask "
-                             "each word-piece in turn (needs a generator / masked LM)")
-    parser.add_argument("--per_token", action="store_true", help="print per-word-piece scores")
-    parser.add_argument("--rerank", action="store_true",
-                        help="input lines are 'id<TAB>sentence' (positional texts form one "
-                             "group 'args'): print each group sorted by score, best first")
-    parser.add_argument("--length_normalize", action="store_true",
-                        help="with --rerank, sort by the score per word-piece")
-    args = parser.parse_args(argv)
-    items = gather_texts(args, parser)
+def define_flags(flag_values) -> None:
+    from absl import flags
+    define_common_flags(flag_values)
+    flags.DEFINE_enum("method", "electric", METHODS,
+                      "electric: one pass (needs an Electric checkpoint); mlm: mask each "
+                      "word-piece in turn (needs a generator / masked LM)",
+                      flag_values=flag_values)
+    flags.DEFINE_boolean("per_token", False, "print per-word-piece scores",
+                         flag_values=flag_values)
+    flags.DEFINE_boolean("rerank", False,
+                         "input lines are 'id<TAB>sentence' (positional texts form one group "
+                         "'args'): print each group sorted by score, best first",
+                         flag_values=flag_values)
+    flags.DEFINE_boolean("length_normalize", False,
+                         "with --rerank, sort by the score per word-piece",
+                         flag_values=flag_values)
+
+
+def _main(args, positional: list) -> int:
+    """Runs the command on the parsed flags ``args`` (absl FlagValues) and the texts."""
+    items = gather_texts(positional, args.input_file)
     labels = [label for label, _ in items]
-    if args.rerank:
-        n_args = len(args.texts)
-        pairs = [("args", t) if k < n_args else _split_rerank_line(label, t)
-                 for k, (label, t) in enumerate(items)]
-        group_ids, texts = [g for g, _ in pairs], [t for _, t in pairs]
-    else:
-        group_ids, texts = None, [t for _, t in items]
-    network, tokenizer, max_len, run = _setup(
-        args.method, args.checkpoint, tokenizer=None, vocab_file=args.vocab_file,
-        do_lower_case=args.do_lower_case, max_seq_length=args.max_seq_length)
-    results = run(network, tokenizer, max_len, texts, args.batch_size)
+    with user_errors_as_one_line():
+        if args.rerank:
+            n_args = len(positional)
+            pairs = [("args", t) if k < n_args else _split_rerank_line(label, t)
+                     for k, (label, t) in enumerate(items)]
+            group_ids, texts = [g for g, _ in pairs], [t for _, t in pairs]
+        else:
+            group_ids, texts = None, [t for _, t in items]
+        network, tokenizer, max_len, run = _setup(
+            args.method, args.checkpoint, tokenizer=None, vocab_file=args.vocab_file,
+            do_lower_case=args.do_lower_case, max_seq_length=args.max_seq_length)
+        results = run(network, tokenizer, max_len, texts, args.batch_size)
     for label, r in zip(labels, results):
         report_truncation(label, r.truncated, max_len)
     if args.rerank:
@@ -382,10 +386,12 @@ def _print(r: SentenceScore, label: str, args, extra=None, prefix: str = "") -> 
             print(f"{'':>{len(prefix.expandtabs())}}    {s:12.4f}  {tok}")
 
 
-def main(argv: list | None = None) -> int:
-    return run_cli(_main, argv, "scoring")
+def main(argv=None) -> int:
+    """``python -m electra_tf.scoring [flags] [texts...]``; returns the exit status."""
+    return cli.run(define_flags, _main, argv, user_errors=(InputError,), description=__doc__)
 
+
+console_main = cli.console(main)
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(main())

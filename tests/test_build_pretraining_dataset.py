@@ -92,6 +92,7 @@ def test_end_to_end_with_real_tokenizer(tmp_path):
     assert "documents: 1 " in result.stderr  # blank lines did not split
     assert "wrote 2 file(s)" in result.stderr
     assert sorted(os.listdir(out)) == [
+        "pretrain_data.json",
         "pretrain_data.tfrecord-0-of-2",
         "pretrain_data.tfrecord-1-of-2",
     ]
@@ -101,7 +102,7 @@ def test_end_to_end_with_real_tokenizer(tmp_path):
     }
     records = [
         tf.io.parse_single_example(r, spec)
-        for r in tf.data.TFRecordDataset(sorted(str(p) for p in out.iterdir()))
+        for r in tf.data.TFRecordDataset(sorted(str(p) for p in out.glob("*.tfrecord-*")))
     ]
     assert len(records) == 1  # 28 wordpieces in one document, L = 32
     tok = tokenization.FullTokenizer(tokenization.default_vocab_file(), True, True)
@@ -132,6 +133,7 @@ def test_default_embedded_corpus(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "embedded corpus" in result.stderr
     files = sorted(os.listdir(out))
-    assert len(files) == 8 and files[0] == "pretrain_data.tfrecord-0-of-8"
+    assert files[0] == "pretrain_data.json"
+    assert len(files[1:]) == 8 and files[1] == "pretrain_data.tfrecord-0-of-8"
     examples = [line for line in result.stderr.splitlines() if line.startswith("documents: ")]
     assert examples and "documents: 131 " in examples[0]

@@ -12,7 +12,8 @@ import tensorflow as tf
 from electra_tf import (CheckpointError, PretrainingConfig, build_pretraining_models,
                         infer_pretraining_config, load_original_checkpoint,
                         save_original_checkpoint)
-from electra_tf.checkpoints import read_checkpoint_shapes
+from electra_tf.checkpoints import (latest_complete_checkpoint, read_checkpoint_shapes,
+                                    run_checkpoints, write_state_file)
 
 V, E, H, LAYERS, G = 40, 16, 32, 2, 32  # G == H: the released small's generator fraction 1.0
 
@@ -219,3 +220,37 @@ def test_release_directory_without_state_file(tmp_path):
     load_original_checkpoint(str(tmp_path / "electra_small"), *models.models)
     np.testing.assert_array_equal(models.generator.head.output_bias.numpy(),
                                   values["generator_predictions/output_bias"])
+
+
+def test_run_checkpoints_and_latest_complete_checkpoint_agree(tmp_path):
+    values = {"w": np.arange(3, dtype=np.float32)}
+    for step in (10, 2, 7):
+        save_original_checkpoint(str(tmp_path / f"ckpt-{step}"), variables=values)
+    (tmp_path / "ckpt-7.data-00000-of-00001").unlink()  # an interrupted save
+    (tmp_path / "ckpt-x.index").write_text("")           # not a step: ignored
+    found = run_checkpoints(str(tmp_path), complete_only=False)
+    assert found == [(2, str(tmp_path / "ckpt-2")), (7, str(tmp_path / "ckpt-7")),
+                     (10, str(tmp_path / "ckpt-10"))]
+    assert run_checkpoints(str(tmp_path)) == [found[0], found[2]]
+    assert latest_complete_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-10")
+    (tmp_path / "ckpt-10.index").unlink()
+    assert latest_complete_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-2")
+    assert run_checkpoints(str(tmp_path)) == [found[0]]
+    assert run_checkpoints(str(tmp_path / "missing")) == []
+
+
+def test_state_file_lists_what_it_keeps_as_tensorflow_reads_it(tmp_path):
+    values = {"w": np.arange(3, dtype=np.float32)}
+    prefixes = [save_original_checkpoint(str(tmp_path / f"ckpt-{step}"), variables=values)
+                for step in (1, 2, 3)]
+    write_state_file(str(tmp_path), prefixes[2], kept=prefixes[1:], timestamps=True)
+    state = tf.train.get_checkpoint_state(str(tmp_path))
+    assert state.model_checkpoint_path == prefixes[2]
+    assert list(state.all_model_checkpoint_paths) == prefixes[1:]
+    stamps = list(state.all_model_checkpoint_timestamps)  # TF's stat: whole seconds here
+    assert len(stamps) == 2 and all(
+        abs(t - os.stat(p + ".index").st_mtime) < 1.0 for t, p in zip(stamps, prefixes[1:]))
+    write_state_file(str(tmp_path), prefixes[0])  # the default: the one checkpoint
+    state = tf.train.get_checkpoint_state(str(tmp_path))
+    assert list(state.all_model_checkpoint_paths) == [prefixes[0]]
+    assert not state.all_model_checkpoint_timestamps

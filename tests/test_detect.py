@@ -1,4 +1,5 @@
-"""Replaced-token detection (electra_tf.detect): API, CLI and errors on a tiny checkpoint."""
+"""Replaced-token detection (electra_tf.inference, command line electra_tf.detect): API, CLI
+and errors on a tiny checkpoint."""
 
 import json
 import math
@@ -12,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from electra_tf import checkpoints, detect, tokenization
+from electra_tf import checkpoints, detect, inference, tokenization
 from electra_tf.config import PretrainingConfig
 from electra_tf.modeling import build_pretraining_models
 
@@ -69,7 +70,9 @@ def electra(tmp_path_factory):
 def test_one_label_per_word_piece_equal_to_a_direct_discriminator_call(electra):
     directory, models = electra
     tok = tokenization.FullTokenizer(str(VOCAB))
-    results = detect.detect_replaced_tokens(str(directory), TEXTS + [PAIR], batch_size=3)
+    # The API of the detect command is the toolbox's.
+    assert detect.detect_replaced_tokens is inference.detect_replaced_tokens
+    results = inference.detect_replaced_tokens(str(directory), TEXTS + [PAIR], batch_size=3)
     assert len(results) == len(TEXTS) + 1
     all_labels = []
     for text, r in zip(TEXTS, results[:-1]):
@@ -101,28 +104,30 @@ def test_one_label_per_word_piece_equal_to_a_direct_discriminator_call(electra):
 def test_truncation_is_reported_not_silent(electra):
     _, models = electra
     long = "the quick brown fox jumps over the lazy dog"  # 10 word-pieces
-    single, pair = detect.detect_replaced_tokens(
-        models.discriminator, [long, ("the quick brown fox jumps", "a cat")],
+    single, pair, no_b = inference.detect_replaced_tokens(
+        models.discriminator, [long, ("the quick brown fox jumps", "a cat"), (long, "")],
         vocab_file=str(VOCAB), max_seq_length=7)
     assert single.tokens == ["the", "quick", "brown", "fox", "jump"] and single.truncated == 5
     # pairs: the longer text loses word-pieces first, [CLS] a [SEP] b [SEP] fits in 7
     assert pair.tokens == ["the", "quick", "a", "cat"] and pair.segments == [0, 0, 1, 1]
     assert pair.truncated == 4
-    with pytest.raises(detect.InputError, match=r"max_seq_length must be in \[3, 512\]"):
-        detect.detect_replaced_tokens(models.discriminator, [("a", "b")],
-                                      vocab_file=str(VOCAB), max_seq_length=2)
+    # an empty second text counts as absent, as in fine-tuning: L - 2 pieces of the first
+    assert (no_b.tokens, no_b.segments, no_b.truncated) == (single.tokens, [0] * 5, 5)
+    with pytest.raises(inference.InputError, match=r"max_seq_length must be in \[3, 512\]"):
+        inference.detect_replaced_tokens(models.discriminator, [("a", "b")],
+                                         vocab_file=str(VOCAB), max_seq_length=2)
 
 
 def _one_line_error(capsys, argv, expected, status=1):
     assert detect.main(argv) == status
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("detect: error: "), err
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
     assert expected in err, err
 
 
 def test_cli_table_and_one_line_errors(electra, tmp_path, capsys):
     directory, _ = electra
-    assert detect.main(["--checkpoint", str(directory), "--max_seq_length", "6",
+    assert detect.main(["--checkpoint", str(directory), "--max_seq_length=6",
                         "The quick brown fox fake over the lazy dog"]) == 0
     captured = capsys.readouterr()
     assert "text 1: The quick brown fox fake over the lazy dog" in captured.out
@@ -131,6 +136,13 @@ def test_cli_table_and_one_line_errors(electra, tmp_path, capsys):
     assert [r[1] for r in rows] == ["the", "quick", "brown", "fox"]
     assert all(r[2] in ("0", "1") and 0 <= float(r[3]) <= 1 for r in rows)
     assert "5 word-piece(s) beyond --max_seq_length=6 were not scored" in captured.err
+    # --nodo_lower_case keeps case: "The" is not in the lower-cased vocabulary
+    assert detect.main(["--checkpoint", str(directory), "--nodo_lower_case", "--json",
+                        "The cat"]) == 0
+    assert json.loads(capsys.readouterr().out)["tokens"] == ["[UNK]", "cat"]
+    assert detect.main(["--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert "Replaced-token detection" in help_text and "--checkpoint" in help_text
 
     bad = tmp_path / "bad.txt"
     bad.write_text("fine line\na\tb\tc\n")
@@ -152,7 +164,7 @@ def test_cli_table_and_one_line_errors(electra, tmp_path, capsys):
     _one_line_error(capsys, ["--checkpoint", str(no_head), "x"],
                     "no replaced-token detection head")
     _one_line_error(capsys, ["--checkpoint", str(no_vocab), "x"], "pass --vocab_file")
-    _one_line_error(capsys, ["--checkpoint", ckpt], "give texts or --input_file", status=2)
+    _one_line_error(capsys, ["--checkpoint", ckpt], "give texts or --input_file")
     _one_line_error(capsys, ["x"], "--checkpoint", status=2)
     assert detect.main(["--checkpoint", str(no_vocab), "--vocab_file", str(VOCAB), "x"]) == 0
 
@@ -174,7 +186,7 @@ def test_cli_json_batch_mode_agrees_with_the_api(electra, tmp_path):
                                               f"{tmp_path / 'in.txt'}:3",
                                               f"{tmp_path / 'in.txt'}:4"]
     assert "in.txt:4: 1 word-piece(s) beyond --max_seq_length=12" in proc.stderr
-    api = detect.detect_replaced_tokens(
+    api = inference.detect_replaced_tokens(
         str(directory), [TEXTS[0], lines[0], PAIR, lines[3]], max_seq_length=12)
     for record, r in zip(records, api):
         assert record["tokens"] == r.tokens and record["labels"] == r.labels

@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from electra_tf import checkpoints, export
+from electra_tf import checkpoints, export, serving_text
 from electra_tf.config import FinetuningConfig, PretrainingConfig
 from electra_tf.finetuning import glue, tagging
 from electra_tf.finetuning.model import FinetuningModel
@@ -124,12 +124,13 @@ def setup(tmp_path_factory):
             "model": model, "ft": str(ft), "cache": str(cache)}
 
 
-def test_cli_errors(setup, capsys, tmp_path):
+def test_cli_errors(setup, capsys, tmp_path, monkeypatch):
     pre, ft, vocab = setup["pre"], setup["ft"], setup["vocab"]
     cases = [
         (["--checkpoint", str(tmp_path / "nope")], "checkpoint not found"),
         (["--checkpoint", ft, "--task_name", "mnly"], "unknown task 'mnly'; did you mean mnli"),
         (["--checkpoint", ft, "--task_name", "rte"], "has no head for task rte"),
+        ([f"--checkpoint={ft}", "--task_names=rte,sts"], "has no head for task rte"),
         (["--checkpoint", ft, "--task_name", "squad"], "question answering heads are not"),
         (["--checkpoint", ft, "--task_name", "mnli"], "no vocab.txt beside"),
         (["--checkpoint", ft, "--task_name", "chunk", "--vocab_file", vocab], "tag names"),
@@ -145,10 +146,16 @@ def test_cli_errors(setup, capsys, tmp_path):
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err, err
         assert message in err, (argv, err)
-    assert not os.listdir(tmp_path)  # nothing written, not even a temporary directory
+    assert export.main(["--checkpoint", ft, "--output", str(tmp_path / "out"), "stray"]) == 1
+    assert capsys.readouterr().err == "error: unexpected arguments: stray\n"
+    # The console script electra-export: the same command, exiting with its status.
+    monkeypatch.setattr(sys, "argv", ["electra-export", "--checkpoint", str(tmp_path / "nope"),
+                                      "--output", str(tmp_path / "out")])
     with pytest.raises(SystemExit) as e:
-        export.main(["--help"])
-    assert e.value.code == 0
+        export.console_main()
+    assert e.value.code == 1 and "checkpoint not found" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)  # nothing written, not even a temporary directory
+    assert export.main(["--help"]) == 0
     help_text = capsys.readouterr().out
     for phrase in ("FullTokenizer", "Unicode", "do_lower_case", "--overwrite", "text_a"):
         assert phrase in help_text
@@ -308,7 +315,7 @@ def test_in_graph_tokenizer_matches_full_tokenizer_on_the_unicode_fixture(lower)
     full = FullTokenizer(default_vocab_file(), do_lower_case=lower)
     tokens = [full.inv_vocab[i] for i in range(full.vocab_size)]
     length = 32
-    encoder = export._make_text_encoder_class()(tokens, full.special_ids, lower, length)
+    encoder = serving_text.TextEncoder(tokens, full.special_ids, lower, length)
     got = encoder.word_pieces(tf.constant(lines)).to_list()
     expected = full.encode_batch(lines)
     bad = [ascii(lines[i][:60]) for i in range(len(lines)) if got[i] != expected[i]]

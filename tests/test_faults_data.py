@@ -116,7 +116,7 @@ def test_binary_files_and_long_lines_are_one_warning_each(tmp_path):
     [long_line] = warnings_about(proc.stderr, "long.txt")
     assert "long.txt line 2: a line of 5.0 MB" in long_line and "truncated" in long_line
     assert not warnings_about(proc.stderr, "good.txt")
-    assert sorted(os.listdir(out)) == ["pretrain_data.tfrecord-0-of-2",
+    assert sorted(os.listdir(out)) == ["pretrain_data.json", "pretrain_data.tfrecord-0-of-2",
                                        "pretrain_data.tfrecord-1-of-2"]
     # Unusable input only: one error, nothing written.
     os.remove(corpus / "good.txt")
@@ -149,7 +149,8 @@ def test_stale_temporary_shards_are_removed_and_overwrite_removes_all(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "removed 1 stale temporary shard" in proc.stderr
     assert hidden_files(out) == [other.name]
-    assert sorted(os.listdir(out)) == [other.name, "pretrain_data.tfrecord-0-of-2",
+    assert sorted(os.listdir(out)) == [other.name, "pretrain_data.json",
+                                       "pretrain_data.tfrecord-0-of-2",
                                        "pretrain_data.tfrecord-1-of-2"]
 
 
@@ -233,7 +234,7 @@ def test_killed_builder_leaves_no_workers_and_no_temporary_shards(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "removed 1 stale temporary shard" in again.stderr
     assert hidden_files(out) == []
-    assert len(os.listdir(out)) == 4
+    assert len(os.listdir(out)) == 5  # 4 shards + pretrain_data.json
 
 
 # ---------------------------------------------------------------------------

@@ -26,11 +26,11 @@ from electra_tf import (
     PretrainingConfig,
     build_pretraining_models,
     convert,
-    hf,
     loading,
     original_variables,
     save_original_checkpoint,
 )
+from electra_tf.formats import detect_format, hf
 
 GOLDEN = DATA / "hf_interop"
 TOLERANCE = 1e-5
@@ -170,8 +170,8 @@ def test_hf_tf1_keras_hf_round_trip_is_exact(tmp_path, source):
     previous = GOLDEN / source
     for fmt, output in steps:
         convert.convert(previous, output, fmt)
-        assert convert.detect_format(output) == fmt
-        weights = convert.read_weights(output)
+        assert detect_format(output) == fmt
+        weights = loading.read_weights(output)
         assert_same_values(original.values, weights.values)
         assert weights.hparams["model_hparam_overrides"]["num_attention_heads"] == \
             original.hparams["model_hparam_overrides"]["num_attention_heads"]
@@ -216,9 +216,9 @@ def test_our_tf1_checkpoint_round_trips_through_hf_exactly(tmp_path, hparams, hf
     assert sorted(os.path.normpath(p) for p in written) == \
         sorted(os.path.normpath(tmp_path / "hf" / d) for d in hf_dirs)
     convert.convert(tmp_path / "hf", tmp_path / "back", "tf1")
-    assert_same_values(expected, convert.read_weights(tmp_path / "back").values)
+    assert_same_values(expected, loading.read_weights(tmp_path / "back").values)
     convert.convert(tmp_path / "tf1", tmp_path / "keras", "keras")
-    keras_weights = convert.read_weights(tmp_path / "keras")
+    keras_weights = loading.read_weights(tmp_path / "keras")
     assert keras_weights.global_step == 7
     assert_same_values(expected, keras_weights.values)
 
@@ -236,13 +236,13 @@ def test_headless_pair_round_trips_as_electra_model_and_generator(tmp_path):
     written = convert.convert(pair, tmp_path / "hf", "hf")
     assert sorted(written.values()) == ["transformers ElectraForMaskedLM",
                                         "transformers ElectraModel"]
-    assert_same_values(model.weights.values, convert.read_weights(tmp_path / "hf").values)
+    assert_same_values(model.weights.values, loading.read_weights(tmp_path / "hf").values)
 
 
 def test_object_based_training_checkpoint_is_refused_clearly(tmp_path):
     tf.train.Checkpoint(step=tf.Variable(3)).write(str(tmp_path / "run" / "ckpt-3"))
     with pytest.raises(CheckpointError, match="object-based training checkpoint.*<model_dir>/tf1"):
-        convert.read_weights(tmp_path / "run")
+        loading.read_weights(tmp_path / "run")
 
 
 def test_keras_format_restores_with_tf_train_checkpoint(tmp_path, z):
@@ -390,9 +390,29 @@ def test_cli_converts_and_reports_bad_weights_in_one_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "wrote " in result.stdout and "discriminator + generator" in result.stdout
     assert_same_values(hf.read_hf_directory(GOLDEN / "pair").values,
-                       convert.read_weights(tmp_path / "tf1").values)
+                       loading.read_weights(tmp_path / "tf1").values)
     bad = copy_golden(tmp_path, "bare")
     edit_config(bad, hidden_act="silu")
     result = run_cli("--input", str(bad), "--output", str(tmp_path / "out"), "--to", "keras")
     assert_one_error_line(result, r"^error: .*config\.json: hidden_act 'silu' is not supported")
     assert not (tmp_path / "out").exists()
+
+
+def test_main_runs_in_process_with_the_cli_convention(tmp_path, capsys):
+    out = tmp_path / "tf1"
+    assert convert.main(["convert", f"--input={GOLDEN / 'bare'}", f"--output={out}",
+                         "--to=tf1"]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {out}")
+    assert_same_values(hf.read_hf_directory(GOLDEN / "bare").values,
+                       loading.read_weights(out).values)
+    # Called again in the same process (fresh flags every call): a user error is one line.
+    assert convert.main(["--input", str(GOLDEN / "bare"), "--output", str(out),
+                         "--to", "tf1"]) == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"error: output directory .*tf1 exists and is not empty: pass "
+                        r"--overwrite.*\n", err), err
+    assert convert.main(["convert", "--input=x", "--output=y", "--to=tf1", "stray"]) == 1
+    assert "error: unexpected arguments 'stray'" in capsys.readouterr().err
+    assert convert.main(["convert", "--no_such_flag"]) == 2
+    assert convert.main(["convert", "--help"]) == 0
+    assert "--hf_kind" in capsys.readouterr().out

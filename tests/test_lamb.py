@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from electra_tf.formats import tf1
 from electra_tf.optimization import Lamb, WarmupPolynomialDecay, create_optimizer
 
 EXCLUDE = ("LayerNorm", "layer_norm", "bias")
@@ -97,7 +98,7 @@ def test_lamb_is_selected_by_create_optimizer():
     opt = create_optimizer(variables, learning_rate=0.05, num_train_steps=10,
                            weight_decay_rate=0.01, optimizer="lamb")
     assert isinstance(opt, Lamb)
-    assert sorted(opt.original_slot_variables())[0].endswith(("adam_m", "adam_v"))
+    assert sorted(tf1.slot_variables(opt))[0].endswith(("adam_m", "adam_v"))
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
         create_optimizer(variables, learning_rate=0.05, num_train_steps=10, optimizer="sgd")
     config = opt.get_config()

@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:  # for the subprocess worker (conftest does it und
 
 from electra_tf.checkpoints import save_original_checkpoint  # noqa: E402
 from electra_tf.config import TransformerConfig  # noqa: E402
+from electra_tf.formats import tf1  # noqa: E402
 from electra_tf.modeling import ElectraEncoder  # noqa: E402
 from electra_tf.optimization import (AdamWeightDecay, WarmupPolynomialDecay,  # noqa: E402
                                      create_optimizer, layerwise_lr_multipliers)
@@ -110,7 +111,7 @@ def test_matches_numpy_reference(schedule_kwargs, total, warmup, power):
     for step, grads in enumerate(make_grads()):
         opt.apply_gradients([(tf.constant(grads[n]), variables[n]) for n in SHAPES])
         ref.step(grads)
-        slots = opt.original_slot_variables()
+        slots = tf1.slot_variables(opt)
         if step == 0:  # LR 0: parameters unchanged (exactly), moments updated
             for n in SHAPES:
                 np.testing.assert_array_equal(variables[n].numpy(), init[n])
@@ -273,13 +274,13 @@ def test_unnamed_variable_errors_only_when_names_are_needed():
     plain = AdamWeightDecay(0.1, original_variables=variables)  # no decay, no multipliers
     plain.build(list(variables.values()) + [stray])
     with pytest.raises(ValueError, match="stray"):
-        plain.original_slot_variables()
+        tf1.slot_variables(plain)
     with pytest.raises(ValueError, match="not/a/variable"):
         AdamWeightDecay(0.1, original_variables=variables, lr_multipliers={"not/a/variable": 1})
     with pytest.raises(ValueError, match="clip_norm"):
         AdamWeightDecay(0.1, global_clipnorm=1.0)
     with pytest.raises(ValueError, match="build"):
-        AdamWeightDecay(0.1).original_slot_variables()
+        tf1.slot_variables(AdamWeightDecay(0.1))
     shared = list(variables.values())[:2]
     with pytest.raises(ValueError, match="more than once"):
         AdamWeightDecay(0.1).build(shared + shared[:1])
@@ -302,7 +303,7 @@ def test_slot_export_and_load_original_checkpoint(tmp_path):
                                      weight_decay_rate=0.01, clip_norm=1.0)
     grads = make_grads()[0]
     opt.apply_gradients([(tf.constant(grads[n]), variables[n]) for n in SHAPES])
-    slots = opt.original_slot_variables()
+    slots = tf1.slot_variables(opt)
     assert set(slots) == {f"{n}/{s}" for n in SHAPES for s in ("adam_m", "adam_v")}
     scale = 1.0 / math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values()))
     for n in SHAPES:  # first step from zero moments: m = 0.1 g, v = 0.001 g^2 (g clipped)
@@ -320,10 +321,10 @@ def test_slot_export_and_load_original_checkpoint(tmp_path):
     _, fresh_vars = make_variables(seed=5)
     fresh = AdamWeightDecay.for_models(Named(fresh_vars), learning_rate=0.1)
     fresh.build([fresh_vars[n] for n in SHAPES])
-    report = fresh.load_original_slots(prefix, restore_iterations=True)
+    report = tf1.load_slots(fresh, prefix, restore_iterations=True)
     assert report.missing == [] and len(report.loaded) == 2 * len(SHAPES)
     assert int(fresh.iterations) == 1 and report.global_step == 1
-    fresh_slots = fresh.original_slot_variables()
+    fresh_slots = tf1.slot_variables(fresh)
     for name, slot in slots.items():
         np.testing.assert_array_equal(fresh_slots[name].numpy(), slot.numpy())
 
@@ -331,9 +332,25 @@ def test_slot_export_and_load_original_checkpoint(tmp_path):
     bare = save_original_checkpoint(str(tmp_path / "bare" / "model.ckpt"), Named(variables))
     other = AdamWeightDecay.for_models(Named(fresh_vars), learning_rate=0.1)
     other.build([fresh_vars[n] for n in SHAPES])
-    report = other.load_original_slots(bare)
+    report = tf1.load_slots(other, bare)
     assert report.loaded == [] and len(report.missing) == 2 * len(SHAPES)
     assert report.global_step is None and int(other.iterations) == 0
+
+
+def test_optimizer_names_are_the_configs():
+    from electra_tf import optimization
+    from electra_tf.config import OPTIMIZERS
+    assert list(optimization.OPTIMIZERS) == list(OPTIMIZERS)
+    assert optimization.OPTIMIZERS["adamw"] is AdamWeightDecay
+    assert optimization.OPTIMIZERS["lamb"].__name__ == "Lamb"
+    variable = tf.Variable([1.0])
+    for name, cls in optimization.OPTIMIZERS.items():
+        opt = create_optimizer({"electra/x/kernel": variable}, learning_rate=0.1,
+                               num_train_steps=10, optimizer=name)
+        assert type(opt) is cls
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'; choose one of"):
+        create_optimizer({"electra/x/kernel": variable}, learning_rate=0.1,
+                         num_train_steps=10, optimizer="sgd")
 
 
 # ---------------------------------------------------------------------------
@@ -399,7 +416,7 @@ def make_step(model, opt, global_batch):
 
 def snapshot(model, opt):
     values = {n: v.numpy() for n, v in model.original_variables().items()}
-    values.update({n: v.numpy() for n, v in opt.original_slot_variables().items()})
+    values.update({n: v.numpy() for n, v in tf1.slot_variables(opt).items()})
     return values
 
 
@@ -433,7 +450,7 @@ def test_create_optimizer_configures_schedule_decay_and_layerwise():
     grads = tape.gradient(loss, opt.built_variables)
     opt.apply_gradients(zip(grads, opt.built_variables))
     assert int(opt.iterations) == 1
-    assert len(opt.original_slot_variables()) == 2 * len(opt.built_variables)
+    assert len(tf1.slot_variables(opt)) == 2 * len(opt.built_variables)
     with pytest.raises(ValueError, match="num_layers"):
         create_optimizer(encoder, learning_rate=1e-4, num_train_steps=100,
                          layerwise_lr_decay=0.8)

@@ -1,4 +1,5 @@
-"""Tests of electra_tf.data.pretraining_data (builder, readers, writer)."""
+"""Tests of the pre-training data parts (corpus readers, packing, shards, the build),
+through their public face electra_tf.data.pretraining_data."""
 
 import gzip
 import io
@@ -11,6 +12,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from electra_tf.data import corpus as corpus_lib  # noqa: E402
 from electra_tf.data import pretraining_data as pd  # noqa: E402
 from electra_tf.data import progress as progress_lib  # noqa: E402
 
@@ -130,8 +132,8 @@ def read_records(paths, max_len):
 
 
 def read_dir(directory, max_len):
-    """The records of every file in ``directory``, files in name order."""
-    return read_records(sorted(str(p) for p in directory.iterdir()), max_len)
+    """The records of every shard in ``directory``, files in name order."""
+    return read_records(pd.existing_shards(str(directory)), max_len)
 
 
 # ---------------------------------------------------------------------------
@@ -260,8 +262,8 @@ def test_builder_invariants_and_document_boundaries(tmp_path):
     out = tmp_path / "out"
     stats = build_shards(corpus, out, max_seq_length=64, num_out_files=3, seed=5)
     files = sorted(os.listdir(out))
-    assert files == ["pretrain_data.tfrecord-%d-of-3" % i for i in range(3)]
-    records = read_records([os.path.join(out, f) for f in files], 64)
+    assert files == [pd.METADATA_FILE] + ["pretrain_data.tfrecord-%d-of-3" % i for i in range(3)]
+    records = read_records(pd.existing_shards(str(out)), 64)
     assert len(records) == stats.examples > 100
     assert stats.documents == 300
     assert stats.tokens == sum(len(line.split()) for d in docs for line in d)
@@ -377,6 +379,7 @@ def test_refuses_existing_shards_without_overwrite(tmp_path):
     build_shards(units, out, max_seq_length=16, num_out_files=2, overwrite=True)
     assert sorted(os.listdir(out)) == [
         "keep.txt",
+        pd.METADATA_FILE,
         "pretrain_data.tfrecord-0-of-2",
         "pretrain_data.tfrecord-1-of-2",
     ]
@@ -411,7 +414,7 @@ def test_failed_build_leaves_no_shards(tmp_path):
 
 
 def items_of(path, input_format="auto", blanks=True):
-    counters = pd._Counters()  # pylint: disable=protected-access
+    counters = corpus_lib.ReadCounters()
     unit = pd.find_corpus_files(str(path))[0]
     items = list(unit.iter_items(input_format, blanks, counters, 0))
     return items, counters

@@ -169,6 +169,6 @@ def test_readme_quickstart_builds_the_bundled_corpus_and_trains(tmp_path):
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "quick start" in result.stderr and "building TFRecords" in result.stderr
-    assert len(list((tmp_path / "data" / "pretrain_tfrecords").glob("pretrain_data.*"))) == 8
+    assert len(list((tmp_path / "data" / "pretrain_tfrecords").glob("pretrain_data.tfrecord-*"))) == 8
     assert (tmp_path / "data" / "models" / "electra_small" / "discriminator" /
             "model.ckpt-2.index").exists()

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from electra_tf.config import PretrainingConfig
 from electra_tf.pretraining import PretrainingObjective
-from electra_tf.training import pretrain
+from electra_tf.training import pretrain, runtime
 from electra_tf.training.pretrain import PretrainingError, RunOptions, evaluate, train
 from pretraining_fixtures import tiny_hparams, write_learnable_records
 
@@ -101,8 +101,8 @@ def test_float16_overflow_is_skipped_not_counted_and_not_fatal(tmp_path, records
         scalers.append(scaled)
         return scaled
 
-    real_with_loss_scaling = pretrain.with_loss_scaling
-    monkeypatch.setattr(pretrain, "with_loss_scaling", with_loss_scaling)
+    real_with_loss_scaling = runtime.with_loss_scaling
+    monkeypatch.setattr(runtime, "with_loss_scaling", with_loss_scaling)
     calls = patch_objective(monkeypatch, [2], float("inf"))
     result = train(config(num_train_steps=5), options(
         tmp_path / "m", records, mixed_precision="float16", stop_at_step=4))
@@ -132,7 +132,7 @@ def test_float16_skip_counter_allows_100_and_resets_after_a_good_step(tmp_path, 
             kind = pattern[len(attempts)]
             attempts.append(kind)
             if kind == "ok":
-                run.adam.iterations.assign_add(1)
+                run.base_optimizer.iterations.assign_add(1)
                 return {"total_loss": tf.constant(1.0)}
             return {"total_loss": tf.constant(float("inf"))}
         return step

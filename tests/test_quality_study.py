@@ -83,12 +83,12 @@ def test_cpu_study_commands_are_the_running_ones():
           '"intermediate_size": 1024, "num_attention_heads": 4}, "keep_checkpoint_max": 0}')
     expected = {
         "electra": ["--data_dir=data/quality_study", "--model_name=electra", f"--hparams={hp}",
-                    "--num_train_steps=1500", "--num_warmup_steps=150", "--learning_rate=1e-3",
-                    "--train_batch_size=32", "--save_checkpoints_steps=188",
+                    "--num_train_steps=4000", "--num_warmup_steps=400", "--learning_rate=5e-4",
+                    "--train_batch_size=32", "--save_checkpoints_steps=500",
                     "--log_every_steps=50"],
         "mlm": ["--data_dir=data/quality_study", "--model_name=mlm", "--noelectra_objective",
-                f"--hparams={hp}", "--num_train_steps=2297", "--num_warmup_steps=229",
-                "--learning_rate=5e-4", "--train_batch_size=32", "--save_checkpoints_steps=288",
+                f"--hparams={hp}", "--num_train_steps=6124", "--num_warmup_steps=612",
+                "--learning_rate=5e-4", "--train_batch_size=32", "--save_checkpoints_steps=766",
                 "--log_every_steps=50"],
     }
     plans = {arm: qs.plan_arm(settings, arm, args.work_dir) for arm in ("electra", "mlm")}

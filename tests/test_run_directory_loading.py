@@ -16,9 +16,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
-from electra_tf import checkpoints, hf, loading
+from electra_tf import checkpoints, loading
 from electra_tf.checkpoints import CheckpointError
 from electra_tf.config import PretrainingConfig
+from electra_tf.formats import hf
+from electra_tf.modeling.pretraining_models import build_pretraining_models
 from electra_tf.tokenization import default_vocab_file
 from electra_tf.training.pretrain import PretrainingRun, RunOptions, train
 from pretraining_fixtures import tiny_hparams, write_learnable_records
@@ -71,14 +73,14 @@ def test_mid_run_directory_reads_its_newest_checkpoint(runs):
     run = PretrainingRun(runs["config"], run_options(runs["mid"], runs["records"]),
                          training=False)
     assert run.restore() == str(runs["mid"] / "ckpt-2") and run.step == 2
-    restored = loading.original_values(*run.models.models)
+    restored = checkpoints.original_values(*run.models.models)
     assert sorted(weights.values) == sorted(restored)
     assert any(n.startswith("generator/") for n in restored)
     assert "discriminator_predictions/dense/kernel" in restored
     assert_same_values(weights.values, restored)
     # ... and not the values of freshly initialised models.
-    fresh = loading.original_values(
-        *loading.build_pretraining_models(runs["config"]).models)
+    fresh = checkpoints.original_values(
+        *build_pretraining_models(runs["config"]).models)
     assert not np.array_equal(fresh["electra/encoder/layer_0/attention/self/query/kernel"],
                               restored["electra/encoder/layer_0/attention/self/query/kernel"])
 
@@ -99,7 +101,7 @@ def test_ckpt_prefix_equals_the_final_tf1_export_and_steps_differ(runs):
     model = loading.load_pretrained(full, require=("discriminator_head", "generator"))
     assert model.weights.built is None and model.weights.global_step == 4
     assert model.config.num_train_steps == 4
-    assert_same_values(loading.original_values(*model.models), export.values)
+    assert_same_values(checkpoints.original_values(*model.models), export.values)
 
 
 @pytest.mark.parametrize("damage", ["data_deleted", "index_deleted", "index_corrupt"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_detect import ROOT, VOCAB, direct_logits, write_checkpoint
 
-from electra_tf import detect, scoring, tokenization
+from electra_tf import inference, scoring, tokenization
 
 TEXTS = ["The quick brown fox jumps over the lazy dog",
          "a cat sat on the mat!",
@@ -84,7 +84,7 @@ def test_wrong_checkpoint_kind_is_a_clear_error(checkpoints):
         scoring.electric_scores(str(checkpoints["electra"][0]), ["a cat"])
     with pytest.raises(ValueError, match="not a masked LM: score it with method 'electric'"):
         scoring.mlm_pseudo_log_likelihood(str(checkpoints["electric"][0]), ["a cat"])
-    with pytest.raises(detect.InputError, match="single texts"):
+    with pytest.raises(inference.InputError, match="single texts"):
         scoring.electric_scores(str(checkpoints["electric"][0]), [("a", "b")])
 
 
@@ -141,8 +141,9 @@ def test_cli_rerank_and_errors(checkpoints, tmp_path, capsys):
             (["--checkpoint", str(checkpoints["electra"][0]), "a cat"],
              "is not an Electric model"),
             (["--checkpoint", directory, "--method", "mlm", "a cat"], "not a masked LM"),
-            (["--checkpoint", directory, "--method", "pll", "a cat"], "invalid choice")):
+            (["--checkpoint", directory, "--method=pll", "a cat"],
+             "--method=pll: value should be one of <electric|mlm>")):
         assert scoring.main(argv) != 0
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and err.startswith("scoring: error: "), err
+        assert len(err.splitlines()) == 1 and err.startswith("error: "), err
         assert expected in err, err

@@ -40,29 +40,15 @@ from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tupl
 
 import numpy as np
 
+from electra_tf import preprocessing
 from electra_tf.finetuning import metrics
+from electra_tf.finetuning.glue_examples import GlueExample, is_test_split
 from electra_tf.io_utils import write_text_atomic
-from electra_tf.finetuning.task import (Example, FeatureSpecs, Scorer, Task, TaskDataError,
-                                        log, pad_to, path_exists)
+from electra_tf.finetuning.task import (FeatureSpecs, Scorer, Task, TaskDataError,
+                                        log, path_exists)
 
 # Lines read per TSV in debug mode (spec 1.5); the header line counts as one.
 DEBUG_MAX_LINES = 100
-
-
-@dataclasses.dataclass
-class GlueExample(Example):
-    """One GLUE example.
-
-    Attributes:
-      text_a: the first (or only) text.
-      text_b: the second text, or None for single-sentence tasks.
-      label: a label string from the task's ``label_list`` (classification) or the raw
-        score as a float (regression, un-normalised, 0..5 for STS); a dummy for test splits.
-    """
-
-    text_a: str = ""
-    text_b: Optional[str] = None
-    label: Union[str, float, None] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,12 +65,6 @@ class Columns:
     text_b: Optional[int]
     label: Optional[int]
     skip_header: bool
-
-
-def is_test_split(split: str) -> bool:
-    """Test-like splits carry dummy labels (the original's ``"test" in split or
-    "diagnostic" in split``)."""
-    return "test" in split or "diagnostic" in split
 
 
 # ---------------------------------------------------------------------------
@@ -161,6 +141,9 @@ class GlueTask(Task):
 
     def split_path(self, split: str) -> str:
         return os.path.join(self.data_dir, self.file_name(split))
+
+    def source_file(self, split: str) -> Optional[str]:
+        return None if self.data_source == "tfds" else self.split_path(split)
 
     def get_test_splits(self) -> List[str]:
         return list(self.TEST_SPLITS)
@@ -249,32 +232,11 @@ class GlueTask(Task):
           ``input_ids``, ``input_mask``, ``segment_ids``: lists [L], zero-padded;
           ``[CLS] a [SEP]`` has segment 0 and ``b [SEP]`` segment 1.
         """
-        length = self.max_seq_length
-        tokens_a = list(tokens_a)
-        tokens_b = list(tokens_b) if tokens_b else None
-        if tokens_b:
-            if length < 3:
-                raise ValueError(f"max_seq_length {length} < 3 cannot hold a sentence pair")
-            while len(tokens_a) + len(tokens_b) > length - 3:
-                if len(tokens_a) > len(tokens_b):
-                    tokens_a.pop()
-                else:
-                    tokens_b.pop()
-        else:
-            if length < 2:
-                raise ValueError(f"max_seq_length {length} < 2 cannot hold [CLS] [SEP]")
-            tokens_a = tokens_a[:length - 2]
-        special = self.tokenizer.special_ids
-        cls_id, sep_id = special["cls"], special["sep"]
-        input_ids = [cls_id] + list(self.tokenizer.convert_tokens_to_ids(tokens_a)) + [sep_id]
-        segment_ids = [0] * len(input_ids)
-        if tokens_b:
-            input_ids += list(self.tokenizer.convert_tokens_to_ids(tokens_b)) + [sep_id]
-            segment_ids += [1] * (len(tokens_b) + 1)
-        input_mask = [1] * len(input_ids)
-        return {"input_ids": pad_to(input_ids, length),
-                "input_mask": pad_to(input_mask, length),
-                "segment_ids": pad_to(segment_ids, length)}
+        tok = self.tokenizer
+        return preprocessing.pack_pair(
+            tok.convert_tokens_to_ids(tokens_a),
+            tok.convert_tokens_to_ids(tokens_b) if tokens_b else None,
+            self.max_seq_length, tok.special_ids["cls"], tok.special_ids["sep"]).features()
 
     def featurize(self, example: GlueExample, is_training: bool) -> List[Dict[str, Any]]:
         """One example -> one feature dict (``is_training`` is unused for GLUE)."""
@@ -289,12 +251,46 @@ class GlueTask(Task):
     def label_features(self, example: GlueExample) -> Dict[str, Any]:
         raise NotImplementedError
 
+    # -- run, cache, test outputs, serving -------------------------------------
+
+    @classmethod
+    def options_from_run(cls, name: str, config, options) -> Dict[str, Any]:
+        return {"double_unordered": config.double_unordered,
+                "data_source": options.data_source, "tfds_data_dir": options.tfds_data_dir}
+
+    def cache_options(self) -> Dict[str, Any]:
+        return {**super().cache_options(), "double_unordered": bool(self.double_unordered),
+                "data_source": self.data_source, "tfds_data_dir": self.tfds_data_dir}
+
+    def write_test_outputs(self, predict, directory: str, config) -> List[str]:
+        """GLUE-leaderboard TSVs of every test split (spec 6.8), named as the leaderboard
+        wants them (``LEADERBOARD_FILE_NAMES``)."""
+        del config
+        written = []
+        for split in self.get_test_splits():
+            by_eid = {}
+            for outputs in predict(split):
+                # Classification: the logits (as the original's pickled test outputs).
+                values = outputs.get(self.name + "_logits")
+                if values is None:
+                    values = outputs[self.name + "_predictions"]
+                for eid, value in zip(outputs[self.name + "_eid"], values):
+                    by_eid[int(eid)] = value
+            name = LEADERBOARD_FILE_NAMES.get((self.name, split), f"{self.name}_{split}.tsv")
+            written.append(write_test_predictions(self, by_eid, os.path.join(directory, name)))
+        return written
+
+    def serving_info(self) -> Dict[str, Any]:
+        return {"task": self.name, "kind": self.export_kind,
+                "pair": self.columns("train").text_b is not None}
+
 
 class ClassificationTask(GlueTask):
     """A GLUE classification task; label ids follow ``LABELS`` order."""
 
     LABELS: Tuple[str, ...] = ("0", "1")
     METRIC: str = "accuracy"  # or "mcc"
+    export_kind = "classification"
 
     @property
     def label_list(self) -> List[str]:
@@ -318,12 +314,20 @@ class ClassificationTask(GlueTask):
     def get_scorer(self, split: str = "dev") -> Scorer:
         return ClassificationScorer(self.name, self.METRIC)
 
+    def build_head(self, finetuning_config=None):
+        from electra_tf.finetuning.heads import ClassificationHead  # TF only when modelling
+        return ClassificationHead(self.name, len(self.LABELS))
+
+    def serving_info(self) -> Dict[str, Any]:
+        return {**super().serving_info(), "labels": list(self.LABELS)}
+
 
 class RegressionTask(GlueTask):
     """A GLUE regression task; targets are ``(y - MIN_VALUE) / MAX_VALUE`` (spec 6.4)."""
 
     MIN_VALUE: float = 0.0
     MAX_VALUE: float = 5.0
+    export_kind = "regression"
 
     def dummy_label(self) -> float:
         return 0.0
@@ -350,6 +354,14 @@ class RegressionTask(GlueTask):
 
     def get_scorer(self, split: str = "dev") -> Scorer:
         return RegressionScorer(self.name)
+
+    def build_head(self, finetuning_config=None):
+        from electra_tf.finetuning.heads import RegressionHead  # TF only when modelling
+        return RegressionHead(self.name)
+
+    def serving_info(self) -> Dict[str, Any]:
+        return {**super().serving_info(), "scale": float(self.MAX_VALUE),
+                "offset": float(self.MIN_VALUE)}
 
 
 class CoLA(ClassificationTask):

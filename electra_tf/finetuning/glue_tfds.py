@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+from electra_tf.finetuning.glue_examples import GlueExample, is_test_split
 from electra_tf.finetuning.task import TaskDataError
 
 # task -> (tfds config, text_a field, text_b field)
@@ -41,7 +42,6 @@ def read_tfds_examples(task, split: str, data_dir: Optional[str] = None,
     (a plain ``tfds.load`` without a network spends minutes retrying DNS).
     """
     import tensorflow_datasets as tfds
-    from electra_tf.finetuning.glue import GlueExample, is_test_split
 
     config, field_a, field_b = TFDS_CONFIGS[task.name]
     builder = tfds.builder(f"glue/{config}", data_dir=data_dir)

@@ -25,6 +25,9 @@ def _with_eid(out: dict, features, eid_key: str) -> dict:
 
 
 class _TaskHead(keras.layers.Layer):
+    # The encoder output the head reads: "pooled_output" [B, H] or "sequence_output" [B, L, H].
+    encoder_output = "pooled_output"
+
     def __init__(self, task_name: str, units: int, **kwargs):
         kwargs.setdefault("name", f"{task_name}_head")
         # The features carry float targets (regression): under a mixed policy they must not
@@ -96,6 +99,8 @@ class TaggingHead(_TaskHead):
     (``<task>_labels_mask``), as the original (spec 6.6).
     """
 
+    encoder_output = "sequence_output"
+
     def __init__(self, task_name: str, num_tags: int, **kwargs):
         super().__init__(task_name, num_tags, **kwargs)
 
@@ -134,6 +139,8 @@ class QAHead(keras.layers.Layer):
       joint_prediction, beam_size, answerable_classifier, answerable_uses_start_logits,
         answerable_weight: the FinetuningConfig fields of the same names.
     """
+
+    encoder_output = "sequence_output"
 
     def __init__(self, task_name: str, joint_prediction: bool = True, beam_size: int = 20,
                  answerable_classifier: bool = True, answerable_uses_start_logits: bool = True,

@@ -8,27 +8,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import TransformerConfig
-from electra_tf.finetuning import glue, qa, tagging
-from electra_tf.finetuning.heads import (ClassificationHead, QAHead, RegressionHead,
-                                         TaggingHead)
 from electra_tf.modeling import ElectraEncoder
-
-
-def make_head(task, finetuning_config=None):
-    """The head a task needs, under ``task_specific/<task>/``."""
-    if isinstance(task, qa.QATask):
-        c = finetuning_config
-        return QAHead(task.name, joint_prediction=c.joint_prediction, beam_size=c.beam_size,
-                      answerable_classifier=c.answerable_classifier,
-                      answerable_uses_start_logits=c.answerable_uses_start_logits,
-                      answerable_weight=c.answerable_weight)
-    if isinstance(task, glue.RegressionTask):
-        return RegressionHead(task.name)
-    if isinstance(task, glue.ClassificationTask):
-        return ClassificationHead(task.name, len(task.LABELS))
-    if isinstance(task, tagging.TaggingTask):
-        return TaggingHead(task.name, task.num_labels)
-    raise NotImplementedError(f"fine-tuning task {task.name!r}: its head is not available yet")
 
 
 class FinetuningModel(keras.Model):
@@ -38,6 +18,8 @@ class FinetuningModel(keras.Model):
       config: the discriminator's transformer config.
       tasks: the tasks of the run, in ``task_id`` order.
       finetuning_config: the run's FinetuningConfig (QA head options).
+
+    Each task builds its own head (``task.build_head``).
     """
 
     def __init__(self, config: TransformerConfig, tasks: Sequence, finetuning_config=None,
@@ -48,7 +30,7 @@ class FinetuningModel(keras.Model):
         self.config = config
         self.task_names = [t.name for t in tasks]
         self.encoder = ElectraEncoder(config, scope="electra")
-        self.heads = [make_head(t, finetuning_config) for t in tasks]
+        self.heads = [t.build_head(finetuning_config) for t in tasks]
 
     def build(self, input_shape=None):
         self.encoder.build()
@@ -71,9 +53,7 @@ class FinetuningModel(keras.Model):
         task_id = tf.cast(features["task_id"], tf.int32)
         outputs, total = {"task_id": task_id}, tf.constant(0.0, tf.float32)
         for index, head in enumerate(self.heads):
-            inputs = (encoded["sequence_output"] if isinstance(head, (TaggingHead, QAHead))
-                      else encoded["pooled_output"])
-            out = head(inputs, features, training=training)
+            out = head(encoded[head.encoder_output], features, training=training)
             in_task = tf.cast(tf.equal(task_id, index), tf.float32)
             total += tf.reduce_sum(tf.cast(out[f"{head.task_name}_loss"], tf.float32) * in_task)
             outputs.update(out)

@@ -45,6 +45,7 @@ IndexError); a malformed tag raises :class:`TaskDataError` naming file and line.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -399,6 +400,8 @@ class TaggingTask(Task):
       keep_last_unterminated: keep a last sentence with no blank line after it.
     """
 
+    export_kind = "tagging"
+
     def __init__(self, name: str, data_dir: str, tokenizer, max_seq_length: int,
                  debug: bool = False, *, task_id: int = 0,
                  label_mapping_dir: Optional[str] = None, column: int = -1,
@@ -569,6 +572,32 @@ class TaggingTask(Task):
 
     def get_scorer(self, split: str = "dev") -> SpanF1Scorer:
         return SpanF1Scorer(self.name, self.label_list, span_rule=self.span_rule)
+
+    # -- run, head, cache, serving -------------------------------------------
+
+    @classmethod
+    def options_from_run(cls, name: str, config, options) -> Dict[str, Any]:
+        # The tag mapping is cached beside the features, as the original does.
+        return {**super().options_from_run(name, config, options),
+                "label_mapping_dir": options.preprocessed_dir}
+
+    def build_head(self, finetuning_config=None):
+        from electra_tf.finetuning.heads import TaggingHead  # TF only when modelling
+        return TaggingHead(self.name, self.num_labels)
+
+    def source_file(self, split: str) -> Optional[str]:
+        return self.split_path(split)
+
+    def cache_options(self) -> Dict[str, Any]:
+        mapping = json.dumps(self.label_mapping, sort_keys=True)
+        return {**super().cache_options(), "column": self.column,
+                "lower_case": self.lower_case, "span_rule": self.span_rule,
+                "keep_last_unterminated": self.keep_last_unterminated,
+                "label_mapping_sha256": hashlib.sha256(mapping.encode()).hexdigest()}
+
+    def serving_info(self) -> Dict[str, Any]:
+        return {"task": self.name, "kind": self.export_kind, "pair": False,
+                "labels": self.label_list, "lower_case": bool(self.lower_case)}
 
 
 class ChunkingTask(TaggingTask):

@@ -1,6 +1,8 @@
-"""What every fine-tuning task provides (spec 6): examples, features, specs and a scorer.
+"""What every fine-tuning task provides (spec 6): examples, features, specs, a scorer, and
+the parts a generic driver asks it for: its head, its run options, what its cached features
+depend on, its test outputs and how it is served.
 
-A task family lives in one file (``glue.py``, ``qa.py``, ``tagging.py``) and registers its
+A task family lives in one module (``glue.py``, ``qa/``, ``tagging.py``) and registers its
 tasks in ``registry.py``; adding a task is a class plus one registry entry.
 """
 
@@ -10,7 +12,7 @@ import abc
 import dataclasses
 import logging
 import os
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -56,6 +58,15 @@ class Task(abc.ABC):
       debug: read only the first lines of each file (spec 1.5).
     """
 
+    # The task's index in the run's task list (the ``task_id`` feature); families set it.
+    task_id: Optional[int] = None
+    # Where the examples come from; GLUE tasks may read "tfds" (tensorflow-datasets).
+    data_source: str = "files"
+    # The serving function an export writes for this task ("classification", "regression",
+    # "tagging"; see ``serving_info``), or None when it is not exported, for this reason:
+    export_kind: Optional[str] = None
+    no_export_reason: str = "no export for this kind of task"
+
     def __init__(self, name: str, data_dir: str, tokenizer, max_seq_length: int,
                  debug: bool = False):
         self.name = name
@@ -84,6 +95,56 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def get_scorer(self, split: str = "dev") -> Scorer:
         """A fresh scorer for predictions on ``split``."""
+
+    # -- what a generic driver asks ------------------------------------------
+
+    @classmethod
+    def options_from_run(cls, name: str, config, options) -> Dict[str, Any]:
+        """The constructor keywords of task ``name`` taken from a run: ``config`` a
+        FinetuningConfig, ``options`` the driver's FinetuneOptions. Families that read other
+        sources than their files (GLUE: tensorflow-datasets) override this."""
+        if options.data_source != "tsv":
+            raise ValueError(f"--data_source={options.data_source} is available for GLUE tasks "
+                             f"only, not {name!r}")
+        return {}
+
+    def build_head(self, finetuning_config=None):
+        """The Keras head layer this task needs (under ``task_specific/<task>/``).
+
+        Its ``encoder_output`` names the encoder output it reads (``pooled_output`` [B, H]
+        or ``sequence_output`` [B, L, H]); ``finetuning_config``: the run's FinetuningConfig
+        (read by heads with options, e.g. QA)."""
+        raise NotImplementedError(f"fine-tuning task {self.name!r}: its head is not "
+                                  "available yet")
+
+    def source_file(self, split: str) -> Optional[str]:
+        """The file ``split`` is read from (None when not read from a file, e.g. tfds)."""
+        return None
+
+    def cache_options(self) -> Dict[str, Any]:
+        """The settings of this task that change its features (besides the run-wide ones):
+        part of the feature cache's fingerprint. Families add their own."""
+        return {"class": type(self).__name__, "debug": bool(self.debug),
+                "task_id": self.task_id}
+
+    def write_test_outputs(self, predict: Callable[[str], Iterable[Dict[str, Any]]],
+                           directory: str, config) -> List[str]:
+        """Writes this task's test-set predictions under ``directory``; returns the files.
+
+        Args:
+          predict: split -> batches of this task's prediction outputs
+            (``<task>_<output>``: array [B, ...], padding and other tasks' rows removed).
+          config: the run's FinetuningConfig.
+        The original writes test outputs for GLUE and SQuAD 2.0 only: the default writes none.
+        """
+        del predict, directory, config
+        return []
+
+    def serving_info(self) -> Dict[str, Any]:
+        """What an in-graph serving function of this task needs: ``task``, ``kind`` (the
+        ``export_kind``), ``pair`` (two texts) and the kind's own fields (labels...).
+        Only for tasks whose ``export_kind`` is set."""
+        raise NotImplementedError(f"task {self.name!r}: {self.no_export_reason}")
 
 
 def shared_feature_specs(max_seq_length: int) -> FeatureSpecs:

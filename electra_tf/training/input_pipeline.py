@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
-from electra_tf.data.pretraining_data import PretrainingDataError, parse_pretraining_example
+from electra_tf.data.errors import PretrainingDataError
+from electra_tf.data.shard_metadata import check_metadata, is_metadata_file
+from electra_tf.data.shards import parse_pretraining_example
 from electra_tf.io_utils import first_line
 
 
 def match_files(file_patterns: Union[str, Sequence[str]]) -> list:
-    """Sorted files matching comma-separated glob patterns (local or GCS)."""
+    """Sorted files matching comma-separated glob patterns (local or GCS), without the
+    shards' ``pretrain_data.json`` (a ``dir/*`` pattern matches it too)."""
     if isinstance(file_patterns, str):
         file_patterns = file_patterns.split(",")
     files = set()
     for pattern in (p.strip() for p in file_patterns):
         if pattern:
             files.update(tf.io.gfile.glob(pattern))
-    return sorted(files)
+    return sorted(f for f in files if not is_metadata_file(f))
 
 
 def _required_files(file_patterns) -> list:
@@ -74,10 +78,12 @@ def pretraining_dataset(file_patterns: Union[str, Sequence[str]], max_seq_length
 
 
 def validate_records(file_patterns: Union[str, Sequence[str]], max_seq_length: int,
-                     records_per_file: int = 2) -> list:
+                     records_per_file: int = 2, vocab_file: Optional[str] = None) -> list:
     """Checks the shards before any training: one clear error instead of a hang or a crash
     hours in.
 
+    Where a folder of the files holds the build's ``pretrain_data.json``, its
+    max_seq_length and (given the run's ``vocab_file``) its vocab must be the run's.
     Every file must be readable and its first ``records_per_file`` records must hold
     the three features at ``max_seq_length``; at least one file must hold a record
     (an all-empty input would make the endless input spin without yielding).
@@ -88,6 +94,8 @@ def validate_records(file_patterns: Union[str, Sequence[str]], max_seq_length: i
       PretrainingDataError naming the file and what to do.
     """
     files = _required_files(file_patterns)
+    for directory in sorted({os.path.dirname(path) for path in files}):
+        check_metadata(directory, max_seq_length, vocab_file)
     empty = []
     for path in files:
         try:

@@ -1,8 +1,9 @@
 """The pre-training driver: train and evaluate ELECTRA / Electric / MLM under tf.distribute.
 
-Reads top to bottom: set-up (precision, strategy, vocab, models, optimizer,
-checkpoint, input), then the train loop (step function, logging, checkpoints),
-then the final exports; ``evaluate`` runs the metrics of spec 3.12.
+Reads top to bottom: set-up (the runtime of ``training/runtime.py``, vocab, models,
+optimizer, checkpoint, input), then the train loop (step function, logging,
+checkpoints), then the final exports; ``evaluate`` runs the metrics of spec 3.12.
+The run directory's lock, state file and stop signal live in ``training/run_directory.py``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import json
 import logging
 import math
 import os
-import signal
-import socket
 import sys
 import time
 from typing import Optional
@@ -25,39 +24,22 @@ import tensorflow as tf
 from electra_tf import checkpoints
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.progress import format_duration
+from electra_tf.formats import tf1
 from electra_tf.io_utils import first_line, write_text_atomic
-from electra_tf.optimization import create_optimizer, with_loss_scaling
 from electra_tf.pretraining import PretrainingMetrics, PretrainingObjective
 from electra_tf.pretraining import random
 from electra_tf.pretraining.random import step_seed
+from electra_tf.tokenization import default_vocab_file
 from electra_tf.training.accumulation import make_update_step
 from electra_tf.training.input_pipeline import (find_unreadable_file, pretraining_dataset,
                                                 validate_records)
-from electra_tf.training.strategy import (CLUSTER_FAILURES, cluster_failure, create_strategy,
-                                         is_chief, set_precision, worker_directory,
-                                         xla_is_default)
+from electra_tf.training.run_directory import (CONFIG_FILE, PretrainingError, StopSignal,
+                                               Terminated, check_same_run, exclusive_lock,
+                                               remove_partial_saves, run_checkpoints)
+from electra_tf.training.runtime import Runtime, scale_loss
+from electra_tf.training.strategy import CLUSTER_FAILURES, cluster_failure
 
 log = logging.getLogger("electra_tf")
-
-CONFIG_FILE = "pretraining_config.json"
-# Settings that fix a run's variables: a model directory cannot be resumed under others.
-_RUN_DEFINING = ("model_size", "debug", "model_hparam_overrides", "embedding_size", "vocab_size",
-                 "electra_objective", "electric_objective", "two_tower_generator",
-                 "uniform_generator", "untied_generator", "untied_generator_embeddings",
-                 "generator_hidden_size", "generator_layers", "optimizer")
-
-
-class PretrainingError(RuntimeError):
-    """A user-facing problem with a pre-training run (bad paths, incompatible state)."""
-
-
-class Terminated(Exception):
-    """The run stopped on SIGTERM after saving a checkpoint (exit status 128 + signum)."""
-
-    def __init__(self, signum: int, step: int):
-        super().__init__(f"stopped by signal {signum} at step {step}")
-        self.signum, self.step = signum, step
-
 
 @dataclasses.dataclass
 class RunOptions:
@@ -105,31 +87,28 @@ class PretrainingRun:
 
     def __init__(self, config: PretrainingConfig, options: RunOptions, training: bool):
         self.config, self.options = config, options
-        set_precision(options.mixed_precision)
-        self.strategy = create_strategy(options.strategy, options.tpu)
-        self.replicas = self.strategy.num_replicas_in_sync
-        self.chief = is_chief(self.strategy)
         # Only the chief's checkpoints are kept; other workers write to scratch (strategy.py).
-        self.write_dir = worker_directory(options.model_dir, self.strategy)
-        from electra_tf.tokenization import default_vocab_file
+        self.runtime = Runtime.from_options(options, model_dir=options.model_dir)
+        self.strategy, self.replicas = self.runtime.strategy, self.runtime.replicas
+        self.chief, self.write_dir = self.runtime.chief, self.runtime.write_dir
         self.vocab_file = options.vocab_file or default_vocab_file()
         special_ids = _special_ids(config, self.vocab_file)
         keras.utils.set_random_seed(options.seed)  # weight init and dropout streams
         with self.strategy.scope():
             self.objective = PretrainingObjective(config, special_ids)
             self.models = self.objective.models
-            self.optimizer = create_optimizer(
-                self.models, learning_rate=config.learning_rate,
-                num_train_steps=config.num_train_steps, num_warmup_steps=config.num_warmup_steps,
-                lr_decay_power=config.lr_decay_power, weight_decay_rate=config.weight_decay_rate,
-                clip_norm=1.0, optimizer=config.optimizer)
-            self.adam = self.optimizer
-            self.optimizer = with_loss_scaling(self.adam, options.mixed_precision)
-        self.variables = self.adam.built_variables
+        # base_optimizer (AdamWeightDecay or LAMB) holds the step and slots; optimizer
+        # applies the updates (a LossScaleOptimizer around it with float16).
+        self.base_optimizer, self.optimizer = self.runtime.create_optimizer(
+            self.models, learning_rate=config.learning_rate,
+            num_train_steps=config.num_train_steps, num_warmup_steps=config.num_warmup_steps,
+            lr_decay_power=config.lr_decay_power, weight_decay_rate=config.weight_decay_rate,
+            clip_norm=1.0, optimizer=config.optimizer)
+        self.variables = self.base_optimizer.built_variables
         tracked = {name: model for name, model in
                    (("generator", self.models.generator),
                     ("discriminator", self.models.discriminator)) if model is not None}
-        self.checkpoint = tf.train.Checkpoint(optimizer=self.adam, **tracked)
+        self.checkpoint = tf.train.Checkpoint(optimizer=self.base_optimizer, **tracked)
         # Dropout RNG states are not reachable through Keras' object graph; track them so
         # that a resumed run draws the same dropout masks as an uninterrupted one.
         self.checkpoint.dropout_rng = _dropout_rng_states(self.models.models)
@@ -174,7 +153,7 @@ class PretrainingRun:
 
     @property
     def step(self) -> int:
-        return int(self.adam.iterations.numpy())
+        return int(self.base_optimizer.iterations.numpy())
 
     def restore(self) -> Optional[str]:
         """Resumes from the newest checkpoint in model_dir that restores, else starts from
@@ -204,7 +183,8 @@ class PretrainingRun:
                       f"{'; '.join(failures)}; using {os.path.basename(prefix)}",
                       file=sys.stderr, flush=True)
             if self.training and self.chief:
-                _write_checkpoint_state(model_dir, prefix, [p for s, p in found if s <= step])
+                checkpoints.write_state_file(model_dir, prefix, [p for s, p in found if s <= step],
+                                             timestamps=True)
             return prefix
         if failures:
             raise PretrainingError(
@@ -221,22 +201,11 @@ class PretrainingRun:
         report = checkpoints.assign_original_weights(weights.values, *self.models.models,
                                                      source=weights.source)
         if weights.format == "tf1":
-            slots = self.adam.load_original_slots(weights.source, restore_iterations=True)
+            slots = tf1.load_slots(self.base_optimizer, weights.source,
+                                   restore_iterations=True)
         else:  # a run directory / ckpt-N, HF or keras: weights only, training restarts at 0
             slots = "no optimizer slots (only a TF1-name checkpoint carries them)"
         log.info("initialised from %s: %s; %s", path, report, slots)
-
-
-def _write_checkpoint_state(model_dir: str, latest: str, kept: list) -> None:
-    """Rewrites the ``checkpoint`` state file (CheckpointState text proto) to name only
-    ``kept`` (oldest first), ending at ``latest``: what CheckpointManager rotates."""
-    names = [os.path.basename(p) for p in kept]
-    # Without timestamps CheckpointManager would forget (never rotate) these checkpoints.
-    stamps = [tf.io.gfile.stat(p + ".index").mtime_nsec / 1e9 for p in kept]
-    write_text_atomic(os.path.join(model_dir, "checkpoint"),
-                      f'model_checkpoint_path: "{os.path.basename(latest)}"\n'
-                      + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in names)
-                      + "".join(f"all_model_checkpoint_timestamps: {t}\n" for t in stamps))
 
 
 def _dropout_rng_states(models) -> list:
@@ -291,16 +260,13 @@ def make_train_step(run: PretrainingRun, jit_compile: bool):
     update batch's draw (``random.microbatch``).
     """
     objective, variables, optimizer = run.objective, run.variables, run.optimizer
-    loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     k = run.config.gradient_accumulation_steps
 
     def loss_and_gradients(features, micro_index, totals, seed):
         with tf.GradientTape() as tape, random.microbatch(micro_index, k):
             out = objective(features, seed, training=True, denominators=totals)
             # This shard's share: the optimizer sums the replicas' gradients.
-            loss = out["total_loss"]
-            if loss_scaling:
-                loss = optimizer.scale_loss(loss)
+            loss = scale_loss(optimizer, out["total_loss"])
         return tape.gradient(loss, variables), _batch_stats(out, features["input_mask"], totals)
 
     update = make_update_step(run.strategy, optimizer, variables,
@@ -310,7 +276,7 @@ def make_train_step(run: PretrainingRun, jit_compile: bool):
 
     @tf.function
     def train_step(iterator):
-        return update(iterator, step_seed(run.options.seed, run.adam.iterations))
+        return update(iterator, step_seed(run.options.seed, run.base_optimizer.iterations))
 
     return train_step
 
@@ -342,13 +308,13 @@ def _export(run: PretrainingRun, step: int) -> dict:
     model_dir = run.options.model_dir
     full = checkpoints.save_original_checkpoint(
         os.path.join(model_dir, "tf1", f"model.ckpt-{step}"), *run.models.models,
-        variables=run.adam.original_slot_variables(), global_step=step)
+        variables=tf1.slot_variables(run.base_optimizer), global_step=step)
     finetune_model = run.models.discriminator or run.models.generator.encoder
     disc = checkpoints.save_original_checkpoint(
         os.path.join(model_dir, "discriminator", f"model.ckpt-{step}"), finetune_model,
         global_step=step)
     for directory in ("tf1", "discriminator"):
-        run.config.to_json(os.path.join(model_dir, directory, "pretraining_config.json"))
+        run.config.to_json(os.path.join(model_dir, directory, CONFIG_FILE))
         tf.io.gfile.copy(run.vocab_file, os.path.join(model_dir, directory, "vocab.txt"),
                          overwrite=True)
     return {"tf1": full, "discriminator": disc}
@@ -372,23 +338,23 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
     if options.log_every_steps <= 0:
         raise PretrainingError(f"--log_every_steps must be positive, got "
                                f"{options.log_every_steps}")
-    _check_same_run(config, options.model_dir)
-    empty = validate_records(options.pretrain_tfrecords, config.max_seq_length)
+    check_same_run(config, options.model_dir)
+    empty = validate_records(options.pretrain_tfrecords, config.max_seq_length,
+                             vocab_file=options.vocab_file or default_vocab_file())
     tf.io.gfile.makedirs(options.model_dir)
     with contextlib.ExitStack() as stack:
         run = PretrainingRun(config, options, training=True)
         if run.chief:
-            stack.enter_context(_exclusive_lock(options.model_dir))
-            _remove_partial_saves(options.model_dir, options.quiet)
-        stop_signal = stack.enter_context(_StopSignal())
+            stack.enter_context(exclusive_lock(options.model_dir))
+            remove_partial_saves(options.model_dir, options.quiet)
+        stop_signal = stack.enter_context(StopSignal())
         return _train(run, stop_signal, empty)
 
 
-def _train(run: PretrainingRun, stop_signal: "_StopSignal", empty_files: list) -> dict:
+def _train(run: PretrainingRun, stop_signal: StopSignal, empty_files: list) -> dict:
     config, options = run.config, run.options
     resumed = run.restore()
-    quiet = options.quiet or not run.chief
-    say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = run.runtime.printer(options.quiet)
     if empty_files:
         say(f"warning: {len(empty_files)} empty file(s) among the records, e.g. "
             f"{empty_files[0]}")
@@ -417,8 +383,7 @@ def _train(run: PretrainingRun, stop_signal: "_StopSignal", empty_files: list) -
         # The run directory is a model too (electra_tf.loading reads its ckpt-N).
         tf.io.gfile.copy(run.vocab_file, os.path.join(options.model_dir, "vocab.txt"),
                          overwrite=True)
-    jit = options.jit_compile if options.jit_compile is not None else xla_is_default(run.strategy)
-    train_step = make_train_step(run, jit)
+    train_step = make_train_step(run, run.runtime.jit_compile)
     writer = (tf.summary.create_file_writer(os.path.join(options.model_dir, "train"))
               if run.chief else tf.summary.create_noop_writer())
 
@@ -427,7 +392,7 @@ def _train(run: PretrainingRun, stop_signal: "_StopSignal", empty_files: list) -
         try:
             run.manager.save(checkpoint_number=at_step)
         except (tf.errors.OpError, OSError) as e:
-            _remove_partial_saves(run.write_dir, quiet=True)
+            remove_partial_saves(run.write_dir, quiet=True)
             last = f"ckpt-{saved_step}" if saved_step is not None else "its start"
             raise PretrainingError(
                 f"could not write checkpoint ckpt-{at_step} in {run.write_dir}: {first_line(e)}"
@@ -472,9 +437,9 @@ def _train(run: PretrainingRun, stop_signal: "_StopSignal", empty_files: list) -
                 say(_progress_line(step, total, started, window_steps, now - window_start, stats,
                                    config.train_batch_size))
                 with writer.as_default(step=step):
-                    for name, value in {**stats, "learning_rate": float(run.adam.learning_rate),
-                                        "steps_per_second": window_steps / (now - window_start)
-                                        }.items():
+                    for name, value in {
+                            **stats, "learning_rate": float(run.base_optimizer.learning_rate),
+                            "steps_per_second": window_steps / (now - window_start)}.items():
                         _scalar_summary(name, value)
                 window_start, window_steps = now, 0
             if step % config.save_checkpoints_steps == 0:
@@ -500,112 +465,9 @@ def _train(run: PretrainingRun, stop_signal: "_StopSignal", empty_files: list) -
     return result
 
 
-class _StopSignal:
-    """Notes SIGTERM (sent by timeout, Slurm, Kubernetes, docker stop, preemptible VMs);
-    the loop saves and stops before its next step, so the wait is at most one step.
-    A second SIGTERM stops at once."""
-
-    def __init__(self):
-        self.received = 0
-        self._previous = None
-
-    def _handle(self, signum, frame):
-        if self.received:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-        self.received = signum
-
-    def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread: leave signals to the caller
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-        return False
-
-
-@contextlib.contextmanager
-def _exclusive_lock(model_dir: str):
-    """Holds ``<model_dir>/.lock`` while training: a second run on the same directory
-    stops at once with one line naming the holder. Released when the process ends,
-    however it ends (an OS file lock), so a stale lock file never blocks."""
-    if "://" in model_dir:  # object stores have no file locks
-        yield
-        return
-    import fcntl
-    path = os.path.join(model_dir, ".lock")
-    with open(path, "a+", encoding="utf-8") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise PretrainingError(
-                f"{model_dir} is in use by another training run ({holder}): wait for it to "
-                "end or stop it, or pass another --model_name") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _remove_partial_saves(model_dir: str, quiet: bool) -> None:
-    """Deletes the temporary files of a save that never completed (a crash, a full disk)."""
-    leftovers = tf.io.gfile.glob(os.path.join(model_dir, "ckpt-*_temp*"))
-    for path in leftovers:
-        if tf.io.gfile.isdir(path):
-            tf.io.gfile.rmtree(path)
-        else:
-            tf.io.gfile.remove(path)
-    if leftovers and not quiet:
-        print(f"removed {len(leftovers)} partial checkpoint file(s) of an interrupted save in "
-              f"{model_dir}", file=sys.stderr, flush=True)
-
-
-def _check_same_run(config: PretrainingConfig, model_dir: str) -> None:
-    """A directory with checkpoints resumes only under the settings that made them."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(path) or not run_checkpoints(model_dir, complete_only=False):
-        return
-    try:
-        saved = json.loads(tf.io.gfile.GFile(path).read())
-    except json.JSONDecodeError:
-        return
-    current = dataclasses.asdict(config)
-    changed = [f"{key}: {saved[key]!r} there, {current[key]!r} now" for key in _RUN_DEFINING
-               if key in saved and key in current and saved[key] != current[key]]
-    if changed:
-        raise PretrainingError(
-            f"{model_dir} holds checkpoints of a run with other settings ({'; '.join(changed)})"
-            ": re-run with that run's flags, or pass another --model_name / --model_dir")
-
-
 # ---------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------
-
-def run_checkpoints(model_dir: str, complete_only: bool = True) -> list:
-    """``[(step, prefix)]`` of the ``ckpt-N`` of a run directory, oldest first.
-
-    Found by their files, not the state file (which may name deleted ones);
-    ``complete_only`` keeps those whose index and data shards are all there.
-    """
-    found = []
-    for index in tf.io.gfile.glob(os.path.join(model_dir, "ckpt-*.index")):
-        prefix = index[: -len(".index")]
-        step = os.path.basename(prefix)[len("ckpt-"):]
-        if step.isdigit() and (not complete_only or checkpoints.is_complete_checkpoint(prefix)):
-            found.append((int(step), prefix))
-    return sorted(found)
-
 
 def evaluate(config: PretrainingConfig, options: RunOptions, checkpoint: Optional[str] = None,
              all_checkpoints: bool = False) -> dict:
@@ -624,7 +486,8 @@ def evaluate(config: PretrainingConfig, options: RunOptions, checkpoint: Optiona
       ``{"checkpoints": [metrics, ...]}``. Single results also go to
       ``<model_dir>/results/unsup_results.{txt,json}``.
     """
-    validate_records(options.pretrain_tfrecords, config.max_seq_length)
+    validate_records(options.pretrain_tfrecords, config.max_seq_length,
+                     vocab_file=options.vocab_file or default_vocab_file())
     run = PretrainingRun(config, options, training=False)
     results_dir = os.path.join(options.model_dir, "results")
     if all_checkpoints:

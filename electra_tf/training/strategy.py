@@ -1,11 +1,12 @@
-"""Choosing a tf.distribute strategy from a flag."""
+"""Choosing a tf.distribute strategy from a flag, and what follows from it (chief, worker
+directory, XLA default, precision). ``training/runtime.py`` calls these in their order."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Optional
-import os
 
 import keras
 import tensorflow as tf

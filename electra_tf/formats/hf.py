@@ -32,12 +32,12 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.checkpoints import CheckpointError
+from electra_tf.formats.common import HF_KINDS, VOCAB_FILE, PretrainedWeights
 from electra_tf.io_utils import chmod_as_new_file, staged_directory
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
-VOCAB_NAME = "vocab.txt"
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 SPECIAL_TOKENS_NAME = "special_tokens_map.json"
 PAIR_SUBDIRS = ("discriminator", "generator")
@@ -46,7 +46,6 @@ PRETRAINING = "ElectraForPreTraining"
 MASKED_LM = "ElectraForMaskedLM"
 MODEL = "ElectraModel"
 ARCHITECTURES = (PRETRAINING, MASKED_LM, MODEL)
-KINDS = ("auto", "both", "discriminator", "generator", "model")
 
 # transformers' ElectraConfig defaults: keys a config.json may leave out (and every
 # key written, so that transformers reads our config.json without guessing).
@@ -421,7 +420,7 @@ def _read_single(path: str):
 
 def _vocab_in(*directories) -> str | None:
     for directory in directories:
-        vocab = os.path.join(directory, VOCAB_NAME)
+        vocab = os.path.join(directory, VOCAB_FILE)
         if tf.io.gfile.exists(vocab):
             return vocab
     return None
@@ -431,13 +430,12 @@ def read_hf_directory(path: str):
     """Reads a transformers ELECTRA directory (or a discriminator/generator pair).
 
     Returns:
-      an :class:`electra_tf.loading.PretrainedWeights` (format ``"hf"``) whose values
+      a :class:`~electra_tf.formats.common.PretrainedWeights` (format ``"hf"``) whose values
       are keyed by original (TF1) name, with the hparams that shapes cannot tell.
     Raises:
       CheckpointError: naming the file and what to do, for a missing or unreadable
         ``model.safetensors``, an unsupported config or weights that do not match it.
     """
-    from electra_tf.loading import PretrainedWeights
     path = os.fspath(path)
     if _is_pair_directory(path):
         return _read_pair(path)
@@ -449,7 +447,6 @@ def read_hf_directory(path: str):
 
 
 def _read_pair(path: str):
-    from electra_tf.loading import PretrainedWeights
     disc_dir, gen_dir = (os.path.join(path, d) for d in PAIR_SUBDIRS)
     disc_arch, disc_cfg, values, hparams = _read_single(disc_dir)
     gen_arch, gen_cfg, gen_values, _ = _read_single(gen_dir)
@@ -494,10 +491,9 @@ def _read_pair(path: str):
 
 def _networks(source):
     """(discriminator, generator, has_discriminator_head, config or None) of any source."""
-    from electra_tf.loading import PretrainedModel
     from electra_tf.modeling.discriminator import Discriminator
     from electra_tf.modeling.pretraining_models import PretrainingModels
-    if isinstance(source, PretrainedModel):
+    if hasattr(source, "has_discriminator_head"):  # a loading.PretrainedModel (built above us)
         return source.discriminator, source.generator, source.has_discriminator_head, \
             source.config
     if isinstance(source, PretrainingModels):
@@ -517,8 +513,8 @@ def _networks(source):
 def _resolve_kind(kind: str, disc, gen, has_head: bool) -> list:
     """[(subdirectory or "", architecture, network)] to write."""
     from electra_tf.modeling.generator import Generator
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind not in HF_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(HF_KINDS)}, got {kind!r}")
     hf_generator = gen if isinstance(gen, Generator) else None
     if kind == "auto":
         if disc is not None and hf_generator is not None:
@@ -619,7 +615,7 @@ def _write_one(directory: str, architecture: str, network, vocab_file: str | Non
     chmod_as_new_file(weights_path)  # safetensors writes 0600; the other files are 0644
     _write_json(os.path.join(directory, CONFIG_NAME), config)
     if vocab_file:
-        tf.io.gfile.copy(vocab_file, os.path.join(directory, VOCAB_NAME), overwrite=True)
+        tf.io.gfile.copy(vocab_file, os.path.join(directory, VOCAB_FILE), overwrite=True)
         _write_json(os.path.join(directory, TOKENIZER_CONFIG_NAME), {
             "tokenizer_class": "ElectraTokenizer", "do_lower_case": bool(do_lower_case),
             "do_basic_tokenize": True, "never_split": None, "tokenize_chinese_chars": True,

@@ -1,0 +1,85 @@
+"""What every checkpoint format shares: the weights a reader returns and the sidecar files.
+
+A reader returns a :class:`PretrainedWeights`: ``{original (TF1) name: numpy array}``
+plus what is known of the config and vocabulary. Our own writers put two sidecar
+files beside the weights: ``pretraining_config.json`` (the PretrainingConfig the
+models are built from) and ``vocab.txt``.
+
+This module sits below the format modules (``tf1``, ``hf``, ``keras``) so that each can
+use it without importing the package that detects them; it imports TensorFlow only when
+a file is read or written, so that command lines check their arguments first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+CONFIG_FILE = "pretraining_config.json"
+VOCAB_FILE = "vocab.txt"
+# What formats.hf.write_hf_directory writes (the converter's --hf_kind): see its docstring.
+HF_KINDS = ("auto", "both", "discriminator", "generator", "model")
+
+
+@dataclasses.dataclass
+class PretrainedWeights:
+    """Weights by original (TF1) name, before any model is built.
+
+    Attributes:
+      values: ``{original name: numpy array}`` (no optimizer slots, no global_step).
+      hparams: PretrainingConfig hparams known from the source (e.g. a HF
+        ``config.json``); shapes fill in the rest.
+      vocab_file: the vocabulary shipped beside the weights, if any.
+      source: the path read; format: ``"tf1"``, ``"hf"``, ``"keras"`` or ``"training"``.
+      global_step: the training step stored with the weights, if any.
+      built: for a training checkpoint read with ``keep_models=True``, the
+        (PretrainingConfig, PretrainingModels) restored to read it, which
+        :func:`electra_tf.loading.build_from_weights` takes over instead of building
+        them again.
+    """
+
+    values: dict
+    hparams: dict
+    vocab_file: Optional[str]
+    source: str
+    format: str
+    global_step: Optional[int] = None
+    built: Optional[tuple] = dataclasses.field(default=None, repr=False, compare=False)
+
+
+def read_sidecar_files(prefix: str, require_config: bool = False) -> tuple:
+    """(hparams of ``pretraining_config.json``, vocab path or None) beside a checkpoint prefix.
+
+    Raises:
+      ConfigError: the config is not valid JSON.
+      CheckpointError: ``require_config`` and there is no config.
+    """
+    import tensorflow as tf
+
+    from electra_tf.checkpoints import CheckpointError
+    from electra_tf.config import ConfigError
+    directory = os.path.dirname(prefix)
+    hparams = {}
+    config_path = os.path.join(directory, CONFIG_FILE)
+    if tf.io.gfile.exists(config_path):
+        try:
+            hparams = json.loads(tf.io.gfile.GFile(config_path).read())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{config_path}: not valid JSON ({e.msg}, line {e.lineno})") from e
+        hparams.pop("max_predictions_per_seq", None)  # derived, not settable
+    elif require_config:
+        raise CheckpointError(
+            f"no {CONFIG_FILE} beside {prefix}: a keras-format directory needs it to build "
+            "the models")
+    vocab = os.path.join(directory, VOCAB_FILE)
+    return hparams, (vocab if tf.io.gfile.exists(vocab) else None)
+
+
+def write_sidecar_files(directory: str, config, vocab_file: Optional[str]) -> None:
+    """Writes ``config`` (a PretrainingConfig) and a copy of ``vocab_file`` (if any)."""
+    import tensorflow as tf
+    config.to_json(os.path.join(directory, CONFIG_FILE))
+    if vocab_file:
+        tf.io.gfile.copy(vocab_file, os.path.join(directory, VOCAB_FILE), overwrite=True)

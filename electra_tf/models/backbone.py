@@ -1,0 +1,133 @@
+"""The pre-trained discriminator encoder as a Keras model (the backbone of every task model)."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import keras
+import tensorflow as tf
+
+from electra_tf import checkpoints, loading
+from electra_tf.config import TransformerConfig
+from electra_tf.modeling import ElectraEncoder
+
+# The original scope of the encoder that gets fine-tuned: the fine-tuning model's
+# ``electra/...`` names, so checkpoints move between this API and the drivers.
+ENCODER_SCOPE = "electra"
+
+
+def read_pretrained(path_or_weights):
+    """The weights (``loading.PretrainedWeights``) of a path, or ones already read.
+
+    ``path_or_weights``: anything ``loading.read_weights`` reads (a pre-training run
+    directory or its ``ckpt-N``, a TF1 export, a transformers or keras-format directory).
+    """
+    if isinstance(path_or_weights, (str, os.PathLike)):
+        return loading.read_weights(os.fspath(path_or_weights))
+    return path_or_weights
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class ElectraBackbone(keras.Model):
+    """The ELECTRA discriminator's transformer encoder (no replaced-token head).
+
+    Its weights are the fine-tuning model's ``electra/...`` encoder: ``original_variables()``
+    gives the same names, so ``checkpoints.save_original_checkpoint(prefix, backbone)``
+    writes an ``init_checkpoint`` for ``run_finetuning.py``.
+
+    Args:
+      config: the transformer's shape (``TransformerConfig``).
+      model_size: the size preset the weights were trained with (``small``, ``base``...);
+        the task models take their fine-tuning defaults (learning rate, layer-wise decay)
+        from it.
+
+    Call with a dict of int [B, L] ``input_ids``, ``input_mask`` (1 = real token; default
+    all ones) and ``segment_ids`` (default zeros); extra keys are ignored. Returns
+    ``sequence_output`` [B, L, H] and ``pooled_output`` [B, H] (the [CLS] vector, as
+    fine-tuning's sentence heads read it; ELECTRA has no pooler).
+    """
+
+    def __init__(self, config: TransformerConfig, model_size: str = "small", **kwargs):
+        kwargs.setdefault("name", "electra_backbone")
+        super().__init__(**kwargs)
+        self.config = config
+        self.model_size = model_size
+        self.encoder = ElectraEncoder(config, scope=ENCODER_SCOPE)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    def build(self, input_shape=None):
+        if not self.encoder.built:
+            self.encoder.build()
+        super().build(input_shape)
+
+    def call(self, features: Mapping[str, tf.Tensor], training=False):
+        # Keras' data adapters may hand integer features over as floats.
+        ids, mask, segments = (None if features.get(name) is None
+                               else tf.cast(features[name], tf.int32)
+                               for name in ("input_ids", "input_mask", "segment_ids"))
+        encoded = self.encoder(ids, mask, segments, training=training)
+        return {"sequence_output": encoded["sequence_output"],
+                "pooled_output": encoded["pooled_output"]}
+
+    def original_variables(self) -> dict:
+        """``{original (TF1) name: variable}``, e.g. ``electra/encoder/layer_0/...``."""
+        return self.encoder.original_variables()
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict(),
+                "model_size": self.model_size}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["config"] = TransformerConfig.from_dict(config["config"])
+        return cls(**config)
+
+    @classmethod
+    def from_pretrained(cls, path, hparams=None) -> "ElectraBackbone":
+        """The discriminator encoder of a pre-trained checkpoint, weights assigned.
+
+        Args:
+          path: anything ``loading.read_weights`` reads (a pre-training run directory at
+            its newest complete checkpoint, one ``ckpt-N``, a TF1 export such as
+            ``<model_dir>/tf1``, ``<model_dir>/discriminator`` or a released model, a
+            transformers or keras-format directory), or weights it returned.
+          hparams: PretrainingConfig overrides (dict, JSON or .json path), e.g.
+            ``{"model_hparam_overrides": {"hidden_dropout_prob": 0.0}}``; sizes come from
+            the checkpoint.
+        """
+        weights = read_pretrained(path)
+        backbone = cls.for_weights(weights, hparams)
+        backbone.build()
+        assign_weights(weights, backbone)
+        return backbone
+
+    @classmethod
+    def for_weights(cls, weights, hparams=None) -> "ElectraBackbone":
+        """The backbone the weights describe, not yet built nor assigned.
+
+        Built later (a task model builds it with its head, in fine-tuning's order, so
+        both draw the same initial values from one seed).
+        """
+        has_encoder = any(n.startswith(f"{ENCODER_SCOPE}/encoder/") for n in weights.values)
+        if not has_encoder:
+            raise checkpoints.CheckpointError(
+                f"{weights.source} holds no discriminator encoder ({ENCODER_SCOPE}/encoder/*): "
+                "use a pre-training run directory, its tf1/ or discriminator/ export or a HF "
+                "ELECTRA discriminator directory")
+        config = loading.config_for_weights(weights, hparams)
+        return cls(config.discriminator_config(), model_size=config.model_size)
+
+
+def assign_weights(weights, *models) -> checkpoints.LoadReport:
+    """Assigns every variable of ``models`` found by original name in ``weights``.
+
+    The encoder must be complete; a task head (``task_specific/...``) is assigned when the
+    checkpoint holds it (a fine-tuned model) and keeps its initialisation otherwise.
+    """
+    return checkpoints.assign_original_weights(
+        weights.values, *models, allow_missing=[r"^task_specific/"], source=weights.source)

@@ -1,0 +1,115 @@
+"""The one runtime set-up (training/runtime.py) and the one definition of its flags."""
+
+import keras
+import pytest
+import tensorflow as tf
+from absl import flags
+
+from electra_tf.training import finetuning_cli, pretraining_cli
+from electra_tf.training.pretrain import RunOptions
+from electra_tf.training.runtime import (RUNTIME_FLAGS, Runtime, define_runtime_flags,
+                                         runtime_options, scale_loss)
+from electra_tf.training.strategy import STRATEGIES, StrategyError
+
+
+@pytest.fixture(autouse=True)
+def float32_policy_afterwards():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _dense(strategy):
+    """``{original name: variable}`` of one dense layer (what create_optimizer takes)."""
+    with strategy.scope():
+        layer = keras.layers.Dense(2)
+        layer.build((None, 3))
+    return {"dense/kernel": layer.kernel, "dense/bias": layer.bias}
+
+
+def test_float16_sets_the_policy_and_wraps_the_optimizer_in_loss_scaling():
+    runtime = Runtime(mixed_precision="float16")
+    assert keras.mixed_precision.global_policy().name == "mixed_float16"
+    base, optimizer = runtime.create_optimizer(
+        _dense(runtime.strategy), learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0)
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    assert optimizer.inner_optimizer is base
+    assert not isinstance(base, keras.optimizers.LossScaleOptimizer)
+    scale = float(optimizer.dynamic_scale.numpy())
+    assert scale > 1
+    assert float(scale_loss(optimizer, tf.constant(3.0))) == pytest.approx(3.0 * scale)
+
+
+def test_float32_and_bfloat16_apply_updates_with_the_base_optimizer_itself():
+    for precision, policy in ((None, "float32"), ("bfloat16", "mixed_bfloat16")):
+        runtime = Runtime(mixed_precision=precision)
+        assert keras.mixed_precision.global_policy().name == policy
+        base, optimizer = runtime.create_optimizer(
+            _dense(runtime.strategy), learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0,
+            optimizer="lamb")
+        assert optimizer is base and type(base).__name__ == "Lamb"
+        assert float(scale_loss(optimizer, tf.constant(3.0))) == 3.0
+
+
+def test_single_process_is_the_chief_writing_in_model_dir_without_xla_on_cpu(tmp_path):
+    runtime = Runtime(model_dir=str(tmp_path))
+    assert runtime.chief and runtime.replicas == 1
+    assert runtime.write_dir == str(tmp_path)
+    assert isinstance(runtime.strategy, tf.distribute.OneDeviceStrategy)
+    assert runtime.jit_compile is bool(tf.config.list_logical_devices("GPU"))
+    assert Runtime(jit_compile=True).jit_compile is True
+    assert Runtime().write_dir is None
+
+
+def test_the_optimizer_is_built_under_the_runtime_strategy():
+    runtime = Runtime(strategy="mirrored")
+    base, _ = runtime.create_optimizer(
+        _dense(runtime.strategy), learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0)
+    assert base.iterations.value._distribute_strategy is runtime.strategy
+
+
+def test_from_options_reads_the_runtime_fields_of_run_options(tmp_path):
+    options = RunOptions(model_dir=str(tmp_path), pretrain_tfrecords="", jit_compile=True,
+                         mixed_precision="bfloat16")
+    runtime = Runtime.from_options(options, model_dir=options.model_dir)
+    assert runtime.jit_compile is True and runtime.mixed_precision == "bfloat16"
+    assert runtime.write_dir == str(tmp_path)
+    with pytest.raises(StrategyError, match="unknown --strategy 'nope'"):
+        Runtime(strategy="nope")
+
+
+def test_printer_speaks_on_the_chief_unless_quiet(capsys):
+    runtime = Runtime()
+    runtime.printer()("hello")
+    runtime.printer(quiet=True)("hidden")
+    captured = capsys.readouterr()
+    assert captured.err == "hello\n" and captured.out == ""
+
+
+def test_runtime_flags_parse_into_runtime_options():
+    flag_values = flags.FlagValues()
+    define_runtime_flags(flag_values)
+    flag_values(["prog", "--strategy=mirrored", "--nojit_compile",
+                 "--mixed_precision=bfloat16", "--tpu=node-1"])
+    assert runtime_options(flag_values) == {"strategy": "mirrored", "tpu": "node-1",
+                                            "jit_compile": False,
+                                            "mixed_precision": "bfloat16"}
+    assert list(flag_values["strategy"].parser.enum_values) == list(STRATEGIES)
+    defaults = flags.FlagValues()
+    define_runtime_flags(defaults)
+    defaults(["prog"])
+    assert runtime_options(defaults) == {"strategy": "default", "tpu": None,
+                                         "jit_compile": None, "mixed_precision": None}
+    with pytest.raises(flags.Error):
+        defaults(["prog", "--strategy=gpu"])
+
+
+def test_both_commands_take_the_same_runtime_flags():
+    defined = []
+    for module in (pretraining_cli, finetuning_cli):
+        flag_values = flags.FlagValues()
+        module.define_flags(flag_values)
+        defined.append({name: (flag_values[name].help, flag_values[name].default,
+                               getattr(flag_values[name].parser, "enum_values", None))
+                        for name in RUNTIME_FLAGS})
+    assert defined[0] == defined[1]
+    assert defined[0]["strategy"][2] == list(STRATEGIES)  # not a hand-written copy
