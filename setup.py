@@ -45,5 +45,8 @@ setup(
         "electra-convert = electra_tf.convert:console_main",
         "electra-export = electra_tf.export:console_main",
         "electra-score = electra_tf.scoring:console_main",
+        "electra-build-vocab = electra_tf.build_vocab:console_main",
+        "electra-describe = electra_tf.describe:console_main",
+        "electra-flops = electra_tf.flops:console_main",
     ]},
 )

@@ -22,32 +22,34 @@ import glob
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
-from electra_tf import tokenization
+from electra_tf import cli, tokenization
 from electra_tf.io_utils import write_text_atomic
 from electra_tf.tokenization import SPECIAL_TOKENS
 
 
-def define_flags():
-    """Defines the CLI flags (only when run as a script)."""
-    flags.DEFINE_string("corpus", None, "Glob pattern(s) of the text files, comma-separated.")
-    flags.DEFINE_string("output", None, "Output vocab file (WordPiece) or model prefix (--spm).")
-    flags.DEFINE_integer("vocab_size", 30522, "Target vocabulary size.")
-    flags.DEFINE_bool("do_lower_case", True, "Lower-case the text (--nodo_lower_case for cased).")
-    flags.DEFINE_bool("strip_accents", True, "Strip accents when lower-casing (WordPiece only).")
-    flags.DEFINE_integer("max_lines", 0, "Read at most this many lines in all (0: no limit).")
-    flags.DEFINE_bool("spm", False, "Train a SentencePiece model instead.")
-    flags.DEFINE_enum(
-        "spm_model_type",
-        "unigram",
-        ["unigram", "bpe", "char", "word"],
-        "SentencePiece model type (--spm).",
-    )
-    flags.DEFINE_float("character_coverage", 0.9995, "SentencePiece character coverage (--spm).")
-    flags.mark_flags_as_required(["corpus", "output"])
+def define_flags(flag_values):
+    """The flags of ``python -m electra_tf.build_vocab``."""
+    fv = {"flag_values": flag_values}
+    flags.DEFINE_string("corpus", None, "Glob pattern(s) of the text files, comma-separated.",
+                        **fv)
+    flags.DEFINE_string("output", None,
+                        "Output vocab file (WordPiece) or model prefix (--spm).", **fv)
+    flags.DEFINE_integer("vocab_size", 30522, "Target vocabulary size.", **fv)
+    flags.DEFINE_bool("do_lower_case", True,
+                      "Lower-case the text (--nodo_lower_case for cased).", **fv)
+    flags.DEFINE_bool("strip_accents", True,
+                      "Strip accents when lower-casing (WordPiece only).", **fv)
+    flags.DEFINE_integer("max_lines", 0,
+                         "Read at most this many lines in all (0: no limit).", **fv)
+    flags.DEFINE_bool("spm", False, "Train a SentencePiece model instead.", **fv)
+    flags.DEFINE_enum("spm_model_type", "unigram", ["unigram", "bpe", "char", "word"],
+                      "SentencePiece model type (--spm).", **fv)
+    flags.DEFINE_float("character_coverage", 0.9995,
+                       "SentencePiece character coverage (--spm).", **fv)
+    flags.mark_flags_as_required(["corpus", "output"], flag_values=flag_values)
 
 
 def corpus_files(patterns):
@@ -185,34 +187,30 @@ def train_sentencepiece(
     return model_prefix + ".model"
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError("Unexpected arguments: %s" % " ".join(argv[1:]))
-    FLAGS = flags.FLAGS  # pylint: disable=invalid-name
-    try:
-        files = corpus_files(FLAGS.corpus)
-        if FLAGS.spm:
-            path = train_sentencepiece(
-                files,
-                FLAGS.output,
-                FLAGS.vocab_size,
-                FLAGS.do_lower_case,
-                FLAGS.spm_model_type,
-                FLAGS.character_coverage,
-                FLAGS.max_lines,
-            )
-            print("Wrote %s" % path)
-        else:
-            vocab = build_wordpiece_vocab(
-                files, FLAGS.vocab_size, FLAGS.do_lower_case, FLAGS.strip_accents, FLAGS.max_lines
-            )
-            write_vocab(vocab, FLAGS.output)
-            print("Wrote %s (%d tokens)" % (FLAGS.output, len(vocab)))
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print("build_vocab: error: %s" % e, file=sys.stderr)
-        sys.exit(2)
+def _main(FLAGS, positional) -> int:
+    if positional:
+        raise cli.UsageError("unexpected arguments: %s" % " ".join(positional))
+    files = corpus_files(FLAGS.corpus)
+    if FLAGS.spm:
+        path = train_sentencepiece(files, FLAGS.output, FLAGS.vocab_size, FLAGS.do_lower_case,
+                                   FLAGS.spm_model_type, FLAGS.character_coverage,
+                                   FLAGS.max_lines)
+        print("Wrote %s" % path)
+    else:
+        vocab = build_wordpiece_vocab(files, FLAGS.vocab_size, FLAGS.do_lower_case,
+                                      FLAGS.strip_accents, FLAGS.max_lines)
+        write_vocab(vocab, FLAGS.output)
+        print("Wrote %s (%d tokens)" % (FLAGS.output, len(vocab)))
+    return 0
 
+
+def main(argv=None) -> int:
+    """Builds the vocab ``argv`` asks for; returns the exit status."""
+    return cli.run(define_flags, _main, argv, description=__doc__,
+                   user_errors=(FileNotFoundError, ValueError, RuntimeError))
+
+
+console_main = cli.console(main)
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    sys.exit(main())

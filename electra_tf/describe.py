@@ -5,16 +5,22 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections import OrderedDict
 
-from absl import app, flags
+from absl import flags
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model_size", "small", "Preset in configs/: small, base or large.")
-flags.DEFINE_string("hparams", None, "JSON dict or path to a .json file of pre-training hparams.")
+from electra_tf import cli
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+    """The flags of ``python -m electra_tf.describe``."""
+    flags.DEFINE_string("model_size", "small", "Preset in configs/: small, base or large.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("hparams", None,
+                        "JSON dict or path to a .json file of pre-training hparams.",
+                        flag_values=flag_values)
 
 
 def _component(name: str) -> str:
@@ -62,15 +68,21 @@ def describe(model_size: str, hparams=None, out=sys.stdout) -> int:
     return total
 
 
-def main(argv):
-    del argv
-    from electra_tf.config import ConfigError
-    try:
-        describe(FLAGS.model_size, FLAGS.hparams)
-    except ConfigError as e:
-        sys.exit(f"error: {e}")
+def _main(FLAGS: flags.FlagValues, positional) -> int:
+    if positional:
+        raise cli.UsageError(f"unexpected arguments: {' '.join(positional)}")
+    describe(FLAGS.model_size, FLAGS.hparams)
+    return 0
 
+
+def main(argv=None) -> int:
+    """Prints the parameter table ``argv`` asks for; returns the exit status."""
+    cli.quiet_tensorflow_startup()
+    from electra_tf.config import ConfigError
+    return cli.run(define_flags, _main, argv, user_errors=(ConfigError,), description=__doc__)
+
+
+console_main = cli.console(main)
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(main)
+    sys.exit(main())

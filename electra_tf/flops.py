@@ -445,57 +445,65 @@ def _parse_output_frac(value: str) -> float | None:
     return float(value)
 
 
-def main(argv) -> None:
-    from absl import flags
+def _main(f, positional) -> int:
+    from electra_tf import cli
+    from electra_tf.config import PretrainingConfig
 
-    from electra_tf.config import ConfigError, PretrainingConfig
-
-    del argv
-    f = flags.FLAGS
-
+    if positional:
+        raise cli.UsageError(f"unexpected arguments: {' '.join(positional)}")
     unknown = [m for m in (f.model or []) if m not in PAPER_MODELS]
     if unknown:
-        sys.exit(f"error: unknown model {', '.join(unknown)}; known: {', '.join(PAPER_MODELS)}")
+        raise cli.UsageError(f"unknown model {', '.join(unknown)}; known: "
+                             f"{', '.join(PAPER_MODELS)}")
     try:
         output_frac = _parse_output_frac(f.output_frac)
     except ValueError:
-        sys.exit(f"error: --output_frac must be paper, config or a number, got {f.output_frac!r}")
+        raise cli.UsageError(f"--output_frac must be paper, config or a number, got "
+                             f"{f.output_frac!r}") from None
     if f.model or f.model_size is None:
         print(format_table([PAPER_MODELS[m] for m in (f.model or PAPER_MODELS)]))
     if f.model_size is not None:
-        try:
-            config = PretrainingConfig.from_preset(f.model_size, f.hparams)
-            run = flops_for_config(config, output_frac=output_frac,
-                                   sparse_embed_lookup=f.sparse_embed_lookup)
-        except (ConfigError, ValueError) as e:
-            sys.exit(f"error: {e}")
+        config = PretrainingConfig.from_preset(f.model_size, f.hparams)
+        run = flops_for_config(config, output_frac=output_frac,
+                               sparse_embed_lookup=f.sparse_embed_lookup)
         if f.model:
             print()
         print(format_networks(run))
         print()
         print(format_table([run]))
+    return 0
 
 
-def _define_flags() -> None:
-    """Defined only when run as a program, so importing this module defines no flags."""
+def define_flags(flag_values) -> None:
+    """The flags of ``python -m electra_tf.flops`` (importing this module defines none)."""
     from absl import flags
 
+    fv = {"flag_values": flag_values}
     flags.DEFINE_list("model", None, "Paper models to print (comma-separated): "
-                      + ", ".join(PAPER_MODELS) + ". Default: all, unless --model_size.")
+                      + ", ".join(PAPER_MODELS) + ". Default: all, unless --model_size.", **fv)
     flags.DEFINE_string("model_size", None, "Preset in configs/ (small, base, large): print "
-                        "the FLOPs of pre-training with this config.")
+                        "the FLOPs of pre-training with this config.", **fv)
     flags.DEFINE_string("hparams", None, "JSON dict or path to a .json file of pre-training "
-                        "hparams (with --model_size).")
+                        "hparams (with --model_size).", **fv)
     flags.DEFINE_string("output_frac", "paper", "Fraction of positions with an MLM softmax: "
                         "paper (0.15625), config (max_predictions_per_seq / max_seq_length) "
-                        "or a number.")
+                        "or a number.", **fv)
     flags.DEFINE_bool("sparse_embed_lookup", False, "Count input embedding lookups as "
-                      "gathers (free) instead of one-hot matmuls.")
+                      "gathers (free) instead of one-hot matmuls.", **fv)
+
+
+def main(argv=None) -> int:
+    """Prints the FLOPs tables ``argv`` asks for; returns the exit status."""
+    from electra_tf import cli
+    from electra_tf.config import ConfigError
+    return cli.run(define_flags, _main, argv, user_errors=(ConfigError, ValueError),
+                   description=__doc__)
+
+
+def console_main() -> None:
+    sys.exit(main(sys.argv))
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from absl import app
-
-    _define_flags()
-    app.run(main)
+    sys.exit(main())
