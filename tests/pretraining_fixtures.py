@@ -44,3 +44,15 @@ def tiny_hparams(dropout=True, **extra):
 
 def tiny_config(**hparams):
     return PretrainingConfig.from_preset("small", tiny_hparams(**hparams))
+
+
+def tiny_pretraining_run(root):
+    """A 3-step deterministic pre-training of the tiny model in ``root``: the run's
+    ``exports`` (tf1/, discriminator/) and ``model_dir``."""
+    from electra_tf.config import PretrainingConfig
+    from electra_tf.training.pretrain import RunOptions, train
+    records = write_learnable_records(root / "records")
+    config = PretrainingConfig.from_preset("small", tiny_hparams(num_train_steps=3))
+    result = train(config, RunOptions(model_dir=str(root / "model"), pretrain_tfrecords=records,
+                                      quiet=True, deterministic=True))
+    return {"model_dir": str(root / "model"), **result["exports"]}

@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf.config import FinetuningConfig, PretrainingConfig
+from electra_tf.config import FinetuningConfig
 from electra_tf.finetuning.task import shared_feature_specs
 from electra_tf.training import finetune
 from electra_tf.training.finetune import FinetuneOptions, run_finetuning
-from electra_tf.training.pretrain import RunOptions, train
-from pretraining_fixtures import tiny_hparams, write_learnable_records
+from pretraining_fixtures import tiny_pretraining_run
 
 WORDS = ["the", "movie", "was", "plot", "actor", "film", "story", "and", "a", "very"]
 
@@ -88,12 +87,7 @@ def model_outputs(model, tasks, index, split="dev"):
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pretrained")
-    records = write_learnable_records(root / "records")
-    config = PretrainingConfig.from_preset("small", tiny_hparams(num_train_steps=3))
-    result = train(config, RunOptions(model_dir=str(root / "model"), pretrain_tfrecords=records,
-                                      quiet=True, deterministic=True))
-    return result["exports"]["discriminator"]
+    return tiny_pretraining_run(tmp_path_factory.mktemp("pretrained"))["discriminator"]
 
 
 def test_sst_fixture_fine_tunes_from_a_pretrained_checkpoint_and_beats_chance(

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from conftest import DATA
 from electra_tf import checkpoints, loading
-from electra_tf.config import FinetuningConfig, PretrainingConfig
+from electra_tf.config import FinetuningConfig
 from electra_tf.finetuning.glue import MRPC, SST
 from electra_tf.finetuning.heads import QAHead, RegressionHead, TaggingHead
 from electra_tf.finetuning.model import FinetuningModel
@@ -22,8 +22,7 @@ from electra_tf.models import (ElectraBackbone, ElectraClassifier, ElectraPrepro
 from electra_tf.optimization import AdamWeightDecay
 from electra_tf.tokenization import FullTokenizer
 from electra_tf.training.finetune import run_finetuning
-from electra_tf.training.pretrain import RunOptions, train
-from pretraining_fixtures import tiny_hparams, write_learnable_records
+from pretraining_fixtures import tiny_pretraining_run
 from test_finetuning_driver import TINY_MODEL, tiny_options, write_sst_task
 
 L = 16
@@ -32,12 +31,7 @@ L = 16
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny pre-training run: its directory and exports (tf1/, discriminator/)."""
-    root = tmp_path_factory.mktemp("pretrained")
-    records = write_learnable_records(root / "records")
-    config = PretrainingConfig.from_preset("small", tiny_hparams(num_train_steps=3))
-    result = train(config, RunOptions(model_dir=str(root / "model"), pretrain_tfrecords=records,
-                                      quiet=True, deterministic=True))
-    return {"model_dir": str(root / "model"), **result["exports"]}
+    return tiny_pretraining_run(tmp_path_factory.mktemp("pretrained"))
 
 
 def finetuning_model(model, task_name, head):
