@@ -9,7 +9,8 @@ from electra_tf.training import finetuning_cli, pretraining_cli
 from electra_tf.training.pretrain import RunOptions
 from electra_tf.training.runtime import (RUNTIME_FLAGS, Runtime, define_runtime_flags,
                                          runtime_options, scale_loss)
-from electra_tf.training.strategy import STRATEGIES, StrategyError
+from electra_tf.training import strategy as strategy_module
+from electra_tf.training.strategy import STRATEGIES, StrategyError, default_precision
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +99,7 @@ def test_runtime_flags_parse_into_runtime_options():
     define_runtime_flags(defaults)
     defaults(["prog"])
     assert runtime_options(defaults) == {"strategy": "default", "tpu": None,
-                                         "jit_compile": None, "mixed_precision": None}
+                                         "jit_compile": None, "mixed_precision": "auto"}
     with pytest.raises(flags.Error):
         defaults(["prog", "--strategy=gpu"])
 
@@ -113,3 +114,43 @@ def test_both_commands_take_the_same_runtime_flags():
                         for name in RUNTIME_FLAGS})
     assert defined[0] == defined[1]
     assert defined[0]["strategy"][2] == list(STRATEGIES)  # not a hand-written copy
+
+
+def _fake_gpus(monkeypatch, capabilities):
+    """Makes the process look as if it had GPUs of these compute capabilities."""
+    devices = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU")
+               for i in range(len(capabilities))]
+    details = dict(zip((d.name for d in devices), capabilities))
+    monkeypatch.setattr(strategy_module.tf.config, "list_physical_devices",
+                        lambda kind=None: devices if kind == "GPU" else [])
+    monkeypatch.setattr(strategy_module.tf.config.experimental, "get_device_details",
+                        lambda device: ({"compute_capability": details[device.name]}
+                                        if details[device.name] else {}))
+
+
+@pytest.mark.parametrize("capabilities, expected", [
+    ([], None),                      # CPU: float32 (bfloat16 measured slower here)
+    ([(7, 0)], None),                # V100: no bfloat16 tensor cores
+    ([(8, 0)], "bfloat16"),          # A100
+    ([(9, 0), (8, 6)], "bfloat16"),  # every GPU has them
+    ([(9, 0), (7, 5)], None),        # one does not: the slowest decides
+    ([None], None),                  # capability unknown: do not assume
+])
+def test_default_precision_follows_the_devices(monkeypatch, capabilities, expected):
+    _fake_gpus(monkeypatch, capabilities)
+    precision, reason = default_precision("default")
+    assert precision == expected
+    assert ("GPU" in reason) == bool(capabilities)
+
+
+def test_tpu_defaults_to_bfloat16_and_auto_resolves_in_the_runtime(monkeypatch):
+    assert default_precision("tpu")[0] == "bfloat16"
+    _fake_gpus(monkeypatch, [])
+    runtime = Runtime(mixed_precision="auto")
+    assert runtime.mixed_precision is None and "CPU" in runtime.precision_reason
+    assert keras.mixed_precision.global_policy().name == "float32"
+    for asked, policy in (("float32", "float32"), ("bfloat16", "mixed_bfloat16")):
+        runtime = Runtime(mixed_precision=asked)
+        assert runtime.precision_reason == "asked for"
+        assert keras.mixed_precision.global_policy().name == policy
+    assert Runtime(mixed_precision="float32").mixed_precision is None

@@ -120,6 +120,9 @@ def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
         prepared["dev"] = cached_features(tasks, "dev", False, config.eval_batch_size, config,
                                           options, say=say)
 
+    say(f"fine-tuning {', '.join(task.name for task in tasks)} in "
+        f"{runtime.mixed_precision or 'float32'} ({runtime.precision_reason}), XLA "
+        f"{'on' if runtime.jit_compile else 'off'}, {runtime.replicas} replica(s)")
     all_results = []
     for trial in range(1, config.num_trials + 1):
         keras.utils.set_random_seed(options.seed + trial)

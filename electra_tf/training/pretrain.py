@@ -54,7 +54,7 @@ class RunOptions:
     strategy: str = "default"
     tpu: Optional[str] = None
     jit_compile: Optional[bool] = None        # None: XLA on one GPU/TPU, not on CPUs
-    mixed_precision: Optional[str] = None     # None, "bfloat16" or "float16"
+    mixed_precision: Optional[str] = None     # None (float32), "bfloat16", "float16", "auto"
     seed: int = 0
     deterministic: bool = False               # fix the tf.data interleave order too
     log_every_steps: int = 10
@@ -367,7 +367,8 @@ def _train(run: PretrainingRun, stop_signal: StopSignal, empty_files: list) -> d
         + (f" ({config.gradient_accumulation_steps} accumulated micro-batches)"
            if config.gradient_accumulation_steps > 1 else "")
         + f", {run.replicas} replica(s), strategy {options.strategy}, optimizer "
-        f"{config.optimizer}")
+        f"{config.optimizer}, {run.runtime.mixed_precision or 'float32'} "
+        f"({run.runtime.precision_reason}), XLA {'on' if run.runtime.jit_compile else 'off'}")
     warmup = max(config.num_warmup_steps, 0)
     if warmup >= total > start_step:
         peak = config.learning_rate * max(min(t / warmup, 1.0) * (1 - t / total)
@@ -497,7 +498,8 @@ def evaluate(config: PretrainingConfig, options: RunOptions, checkpoint: Optiona
             os.path.join(options.model_dir, checkpoint)
         if not tf.io.gfile.exists(path + ".index"):
             raise PretrainingError(f"checkpoint {checkpoint} not found (looked for {path}.index)")
-        run.checkpoint.restore(path).assert_existing_objects_matched()
+        # the optimizer slots and the train input's position are not needed to evaluate
+        run.checkpoint.restore(path).assert_existing_objects_matched().expect_partial()
     elif run.restore() is None and not options.init_checkpoint:
         raise PretrainingError(f"no checkpoint to evaluate in {options.model_dir}; train first "
                                "or pass --init_checkpoint")
@@ -525,7 +527,7 @@ def _evaluate_all(run: PretrainingRun, results_dir: str) -> dict:
     tf.io.gfile.makedirs(results_dir)
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
     for n, (step, prefix) in enumerate(todo, 1):
-        run.checkpoint.restore(prefix).assert_existing_objects_matched()
+        run.checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
         results = {"global_step": run.step, **_eval_metrics(run)}
         curve["checkpoints"] = sorted(curve["checkpoints"] + [results],
                                       key=lambda point: point["global_step"])

@@ -27,8 +27,9 @@ import tensorflow as tf
 from absl import flags
 
 from electra_tf.optimization import create_optimizer, with_loss_scaling
-from electra_tf.training.strategy import (STRATEGIES, create_strategy, is_chief, set_precision,
-                                         worker_directory, xla_is_default)
+from electra_tf.training.strategy import (STRATEGIES, create_strategy, default_precision,
+                                         is_chief, set_precision, worker_directory,
+                                         xla_is_default)
 
 RUNTIME_FLAGS = ("strategy", "tpu", "jit_compile", "mixed_precision")
 DEFAULT_STRATEGY = "default"
@@ -43,13 +44,20 @@ class Runtime:
       chief: True where checkpoints, summaries, exports and messages are written.
       write_dir: ``model_dir`` on the chief, a scratch directory on other workers (None
         without a model_dir).
-      mixed_precision: None, "bfloat16" or "float16" (float16 adds loss scaling).
+      mixed_precision: None (float32), "bfloat16" or "float16" (float16 adds loss
+        scaling): the one asked for, or the device's default (:func:`default_precision`).
+      precision_reason: why, in words ("asked for", or the default's reason).
       jit_compile: whether train steps are XLA-compiled.
     """
 
     def __init__(self, strategy: str = DEFAULT_STRATEGY, tpu: Optional[str] = None,
                  jit_compile: Optional[bool] = None, mixed_precision: Optional[str] = None,
                  model_dir: Optional[str] = None):
+        if mixed_precision == "auto":
+            mixed_precision, self.precision_reason = default_precision(strategy)
+        else:
+            self.precision_reason = "asked for"
+        mixed_precision = None if mixed_precision in (None, "", "float32") else mixed_precision
         set_precision(mixed_precision)
         self.mixed_precision = mixed_precision
         self.strategy_name = strategy
@@ -112,9 +120,13 @@ def define_runtime_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_boolean("jit_compile", None,
                          "XLA-compile the step. Default: on with one GPU or a TPU, off on CPUs "
                          "(slower there, see benchmarks/).", flag_values=flag_values)
-    flags.DEFINE_enum("mixed_precision", None, ["bfloat16", "float16"],
-                      "Mixed precision (weights, losses and pre-training's sampling stay "
-                      "float32; float16 adds dynamic loss scaling).", flag_values=flag_values)
+    flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "bfloat16", "float16"],
+                      "Compute precision (weights, losses, softmax/LayerNorm statistics and "
+                      "pre-training's sampling stay float32; float16 adds dynamic loss "
+                      "scaling). auto: bfloat16 on a TPU and on GPUs with bfloat16 tensor cores "
+                      "(compute capability >= 8.0), float32 elsewhere (on CPUs without AMX "
+                      "bfloat16 measured 1.4x slower, see benchmarks/).",
+                      flag_values=flag_values)
 
 
 def runtime_options(flag_values: flags.FlagValues) -> dict:

@@ -139,11 +139,37 @@ def xla_is_default(strategy: tf.distribute.Strategy) -> bool:
     return strategy.num_replicas_in_sync == 1 and bool(tf.config.list_logical_devices("GPU"))
 
 
+def default_precision(strategy_name: str) -> tuple[Optional[str], str]:
+    """The precision a run uses when --mixed_precision is not given, and why.
+
+    Returns ``("bfloat16", reason)`` on a TPU and on GPUs with bfloat16 tensor cores
+    (compute capability 8.0 and up), else ``(None, reason)`` for float32. CPUs stay in
+    float32: on the AVX-512-bf16 Xeon without AMX that the benchmarks ran on, the bfloat16
+    ELECTRA-Small step was 1.4x slower than float32 (benchmarks/results.jsonl).
+    Decided before the strategy is built, from the physical devices only.
+    """
+    if strategy_name == "tpu":
+        return "bfloat16", "the default on a TPU"
+    capabilities = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            capabilities.append(
+                tuple(tf.config.experimental.get_device_details(gpu)["compute_capability"]))
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            capabilities.append((0, 0))  # unknown: do not assume bfloat16 tensor cores
+    if capabilities and min(capabilities) >= (8, 0):
+        return "bfloat16", ("the default on GPUs with bfloat16 tensor cores (compute "
+                            "capability >= 8.0)")
+    if capabilities:
+        return None, "the default on GPUs without bfloat16 tensor cores"
+    return None, "the default on CPUs (bfloat16 measured slower without AMX; see benchmarks/)"
+
+
 def set_precision(mixed_precision: Optional[str]) -> None:
     """Sets the Keras dtype policy: float32, or mixed bfloat16/float16 (weights stay float32)."""
     policies = {None: "float32", "": "float32", "float32": "float32",
                 "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
     if mixed_precision not in policies:
-        raise StrategyError(f"--mixed_precision must be bfloat16 or float16, "
+        raise StrategyError(f"--mixed_precision must be float32, bfloat16 or float16, "
                             f"got {mixed_precision!r}")
     keras.mixed_precision.set_global_policy(policies[mixed_precision])
