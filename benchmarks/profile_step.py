@@ -21,6 +21,7 @@ import collections
 import glob
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -30,36 +31,43 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Parts of the step, matched in order against an op's full name (its name scopes); the
-# first pattern found names the part.
+# Parts of the step: the first pattern found in an op's scope (its name without the
+# op type, "gradient_tape/" kept so backward ops count with their forward part) names it.
 PARTS = (
-    ("optimizer update", ("AdamWeightDecay", "adam_weight_decay", "optimizer", "Adam",
-                          "clip_by_global_norm", "global_norm", "apply_gradients")),
-    ("generator vocabulary projection + softmax",
-     ("generator_predictions", "output_bias", "log_softmax", "LogSoftmax", "mlm_logits",
-      "masked_lm")),
-    ("Gumbel sampling + corruption", ("gumbel", "Gumbel", "sample", "stateless_random",
-                                      "StatelessRandom", "scatter", "Scatter", "mask_")),
-    ("attention", ("attention", "self_attention", "einsum", "Einsum", "BatchMatMul")),
-    ("feed-forward", ("intermediate", "output/dense", "ffn", "feed_forward")),
-    ("LayerNorm", ("layer_norm", "LayerNorm", "layernorm")),
-    ("embeddings", ("embedding", "Embedding", "GatherV2", "ResourceGather")),
-    ("discriminator head + loss", ("discriminator_predictions", "sigmoid", "Sigmoid")),
+    ("optimizer update (incl. gradient clipping)", ("optimizer_update", "global_norm",
+                                                    "clip_by_global_norm")),
+    ("masking", ("masking/",)),
+    ("Gumbel sampling + replacement", ("sampling/",)),
+    ("generator MLM loss (softmax over the vocabulary)", ("generator_loss/",)),
+    ("discriminator loss", ("discriminator_loss/",)),
+    ("generator vocabulary projection", ("generator_predictions", "output_bias", "logits")),
+    ("attention dropout", ("attention_probs_dropout",)),
+    ("other dropout", ("dropout",)),
+    ("LayerNorm", ("layer_norm", "LayerNorm")),
+    ("feed-forward (intermediate + GELU, output)", ("intermediate", "output_dense")),
+    ("attention projections (Q, K, V, output)", ("/query", "/key", "/value",
+                                                 "attention_output")),
+    ("attention scores, softmax, context", ("layer_",)),  # the rest of a layer's ops
+    ("embeddings", ("embedding",)),
+    # Tied/shared weights (the word embeddings) get gradients from several uses, which
+    # TensorFlow densifies (UnsortedSegmentSum) and adds (AddN).
+    ("gradient sums of shared weights (embeddings)", ("AddN",)),
+    ("discriminator head", ("discriminator_predictions", "dense_prediction")),
 )
 
 
-def part_of(name: str) -> str:
+def part_of(scope: str) -> str:
     for part, patterns in PARTS:
-        if any(p in name for p in patterns):
+        if any(p in scope for p in patterns):
             return part
     return "other"
 
 
-def op_times(logdir: str) -> tuple[dict, dict, float]:
+def op_times(logdir: str) -> tuple[dict, dict, dict, float]:
     """Sums the durations (s) of executed TF ops in the newest trace under ``logdir``.
 
-    Returns ({op type: s}, {part: s}, total s). An op event's name is ``scope/.../name``
-    with its type given after ``:`` by the TensorFlow executor (``name:Type``).
+    Returns ({op type: s}, {part: s}, {op name in no part: s}, total s). An op event's
+    name is ``scope/.../name:Type`` (layer numbers are folded into ``layer_N``).
     """
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     paths = sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))
@@ -68,7 +76,8 @@ def op_times(logdir: str) -> tuple[dict, dict, float]:
     space = xplane_pb2.XSpace()
     with open(paths[-1], "rb") as f:
         space.ParseFromString(f.read())
-    by_type, by_part = collections.Counter(), collections.Counter()
+    by_type, by_part, unassigned = (collections.Counter(), collections.Counter(),
+                                    collections.Counter())
     for plane in space.planes:
         if not plane.name.startswith("/host:CPU"):
             continue
@@ -84,8 +93,11 @@ def op_times(logdir: str) -> tuple[dict, dict, float]:
                 op_type = op_type.replace("_MklNative", "").replace("_Mkl", "").lstrip("_")
                 seconds = event.duration_ps / 1e12
                 by_type[op_type] += seconds
-                by_part[part_of(scope)] += seconds
-    return dict(by_type), dict(by_part), sum(by_type.values())
+                part = part_of(scope)
+                by_part[part] += seconds
+                if part == "other":
+                    unassigned[re.sub(r"layer_\d+(_\d+)?", "layer_N", name)] += seconds
+    return dict(by_type), dict(by_part), dict(unassigned), sum(by_type.values())
 
 
 def main(argv=None) -> int:
@@ -100,6 +112,8 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--top", type=int, default=15, help="op types to print")
+    ap.add_argument("--show_other", type=int, default=0, help="list the N largest ops "
+                    "that no part matched")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
 
@@ -131,7 +145,7 @@ def main(argv=None) -> int:
             float(train_step(run.iterator)["total_loss"])
         wall = (time.perf_counter() - start) / args.steps
         tf.profiler.experimental.stop()
-        by_type, by_part, total = op_times(logdir)
+        by_type, by_part, unassigned, total = op_times(logdir)
 
     print(f"{args.mixed_precision}, B={args.batch_size}, L={args.seq_length}, "
           f"XLA {'on' if args.xla else 'off'}: {wall:.2f} s/step wall while tracing; "
@@ -142,6 +156,10 @@ def main(argv=None) -> int:
     print(f"\ntop {args.top} op types:")
     for op_type, seconds in sorted(by_type.items(), key=lambda kv: -kv[1])[:args.top]:
         print(f"  {100 * seconds / total:5.1f}%  {op_type}")
+    if args.show_other:
+        print("\nlargest ops of no part:")
+        for name, seconds in sorted(unassigned.items(), key=lambda kv: -kv[1])[:args.show_other]:
+            print(f"  {100 * seconds / total:5.1f}%  {name}")
     if args.json:
         row = {"benchmark": "profile_step", "precision": args.mixed_precision,
                "batch": args.batch_size, "seq": args.seq_length, "xla": args.xla,

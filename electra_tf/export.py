@@ -82,6 +82,7 @@ from collections.abc import Sequence
 
 from electra_tf import cli
 from electra_tf.io_utils import first_line, staged_directory
+from electra_tf.preprocessing import check_max_seq_length
 
 DEFAULT_MAX_SEQ_LENGTH = 128
 INFO_FILE = "electra_export.json"
@@ -289,14 +290,12 @@ def _vocab(vocab_file: str | None, vocab_size: int, source: str):
     return tokens, tokenizer.special_ids
 
 
-def _check_length(max_seq_length: int | None, transformer_config, low: int = 2) -> int:
+def _check_length(max_seq_length: int | None, transformer_config, pair: bool) -> int:
     limit = transformer_config.max_position_embeddings
     if max_seq_length is None:
         max_seq_length = min(DEFAULT_MAX_SEQ_LENGTH, limit)
-    if not low <= max_seq_length <= limit:
-        raise ExportError(f"--max_seq_length must be in [{low}, {limit}] "
-                          f"(max_position_embeddings), got {max_seq_length}")
-    return int(max_seq_length)
+    return check_max_seq_length(max_seq_length, limit, pair=pair, error=ExportError,
+                                name="--max_seq_length")
 
 
 def export_discriminator(discriminator, vocab_file: str, output: str, *,
@@ -310,7 +309,7 @@ def export_discriminator(discriminator, vocab_file: str, output: str, *,
     tf = _tf()
     output = _check_output(output, overwrite)
     config = discriminator.config
-    length = _check_length(max_seq_length, config, low=3)
+    length = _check_length(max_seq_length, config, pair=True)
     tokens, special = _vocab(vocab_file, config.vocab_size, source or "the model")
     root = tf.Module()
     root.encoder = _text_encoder(tokens, special, do_lower_case, length)
@@ -347,8 +346,7 @@ def export_finetuned(model, tasks: Sequence, vocab_file: str, output: str, *,
     if not names or len(set(names)) != len(names):
         raise ExportError(f"give each task once (got {', '.join(names) or 'none'})")
     length = _check_length(max_seq_length, model.config,
-                           low=3 if any(i["pair"] or i["kind"] == "tagging" for i in infos)
-                           else 2)
+                           pair=any(i["pair"] or i["kind"] == "tagging" for i in infos))
     tokens, special = _vocab(vocab_file, model.config.vocab_size, source or "the model")
     heads = {head.task_name: head for head in model.heads}
     root = tf.Module()

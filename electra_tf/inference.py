@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from electra_tf import cli, preprocessing
+from electra_tf.preprocessing import check_max_seq_length
 from electra_tf.io_utils import first_line
 
 TextInput = str | Sequence[str]  # a text, or (text_a, text_b)
@@ -121,17 +122,6 @@ def make_tokenizer(vocab_file: str | None, do_lower_case: bool, vocab_size: int)
         raise InputError(f"{vocab_file} has {tokenizer.vocab_size} tokens but the model's "
                          f"embedding table has {vocab_size} rows: wrong --vocab_file?")
     return tokenizer
-
-
-def check_max_seq_length(max_seq_length: int, transformer_config, pairs: bool = False) -> int:
-    """``max_seq_length`` if it holds the special tokens and the model's positions, else
-    InputError."""
-    limit = transformer_config.max_position_embeddings
-    low = 3 if pairs else 2
-    if not low <= max_seq_length <= limit:
-        raise InputError(f"max_seq_length must be in [{low}, {limit}] "
-                         f"(max_position_embeddings), got {max_seq_length}")
-    return max_seq_length
 
 
 def load(model_or_path, require: tuple, need_vocab: bool = True):
@@ -281,7 +271,8 @@ def detect_with(model, tokenizer, texts: Iterable[TextInput], max_seq_length: in
     if discriminator is None or getattr(model, "has_discriminator_head", True) is False:
         raise InputError("the model has no replaced-token detection head")
     pairs = any(split_pair(t)[1] is not None for t in texts)
-    check_max_seq_length(max_seq_length, transformer, pairs)
+    check_max_seq_length(max_seq_length, transformer.max_position_embeddings, pair=pairs,
+                         error=InputError)
     examples = [encode(tokenizer, t, max_seq_length) for t in texts]
     if not examples:
         return []

@@ -54,12 +54,31 @@ def kept_lengths(len_a, len_b, max_seq_length: int, ops=np):
     return keep_a, keep_b
 
 
-def check_room_for_specials(max_seq_length: int, pair: bool) -> None:
-    """ValueError unless L holds ``[CLS] [SEP]`` (and the second ``[SEP]`` of a pair)."""
-    if pair and max_seq_length < 3:
-        raise ValueError(f"max_seq_length {max_seq_length} < 3 cannot hold a sentence pair")
-    if max_seq_length < 2:
-        raise ValueError(f"max_seq_length {max_seq_length} < 2 cannot hold [CLS] [SEP]")
+def check_max_seq_length(max_seq_length: int, max_position_embeddings: int | None = None, *,
+                         pair: bool = False, error: type = ValueError,
+                         name: str = "max_seq_length") -> int:
+    """L, checked once for every text-to-features path.
+
+    Args:
+      max_seq_length: L.
+      max_position_embeddings: the model's position table size, the upper bound (None:
+        no model at hand, only the lower bound is checked).
+      pair: the texts may be pairs, which need a second ``[SEP]``.
+      error: the exception type raised (each command's user-error type).
+      name: how the message names L (a flag, e.g. ``--max_seq_length``).
+    Returns:
+      ``int(max_seq_length)`` when L holds ``[CLS] [SEP]`` (and a pair's second
+      ``[SEP]``) and fits the position table; otherwise raises ``error``.
+    """
+    low = 3 if pair else 2
+    if max_position_embeddings is not None and not (
+            low <= max_seq_length <= max_position_embeddings):
+        raise error(f"{name} must be in [{low}, {max_position_embeddings}] "
+                    f"(max_position_embeddings), got {max_seq_length}")
+    if max_seq_length < low:
+        raise error(f"{name} {max_seq_length} < {low} cannot hold "
+                    + ("a sentence pair" if pair else "[CLS] [SEP]"))
+    return int(max_seq_length)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +128,7 @@ def pack_pair(ids_a: Sequence[int], ids_b: Sequence[int] | None, max_seq_length:
       ValueError: L too small for [CLS] [SEP] (and the pair's second [SEP]).
     """
     ids_a, ids_b = list(ids_a), list(ids_b or ())
-    check_room_for_specials(max_seq_length, pair=bool(ids_b))
+    check_max_seq_length(max_seq_length, pair=bool(ids_b))
     keep_a, keep_b = (int(n) for n in kept_lengths(len(ids_a), len(ids_b), max_seq_length))
     input_ids = [cls_id, *ids_a[:keep_a], sep_id]
     segment_ids = [0] * len(input_ids)
@@ -154,7 +173,7 @@ def pack_ragged(ids_a, ids_b, max_seq_length: int, cls_id: int, sep_id: int) -> 
       ``input_ids``, ``input_mask``, ``segment_ids``: int32 [B, L].
     """
     import tensorflow as tf
-    check_room_for_specials(max_seq_length, pair=ids_b is not None)
+    check_max_seq_length(max_seq_length, pair=ids_b is not None)
     batch = ids_a.nrows()
     if ids_b is None:
         ids_b = tf.RaggedTensor.from_row_lengths(tf.zeros([0], ids_a.dtype),

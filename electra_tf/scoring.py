@@ -31,11 +31,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from electra_tf import cli
+from electra_tf.preprocessing import check_max_seq_length
 from electra_tf.inference import (
     Encoded,
     InputError,
     batches_by_length,
-    check_max_seq_length,
     compiled,
     define_common_flags,
     discriminator_logits,
@@ -123,7 +123,7 @@ def _electric(model_or_path, tokenizer, vocab_file, do_lower_case, max_seq_lengt
         discriminator = model.discriminator
     else:  # a bare Keras discriminator: the caller vouches that it was trained as Electric
         discriminator = model
-    check_max_seq_length(max_len, transformer)
+    check_max_seq_length(max_len, transformer.max_position_embeddings, error=InputError)
     return discriminator, tokenizer, max_len
 
 
@@ -241,7 +241,7 @@ def _mlm(model_or_path, tokenizer, vocab_file, do_lower_case, max_seq_length):
     if isinstance(generator, TwoTowerClozeGenerator):
         raise InputError("this checkpoint's generator is Electric's two-tower cloze model, "
                          "not a masked LM: score it with method 'electric'")
-    check_max_seq_length(max_len, transformer)
+    check_max_seq_length(max_len, transformer.max_position_embeddings, error=InputError)
     return generator, tokenizer, max_len
 
 

@@ -43,7 +43,7 @@ class ElectraPreprocessor:
     def __init__(self, tokenizer, sequence_length: int = DEFAULT_SEQUENCE_LENGTH):
         self.tokenizer = tokenizer
         self.sequence_length = int(sequence_length)
-        preprocessing.check_room_for_specials(self.sequence_length, pair=False)
+        preprocessing.check_max_seq_length(self.sequence_length)
 
     @classmethod
     def from_pretrained(cls, path, sequence_length: int = DEFAULT_SEQUENCE_LENGTH,

@@ -77,8 +77,9 @@ class PretrainingObjective:
         gen_inputs = {**features, "input_ids": masked["input_ids"],
                       "masked_lm_positions": masked["masked_lm_positions"]}
         logits = gen(gen_inputs, training=training)["logits"]
-        loss, _ = losses.softmax_loss(logits, masked["masked_lm_ids"], masked["masked_lm_weights"],
-                                      denominator)
+        with tf.name_scope("generator_loss"):
+            loss, _ = losses.softmax_loss(logits, masked["masked_lm_ids"],
+                                          masked["masked_lm_weights"], denominator)
         return logits, loss, None
 
     def __call__(self, features: Mapping[str, tf.Tensor], seed: tf.Tensor,
@@ -100,9 +101,11 @@ class PretrainingObjective:
         c = self.config
         features = {k: tf.cast(features[k], tf.int32)
                     for k in ("input_ids", "input_mask", "segment_ids")}
-        masked = mask_inputs(features["input_ids"], features["input_mask"],
-                             mask_prob=c.mask_prob, max_predictions=c.max_predictions_per_seq,
-                             special_ids=self.special_ids, seed=seed)
+        with tf.name_scope("masking"):  # op names only: they let profiles attribute time
+            masked = mask_inputs(features["input_ids"], features["input_mask"],
+                                 mask_prob=c.mask_prob,
+                                 max_predictions=c.max_predictions_per_seq,
+                                 special_ids=self.special_ids, seed=seed)
         denominators = denominators or {}
         mlm_logits, gen_loss, cloze = self._generator_logits(features, masked, training,
                                                              denominators.get("mlm"))
@@ -110,18 +113,20 @@ class PretrainingObjective:
                "total_loss": c.gen_weight * gen_loss}
         if not self.rtd:
             return out
-        sampled = sample_tokens(mlm_logits, seed, c.temperature,
-                                masked["masked_lm_ids"] if c.disallow_correct else None)
-        fake_ids, labels, _ = replace_tokens(features["input_ids"], sampled,
-                                             masked["masked_lm_positions"],
-                                             label_every_replacement=c.electric_objective)
+        with tf.name_scope("sampling"):
+            sampled = sample_tokens(mlm_logits, seed, c.temperature,
+                                    masked["masked_lm_ids"] if c.disallow_correct else None)
+            fake_ids, labels, _ = replace_tokens(features["input_ids"], sampled,
+                                                 masked["masked_lm_positions"],
+                                                 label_every_replacement=c.electric_objective)
         disc_logits = self.models.discriminator(
             {**features, "input_ids": fake_ids}, training=training)["logits"]
         if c.electric_objective:
             disc_logits = losses.electric_logits(disc_logits, cloze, fake_ids, c.mask_prob)
-        disc_loss, per_example = losses.discriminator_loss(disc_logits, labels,
-                                                           features["input_mask"],
-                                                           denominators.get("disc"))
+        with tf.name_scope("discriminator_loss"):
+            disc_loss, per_example = losses.discriminator_loss(disc_logits, labels,
+                                                               features["input_mask"],
+                                                               denominators.get("disc"))
         out.update(sampled_ids=sampled, fake_ids=fake_ids, disc_labels=labels,
                    disc_logits=tf.cast(disc_logits, tf.float32), disc_loss=disc_loss,
                    disc_per_example_loss=per_example,

@@ -59,7 +59,8 @@ def make_update_step(strategy: tf.distribute.Strategy, optimizer, variables: lis
 
     def replica_step(features, micro_index, *args):
         gradients, stats = compute(features, micro_index, *args)
-        optimizer.apply_gradients(zip(gradients, variables))
+        with tf.name_scope("optimizer_update"):  # op names only, for profiles
+            optimizer.apply_gradients(zip(gradients, variables))
         return stats
 
     def replica_accumulate(batches, micro_index, *args):
@@ -70,7 +71,8 @@ def make_update_step(strategy: tf.distribute.Strategy, optimizer, variables: lis
         return stats
 
     def replica_apply():
-        optimizer.apply_gradients(zip([a.read_value() for a in accumulators], variables))
+        with tf.name_scope("optimizer_update"):
+            optimizer.apply_gradients(zip([a.read_value() for a in accumulators], variables))
         for accumulator in accumulators:
             accumulator.assign(tf.zeros_like(accumulator))
 
