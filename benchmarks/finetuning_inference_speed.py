@@ -1,0 +1,586 @@
+"""Fine-tuning and inference speed of ELECTRA-Small, beside Hugging Face transformers (PyTorch).
+
+    python benchmarks/finetuning_inference_speed.py                     # B=32, L=128, all rows
+    python benchmarks/finetuning_inference_speed.py --json=benchmarks/results.jsonl
+    python benchmarks/finetuning_inference_speed.py --what=inference --mixed_precision=float32
+    python benchmarks/finetuning_inference_speed.py --no-peers --repeats=2 --warmup=1 \
+        --model_hparams='{"model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 64}, "embedding_size": 32}'  # tiny
+
+Weights are random (speed does not depend on them); the shapes come from ``configs/<size>.json``
+through ``FinetuningConfig`` / ``PretrainingConfig`` (``--model_hparams`` changes them). The
+inputs are real English sentences of the bundled Wikipedia excerpt
+(``electra_tf/assets/corpus``), tokenized once by ``electra_tf``'s WordPiece tokenizer; the
+peer gets the same texts and the same ids.
+
+Rows (every one: the median of ``--repeats`` timed repeats after ``--warmup`` untimed ones,
+as s/batch and examples/s = batch / (s/batch)):
+
+Fine-tuning (SST-2 shapes: ``--batch_size`` 32, ``--seq_length`` 128; a repeat is one step):
+
+* ours: the step of ``run_finetuning.py``. The benchmark writes the sentences as an SST-2
+  ``train.tsv``, featurises them with the driver's ``cached_features`` and calls the driver's
+  own training loop ``electra_tf.training.finetune._train`` (optimizer from
+  ``Runtime.create_optimizer`` with ``finetuning_optimizer_arguments``: AdamWeightDecay,
+  warm-up, layer-wise LR decay, clipping; ``make_update_step``; the tf.data input), with
+  ``log_every_steps=1``; a step's time is the time between two of its progress messages.
+  Precisions: float32 and ``--mixed_precision=bfloat16`` (Keras ``mixed_bfloat16`` policy,
+  ``Runtime``); ``--xla`` picks ``jit_compile`` off (the CPU default), on or both.
+* peer: ``ElectraForSequenceClassification`` + ``torch.optim.AdamW`` (same LR, weight decay,
+  layer-wise multipliers, clipping), float32 and ``--bf16`` (``torch.autocast``).
+
+Inference (``--num_sentences`` texts, rounded down to a multiple of the batch size; a repeat
+is one pass over all of them; s/batch = pass time / batches):
+
+* ours ``detect_replaced_tokens``: ``electra_tf.inference.detect_replaced_tokens`` on the
+  strings (Python tokenization, batches of similar length padded to their longest, the
+  discriminator, the per-word-piece results) -- what ``python -m electra_tf.detect`` does.
+* ours ``discriminator_logits``: ``electra_tf.inference.discriminator_logits`` on the
+  pre-tokenized examples (``inference.encode``): the model part of the above.
+* ours ``SavedModel``: ``electra_tf.export.export_discriminator`` to a temporary directory,
+  ``tf.saved_model.load``, ``signatures["serving_default"](text=...)`` on batches of strings
+  (in-graph tokenization, padding to L).
+* peer ``ElectraForPreTraining`` under ``torch.inference_mode()``: ``ids_by_length`` (the very
+  batches of ``discriminator_logits``), ``text_by_length`` (transformers' tokenizer on the
+  same groups of strings, padding to the longest) and ``text_max_length`` (strings, padding
+  to L, like the SavedModel).
+  Ours in bfloat16: the discriminator built under the ``mixed_bfloat16`` policy (there is no
+  precision option in detect/export; a user sets the Keras policy before building).
+
+Ratios ours/peer (examples/s; > 1: electra-tf faster) pair each of our rows with the peer row
+of the same inputs and padding, at the same precision: fine-tuning step vs
+ElectraForSequenceClassification, detect_replaced_tokens vs text_by_length,
+discriminator_logits vs ids_by_length, SavedModel vs text_max_length.
+
+Each of our configurations runs in a fresh process (the Keras policy is global; memory is
+returned), the peer in the PyTorch venv (``--peer_python``), one process at a time. The
+machine must be otherwise idle: every number is wall-clock time on a shared CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PEER_PYTHON = "/tmp/peers-pt/bin/python"
+PEER_SCRIPT = os.path.join(ROOT, "benchmarks", "peers", "hf_finetune_inference.py")
+PEER_SETUP = ("python3 -m venv /tmp/peers-pt && /tmp/peers-pt/bin/pip install -q "
+              "torch==2.13.0 transformers  (see /work/shared/bench/README.md)")
+PRECISIONS = ("float32", "bfloat16")
+TASKS = ("finetune", "inference")
+# Our inference path -> the peer mode on the same inputs and padding.
+INFERENCE_PAIRS = {"detect_replaced_tokens": "text_by_length",
+                   "discriminator_logits": "ids_by_length",
+                   "saved_model": "text_max_length"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--what", default="finetune,inference",
+                    help="comma list of finetune, inference")
+    ap.add_argument("--batch_size", type=int, default=32, help="B of every row")
+    ap.add_argument("--seq_length", type=int, default=128,
+                    help="L: fine-tuning's max_seq_length, inference's truncation length")
+    ap.add_argument("--num_sentences", type=int, default=256,
+                    help="inference texts per repeat (rounded down to a multiple of B)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed repeats per row (median)")
+    ap.add_argument("--warmup", type=int, default=2,
+                    help="untimed repeats first (the first one traces)")
+    ap.add_argument("--mixed_precision", default="float32,bfloat16",
+                    help="comma list of float32, bfloat16, or all")
+    ap.add_argument("--xla", choices=["off", "on", "both"], default="off",
+                    help="fine-tuning step with jit_compile off (CPU default), on or both")
+    ap.add_argument("--model_size", default="small", help="preset in configs/")
+    ap.add_argument("--model_hparams", default=None,
+                    help="JSON dict of model hparams for both configs, e.g. "
+                         "model_hparam_overrides and embedding_size")
+    ap.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run transformers on PyTorch (--no-peers: ours only)")
+    ap.add_argument("--peer_python", default=PEER_PYTHON, help="python of the PyTorch venv")
+    ap.add_argument("--peer_threads", type=int, default=0,
+                    help="torch threads of the peer (0: torch's default, all cores)")
+    ap.add_argument("--peer_timeout", type=int, default=3600, help="seconds per peer process")
+    ap.add_argument("--json", default="", help="append JSON lines (one per row + a summary)")
+    ap.add_argument("--keep_dir", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--_child", default="", help=argparse.SUPPRESS)  # task,precision,xla,dir
+    args = ap.parse_args(argv)
+    args.tasks = [t.strip() for t in args.what.split(",") if t.strip()]
+    if not args.tasks or any(t not in TASKS for t in args.tasks):
+        ap.error(f"--what: choose from {', '.join(TASKS)}")
+    args.precisions = (list(PRECISIONS) if args.mixed_precision == "all" else
+                       [p.strip() for p in args.mixed_precision.split(",") if p.strip()])
+    if not args.precisions or any(p not in PRECISIONS for p in args.precisions):
+        ap.error(f"--mixed_precision: choose from {', '.join(PRECISIONS)} or all")
+    args.xla_modes = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
+    if args.repeats < 1 or args.warmup < 1:
+        ap.error("--repeats and --warmup must be >= 1 (the first repeat traces)")
+    if args.batch_size < 1 or args.num_sentences < args.batch_size:
+        ap.error("--num_sentences must be at least --batch_size >= 1")
+    args.num_sentences -= args.num_sentences % args.batch_size
+    return args
+
+
+# ---------------------------------------------------------------------------
+# Configs and inputs
+# ---------------------------------------------------------------------------
+
+def finetuning_config(args):
+    """The run's FinetuningConfig (SST-2, one epoch of warmup + repeats steps)."""
+    from electra_tf.config import FinetuningConfig, parse_hparams
+    return FinetuningConfig.from_preset(
+        args.model_size, ["sst"], parse_hparams(args.model_hparams),
+        max_seq_length=args.seq_length, train_batch_size=args.batch_size,
+        num_train_epochs=1.0, do_eval=False)
+
+
+def discriminator_config(args):
+    """The pre-trained discriminator's TransformerConfig of inference."""
+    from electra_tf.config import PretrainingConfig, parse_hparams
+    return PretrainingConfig.from_preset(args.model_size, parse_hparams(args.model_hparams),
+                                         max_seq_length=args.seq_length).discriminator_config()
+
+
+def english_sentences(count: int, min_words: int = 6, max_words: int = 60) -> list:
+    """``count`` sentences of the bundled Wikipedia excerpt (cycled if it has fewer)."""
+    import gzip
+    from electra_tf.data.pretraining_data import default_corpus_files
+    found = []
+    for corpus_file in default_corpus_files():
+        with gzip.open(corpus_file.path, "rt", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("<"):
+                    continue  # <doc ...> markers
+                # A sentence ends at . ! ? before a space and a capital or quote.
+                for sentence in re.split(r'(?<=[.!?])\s+(?=[A-Z"])', line.strip()):
+                    if min_words <= len(sentence.split()) <= max_words:
+                        found.append(sentence)
+                        if len(found) == count:
+                            return found
+    if not found:
+        raise SystemExit("no sentences in the bundled corpus")
+    return [found[i % len(found)] for i in range(count)]
+
+
+def write_inputs(args, directory: str) -> str:
+    """Writes the shared inputs: the SST-2 train.tsv of fine-tuning and ``inputs.json`` (texts,
+    electra-tf's ids, by-length batches, the fine-tuning batch); returns the JSON path."""
+    from electra_tf import inference
+    from electra_tf.tokenization import FullTokenizer, default_vocab_file
+    config = finetuning_config(args)
+    tokenizer = FullTokenizer(default_vocab_file(), do_lower_case=config.do_lower_case)
+    B, L = args.batch_size, args.seq_length
+    n_train = B * (args.warmup + args.repeats)  # one epoch = exactly the steps run
+    sentences = english_sentences(max(n_train, args.num_sentences))
+
+    task_dir = os.path.join(directory, "data", "finetuning_data", "sst")
+    os.makedirs(task_dir)
+    with open(os.path.join(task_dir, "train.tsv"), "w", encoding="utf-8") as f:
+        f.write("sentence\tlabel\n")
+        for i, s in enumerate(sentences[:n_train]):
+            f.write(f"{s.replace(chr(9), ' ')}\t{i % 2}\n")
+
+    # Fine-tuning features of the peer, packed by the rule of fine-tuning (preprocessing).
+    train = [inference.encode(tokenizer, s, L) for s in sentences[:n_train]]
+    texts = sentences[:args.num_sentences]
+    examples = [inference.encode(tokenizer, t, L) for t in texts]
+    inputs = {
+        "batch_size": B, "max_seq_length": L, "vocab_file": default_vocab_file(),
+        "do_lower_case": config.do_lower_case, "texts": texts,
+        "encoded_ids": [e.input_ids for e in examples],
+        "batches_by_length": inference.batches_by_length(examples, B),
+        "finetune": {
+            "input_ids": [e.input_ids + [0] * (L - len(e.input_ids)) for e in train],
+            "input_mask": [[1] * len(e.input_ids) + [0] * (L - len(e.input_ids)) for e in train],
+            "segment_ids": [e.segment_ids + [0] * (L - len(e.input_ids)) for e in train],
+            "labels": [i % 2 for i in range(n_train)]},
+    }
+    path = os.path.join(directory, "inputs.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(inputs, f)
+    return path
+
+
+def summarize(times, batches_per_repeat: int, batch: int) -> dict:
+    """s/batch = median repeat time / batches per repeat; examples/s = batch / (s/batch)."""
+    per_batch = statistics.median(times) / batches_per_repeat
+    return {"repeat_times": list(times), "batches_per_repeat": batches_per_repeat,
+            "median_s_per_batch": per_batch, "examples_per_s": batch / per_batch}
+
+
+# ---------------------------------------------------------------------------
+# Ours (each in a child process)
+# ---------------------------------------------------------------------------
+
+STEP_MESSAGE = re.compile(r"step (\d+)/(\d+) .*\| loss (\S+)")
+
+
+def time_finetuning(args, precision: str, xla: bool, directory: str) -> dict:
+    """Times the fine-tuning driver's training loop step by step (see the module docstring)."""
+    import keras
+    import numpy as np
+    from electra_tf.finetuning.feature_cache import all_feature_specs, cached_features
+    from electra_tf.finetuning.model import FinetuningModel
+    from electra_tf.tokenization import FullTokenizer, default_vocab_file
+    from electra_tf.training import finetune
+    from electra_tf.training.runtime import Runtime
+
+    config = finetuning_config(args)
+    name = f"{precision}-xla{int(xla)}"
+    options = finetune.FinetuneOptions(
+        data_dir=os.path.join(directory, "data"),
+        model_dir=os.path.join(directory, f"model-{name}"),
+        results_dir=os.path.join(directory, f"results-{name}"),
+        preprocessed_dir=os.path.join(directory, f"features-{name}"),
+        jit_compile=xla, mixed_precision=None if precision == "float32" else precision,
+        seed=0, log_every_steps=1, quiet=True)
+    runtime = Runtime.from_options(options)  # first: sets the Keras policy
+    tokenizer = FullTokenizer(default_vocab_file(), do_lower_case=config.do_lower_case)
+    tasks = finetune._tasks(config, options, tokenizer)
+    specs = all_feature_specs(tasks, config.max_seq_length)
+    features = cached_features(tasks, "train", True, config.train_batch_size, config, options,
+                               say=lambda message: None)
+    trial = 1
+    keras.utils.set_random_seed(options.seed + trial)
+    with runtime.strategy.scope():
+        model = FinetuningModel(config.discriminator_config(), tasks, config)
+        model.build()
+    before = [v.numpy().copy() for v in model.trainable_variables]
+
+    messages = []  # (time, message): the driver reports every step after it finished
+
+    def say(message):
+        messages.append((time.perf_counter(), message))
+
+    started = time.perf_counter()
+    finetune._train(model, tasks, specs, config, options, trial, say, runtime,
+                    features=features)
+    steps = [(t, STEP_MESSAGE.search(m)) for t, m in messages]
+    steps = [(t, int(m.group(1)), float(m.group(3))) for t, m in steps if m]
+    expected = args.warmup + args.repeats
+    if [s for _, s, _ in steps] != list(range(1, expected + 1)):
+        raise RuntimeError(f"expected progress messages of steps 1..{expected}, got "
+                           f"{[m for _, m in messages]}")
+    # The first interval also holds building the optimizer and the input, and tracing.
+    ends = [started] + [t for t, _, _ in steps]
+    durations = [b - a for a, b in zip(ends, ends[1:])]
+    change = max(float(np.max(np.abs(v.numpy() - b)))
+                 for v, b in zip(model.trainable_variables, before))
+    disc = config.discriminator_config()
+    return {"impl": "electra_tf", "task": "finetune", "path": "training.finetune._train step",
+            "input": "ids", "padding": "max_length", "precision": precision, "xla": xla,
+            "first_s": durations[0], "losses": [loss for _, _, loss in steps],
+            "loss_reduction": "sum over the batch",
+            "max_weight_change": change, "weights_changed": change > 0,
+            "params_m": sum(int(np.prod(v.shape)) for v in model.trainable_variables) / 1e6,
+            "learning_rate": config.learning_rate, "layerwise_lr_decay": config.layerwise_lr_decay,
+            "layers": disc.num_hidden_layers, "hidden": disc.hidden_size,
+            **summarize(durations[args.warmup:], 1, args.batch_size)}
+
+
+def _timed(run, warmup: int, repeats: int):
+    """(first call's seconds, timed repeat seconds) of ``run()`` after ``warmup`` calls."""
+    start = time.perf_counter()
+    run()
+    first = time.perf_counter() - start
+    for _ in range(warmup - 1):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return first, times
+
+
+def time_inference(args, precision: str, directory: str, inputs_path: str) -> list:
+    """Times detect_replaced_tokens, discriminator_logits and the exported SavedModel."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from electra_tf import inference
+    from electra_tf.export import export_discriminator
+    from electra_tf.modeling.discriminator import Discriminator
+    from electra_tf.tokenization import FullTokenizer, default_vocab_file
+    from electra_tf.training.strategy import set_precision
+
+    with open(inputs_path, encoding="utf-8") as f:
+        inputs = json.load(f)
+    texts, B, L = inputs["texts"], args.batch_size, args.seq_length
+    set_precision(None if precision == "float32" else precision)
+    config = discriminator_config(args)
+    keras.utils.set_random_seed(0)
+    discriminator = Discriminator(config)
+    discriminator.build()
+    tokenizer = FullTokenizer(default_vocab_file(), do_lower_case=inputs["do_lower_case"])
+    examples = [inference.encode(tokenizer, t, L) for t in texts]
+    n_batches = len(inference.batches_by_length(examples, B))
+    common = {"impl": "electra_tf", "task": "inference", "precision": precision, "xla": False,
+              "num_sentences": len(texts)}
+    rows = []
+
+    def detect():
+        inference.detect_replaced_tokens(discriminator, texts, tokenizer=tokenizer,
+                                         max_seq_length=L, batch_size=B)
+
+    def logits():
+        inference.discriminator_logits(discriminator, examples, B)
+
+    for path, run, kind in (("detect_replaced_tokens", detect, "strings"),
+                            ("discriminator_logits", logits, "ids")):
+        first, times = _timed(run, args.warmup, args.repeats)
+        rows.append({**common, "path": path, "input": kind, "padding": "by_length",
+                     "first_s": first, **summarize(times, n_batches, B)})
+
+    export_dir = export_discriminator(discriminator, default_vocab_file(),
+                                      os.path.join(directory, f"saved_model-{precision}"),
+                                      do_lower_case=inputs["do_lower_case"], max_seq_length=L)
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    groups = [texts[i:i + B] for i in range(0, len(texts), B)]
+    # Same inputs: the in-graph tokenizer's ids against electra-tf's, text by text.
+    graph_ids = serve(text=tf.constant(texts))["input_ids"].numpy()
+    same = np.mean([list(row[:len(ids)]) == ids and not row[len(ids):].any()
+                    for row, ids in zip(graph_ids, inputs["encoded_ids"])])
+
+    def saved_model():
+        for group in groups:
+            serve(text=tf.constant(group))["logits"].numpy()
+
+    first, times = _timed(saved_model, args.warmup, args.repeats)
+    rows.append({**common, "path": "saved_model", "input": "strings", "padding": "max_length",
+                 "first_s": first, "ids_match_fraction": float(same),
+                 **summarize(times, len(groups), B)})
+    return rows
+
+
+def run_ours(args, task: str, precision: str, xla: bool, directory: str,
+             inputs_path: str) -> list:
+    """Our rows of one configuration, measured in a fresh process."""
+    cmd = [sys.executable, os.path.abspath(__file__),
+           f"--_child={task},{precision},{int(xla)},{directory},{inputs_path}",
+           f"--batch_size={args.batch_size}", f"--seq_length={args.seq_length}",
+           f"--num_sentences={args.num_sentences}", f"--repeats={args.repeats}",
+           f"--warmup={args.warmup}", f"--model_size={args.model_size}"]
+    if args.model_hparams:
+        cmd.append(f"--model_hparams={args.model_hparams}")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    rows = [json.loads(line[len("OURS "):]) for line in proc.stdout.splitlines()
+            if line.startswith("OURS ")]
+    if proc.returncode != 0 or not rows:
+        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
+        return [{"impl": "electra_tf", "task": task, "precision": precision, "xla": xla,
+                 "path": task, "error": f"exit {proc.returncode}: {tail}"}]
+    return rows
+
+
+def child_main(args) -> int:
+    task, precision, xla, directory, inputs_path = args._child.split(",", 4)
+    if task == "finetune":
+        rows = [time_finetuning(args, precision, bool(int(xla)), directory)]
+    else:
+        rows = time_inference(args, precision, directory, inputs_path)
+    for row in rows:
+        print("OURS " + json.dumps(row), flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# The peer
+# ---------------------------------------------------------------------------
+
+def run_peer(args, task: str, precision: str, inputs_path: str) -> list:
+    """The peer's rows of one task and precision (its own process, in its venv)."""
+    if not os.path.exists(args.peer_python):
+        return []
+    config = finetuning_config(args) if task == "finetune" else None
+    shape = (config.discriminator_config() if config else discriminator_config(args))
+    cmd = [args.peer_python, PEER_SCRIPT, f"--task={task}", f"--inputs={inputs_path}",
+           f"--warmup={args.warmup}", f"--repeats={args.repeats}",
+           f"--vocab={shape.vocab_size}", f"--hidden={shape.hidden_size}",
+           f"--layers={shape.num_hidden_layers}", f"--heads={shape.num_attention_heads}",
+           f"--intermediate={shape.intermediate_size}", f"--embedding={shape.embedding_size}",
+           f"--max_positions={shape.max_position_embeddings}",
+           f"--dropout={shape.hidden_dropout_prob}"]
+    if config is not None:
+        cmd += [f"--learning_rate={config.learning_rate}",
+                f"--weight_decay={config.weight_decay_rate}",
+                f"--layerwise_lr_decay={config.layerwise_lr_decay}"]
+    if precision == "bfloat16":
+        cmd.append("--bf16")
+    if args.peer_threads:
+        cmd.append(f"--threads={args.peer_threads}")
+    print(f"  peer: {' '.join(cmd)}", flush=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.peer_timeout)
+    except subprocess.TimeoutExpired:
+        return [{"impl": "hf", "task": task, "precision": precision, "path": task,
+                 "error": f"timed out after {args.peer_timeout} s"}]
+    rows = [json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines()
+            if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not rows:
+        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
+        return [{"impl": "hf", "task": task, "precision": precision, "path": task,
+                 "error": f"exit {proc.returncode}: {tail}"}]
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+def label_of(row) -> str:
+    precision = {"float32": "fp32", "bfloat16": "bf16"}[row.get("precision", "float32")]
+    if row["impl"] == "electra_tf":
+        xla = " XLA" if row.get("xla") else ""
+        return f"electra-tf {row['path']}{xla} {precision}"
+    return f"HF {row['path']} {precision}"
+
+
+def ratios(rows) -> list:
+    """ours/peer examples/s of the rows on the same inputs, padding and precision."""
+    ok = [r for r in rows if "error" not in r]
+    out = []
+    for mine in (r for r in ok if r["impl"] == "electra_tf"):
+        if mine["task"] == "finetune":
+            peer_path = "ElectraForSequenceClassification + torch AdamW"
+        else:
+            peer_path = f"ElectraForPreTraining {INFERENCE_PAIRS[mine['path']]}"
+        for peer in ok:
+            if peer["impl"] == "hf" and peer["path"] == peer_path and \
+                    peer["precision"] == mine["precision"]:
+                ratio = mine["examples_per_s"] / peer["examples_per_s"]
+                out.append({"task": mine["task"], "precision": mine["precision"],
+                            "ours": label_of(mine), "peer": label_of(peer),
+                            "ratio_examples_per_s": ratio})
+    return out
+
+
+def print_table(rows) -> None:
+    head = f"{'row':<62}{'first s':>9}{'s/batch':>10}{'examples/s':>12}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        if "error" in r:
+            print(f"{label_of(r):<62}  ERROR {r['error']}")
+            continue
+        print(f"{label_of(r):<62}{r['first_s']:>9.2f}{r['median_s_per_batch']:>10.4f}"
+              f"{r['examples_per_s']:>12.1f}")
+
+
+def append_json(path: str, obj: dict) -> None:
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(obj, sort_keys=True) + "\n")
+
+
+def package_version(name: str):
+    """The installed version of a package, without importing it (None if absent)."""
+    from importlib import metadata
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f
+                          if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"host": platform.node(), "cpu": model, "cpus": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args._child:
+        return child_main(args)
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    load = os.getloadavg()[0]
+    machine = machine_info()
+    print(f"{machine['cpu']} ({machine['cpus']} CPUs); load average {load:.2f}"
+          + ("  WARNING: the machine is busy, timings will be noisy" if load > 0.5 else ""),
+          flush=True)
+    peers = args.peers
+    if peers and not os.path.exists(args.peer_python):
+        print(f"peers skipped: {args.peer_python} missing; install with: {PEER_SETUP}",
+              flush=True)
+        peers = False
+    meta = {"benchmark": "finetuning_inference_speed", "started": started, **machine,
+            "tensorflow": package_version("tensorflow"), "load_avg_1m": load,
+            "model_size": args.model_size,
+            "model_hparams": args.model_hparams, "batch": args.batch_size,
+            "seq": args.seq_length, "warmup": args.warmup, "repeats": args.repeats}
+
+    workdir = tempfile.mkdtemp(prefix="electra-finetune-inference-")
+    rows = []
+    try:
+        inputs_path = write_inputs(args, workdir)
+        todo = []
+        for precision in args.precisions:
+            if "finetune" in args.tasks:
+                todo += [("ours", "finetune", precision, xla) for xla in args.xla_modes]
+            if "inference" in args.tasks:
+                todo.append(("ours", "inference", precision, False))
+        if peers:
+            todo += [("peer", task, precision, False) for precision in args.precisions
+                     for task in args.tasks]
+        for who, task, precision, xla in todo:
+            print(f"{who} {task} {precision}{' XLA' if xla else ''}: {args.warmup} warm-up + "
+                  f"{args.repeats} timed repeats ...", flush=True)
+            if who == "ours":
+                new = run_ours(args, task, precision, xla, workdir, inputs_path)
+            else:
+                new = run_peer(args, task, precision, inputs_path)
+            for row in new:
+                row.setdefault("batch", args.batch_size)
+                row.setdefault("seq", args.seq_length)
+                if "error" in row:
+                    print(f"    ERROR {label_of(row)}: {row['error']}", flush=True)
+                else:
+                    print(f"    {label_of(row)}: {row['median_s_per_batch']:.4f} s/batch, "
+                          f"{row['examples_per_s']:.1f} examples/s", flush=True)
+                rows.append(row)
+                append_json(args.json, {**meta, "record": "result", **row})
+    finally:
+        if args.keep_dir:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"\nELECTRA-{args.model_size} B={args.batch_size} L={args.seq_length}: median of "
+          f"{args.repeats} repeats after {args.warmup} warm-up; inference over "
+          f"{args.num_sentences} sentences per repeat")
+    print_table(rows)
+    ratio_rows = ratios(rows)
+    if ratio_rows:
+        print("\nratio ours/peer (examples/s; > 1 = electra-tf faster)")
+        for r in ratio_rows:
+            print(f"  {r['ours']:<58} / {r['peer']:<52} {r['ratio_examples_per_s']:.2f}x")
+    append_json(args.json, {**meta, "record": "summary", "ratios": ratio_rows,
+                            "results": [{k: r.get(k) for k in
+                                         ("impl", "task", "path", "precision", "xla",
+                                          "median_s_per_batch", "examples_per_s", "error")}
+                                        for r in rows]})
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
