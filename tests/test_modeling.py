@@ -258,3 +258,31 @@ def test_initializers_follow_spec_2_7():
             assert not value.any(), name
         if name.endswith("/gamma"):
             assert (value == 1).all(), name
+
+
+def test_attention_softmax_statistics_stay_float32_under_mixed_bfloat16():
+    import keras
+    from electra_tf.modeling.transformer import TransformerLayer
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        layer = TransformerLayer(tiny_config(hidden_size=64, num_attention_heads=1,
+                                             intermediate_size=32), name="layer_0")
+        layer.build((None, None, 64))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    length = 384  # many keys: a bfloat16 row sum drifts from 1 by ~1e-3
+    hidden = tf.cast(tf.random.stateless_normal((2, length, 64), seed=(1, 2)) * 3, tf.bfloat16)
+    mask = np.ones((2, length), np.int32)
+    mask[1, 300:] = 0
+    output, probs = layer(hidden, attention_bias(mask), training=False)
+    assert output.dtype == tf.bfloat16 and probs.dtype == tf.float32
+    # Independent reference: numpy float64 softmax of the layer's own bfloat16 Q K^T.
+    q = tf.cast(layer.query(hidden), tf.float64).numpy()
+    k = tf.cast(layer.key(hidden), tf.float64).numpy()
+    scores = q @ k.transpose(0, 2, 1) / 8.0 + (1.0 - mask[:, None, :]) * -10000.0
+    expected = np.exp(scores - scores.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    got = probs.numpy()[:, 0].astype(np.float64)
+    np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+    assert got[1, :, 300:].max() < 1e-30

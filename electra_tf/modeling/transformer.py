@@ -87,15 +87,18 @@ class TransformerLayer(keras.layers.Layer):
           hidden: float [B, L, H].
           bias: additive attention bias, [B, 1, 1, L] or [B, 1, L, L] (see ``attention_bias``).
         Returns:
-          (output [B, L, H], attention probabilities [B, heads, L, L]).
+          (output [B, L, H], attention probabilities float32 [B, heads, L, L]).
         """
         q = self._split_heads(self.query(hidden))
         k = self._split_heads(self.key(hidden))
         v = self._split_heads(self.value(hidden))
-        scores = tf.matmul(q, k, transpose_b=True) * (1.0 / float(self.head_size) ** 0.5)
-        scores += tf.cast(bias, scores.dtype)
+        # Softmax statistics in float32 under mixed precision (a no-op cast in float32):
+        # bfloat16's 8-bit mantissa loses the row sums over hundreds of keys.
+        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)
+        scores = scores * (1.0 / float(self.head_size) ** 0.5) + tf.cast(bias, tf.float32)
         probs = tf.nn.softmax(scores, axis=-1)
-        context = tf.matmul(self.attention_probs_dropout(probs, training=training), v)
+        context = tf.matmul(
+            self.attention_probs_dropout(tf.cast(probs, v.dtype), training=training), v)
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), tf.shape(hidden))
         attended = self.attention_output_dropout(self.attention_output(context), training=training)
         attended = self.attention_layer_norm(attended + hidden)
