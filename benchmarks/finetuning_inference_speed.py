@@ -63,7 +63,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -74,6 +73,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from pretraining_throughput import append_json, machine_info  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PEER_PYTHON = "/tmp/peers-pt/bin/python"
@@ -481,12 +482,6 @@ def print_table(rows) -> None:
               f"{r['examples_per_s']:>12.1f}")
 
 
-def append_json(path: str, obj: dict) -> None:
-    if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(obj, sort_keys=True) + "\n")
-
-
 def package_version(name: str):
     """The installed version of a package, without importing it (None if absent)."""
     from importlib import metadata
@@ -494,18 +489,6 @@ def package_version(name: str):
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
-
-
-def machine_info() -> dict:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f
-                          if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return {"host": platform.node(), "cpu": model, "cpus": os.cpu_count(),
-            "python": platform.python_version()}
 
 
 def main(argv=None) -> int:
