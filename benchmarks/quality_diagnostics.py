@@ -53,7 +53,10 @@ def representation_stats(backbone, features) -> dict:
     per_position_std = [hidden[b][mask[b]].std(axis=0).mean() for b in range(len(hidden))]
     centered = cls - cls.mean(axis=0)
     singular = np.linalg.svd(centered, compute_uv=False)
-    participation = float(singular.sum() ** 2 / (singular ** 2).sum()) if singular.any() else 0.0
+    spread = (singular ** 2).sum()
+    # Identical vectors leave only rounding noise after centring: no direction at all.
+    participation = (float(singular.sum() ** 2 / spread)
+                     if spread > 1e-18 * max(1.0, float((cls ** 2).sum())) else 0.0)
     unit = cls / np.linalg.norm(cls, axis=1, keepdims=True)
     cosine = unit @ unit.T
     off_diagonal = cosine[~np.eye(len(cls), dtype=bool)]
