@@ -91,8 +91,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import keras
-    import tensorflow as tf
-    from electra_tf.config import FinetuningConfig, TransformerConfig
+    from electra_tf.config import FinetuningConfig
     from electra_tf.models import ElectraBackbone
     from electra_tf.training.finetune import FinetuneOptions, run_finetuning
     from quality_study import finetuning_hparams
@@ -143,7 +142,6 @@ def main(argv=None) -> int:
             "median": statistics.median(accuracies), "wall_s": time.time() - started}
         print(f"{variant:<28} SST-2 accuracy {', '.join(f'{a:.1f}' for a in accuracies)} "
               f"(median {statistics.median(accuracies):.1f})", flush=True)
-    del tf, TransformerConfig
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2, sort_keys=True)
