@@ -42,6 +42,7 @@ from electra_tf.inference import (
     gather_texts,
     report_truncation,
     resolve,
+    set_precision,
     user_errors_as_one_line,
 )
 
@@ -78,6 +79,7 @@ def _main(flag_values, texts: list) -> int:
     labels = [label for label, _ in items]
     with user_errors_as_one_line():
         texts = [_parse_detect_line(label, t) for label, t in items]
+        set_precision(flag_values.mixed_precision)
         model, tokenizer, max_len, transformer = resolve(
             flag_values.checkpoint, ("discriminator_head",), None, flag_values.vocab_file,
             flag_values.do_lower_case, flag_values.max_seq_length)

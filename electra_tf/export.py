@@ -74,6 +74,7 @@ place; an existing ``--output`` is refused unless ``--overwrite``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -121,13 +122,23 @@ def _serving(*input_names):
                        input_signature=[_string_spec(name) for name in input_names])
 
 
+def _forward(model, fn):
+    """``fn`` as it is, or compiled by XLA when ``model`` computes in bfloat16/float16
+    (:func:`electra_tf.inference.use_xla`: 1.6x faster on CPU). The SavedModel keeps the
+    function's jit_compile attribute, so whoever serves it compiles it too. Tokenization
+    (string ops) stays outside."""
+    from electra_tf.inference import use_xla
+    return _tf().function(fn, jit_compile=True) if use_xla(model) else fn
+
+
 def _discriminator_functions(root, discriminator):
     """``{signature: concrete function}`` of the replaced-token detector."""
     tf = _tf()
+    forward = _forward(discriminator, lambda features: tf.cast(
+        discriminator(features, training=False)["logits"], tf.float32))
 
     def run(features):
-        out = discriminator(features, training=False)
-        logits = tf.cast(out["logits"], tf.float32)
+        logits = forward(features)
         mask = features["input_mask"] > 0
         return {**features,
                 "tokens": root.encoder.tokens(features["input_ids"], features["input_mask"]),
@@ -151,14 +162,16 @@ def _sentence_function(root, model, head, info):
     """A classification or regression head on [CLS]; ``info`` describes the task."""
     tf = _tf()
     name = info["task"]
+    encode = _forward(model, lambda ids, mask, segments: model.encoder(
+        ids, mask, segments, training=False)["pooled_output"])
 
     def run(features):
-        encoded = model.encoder(features["input_ids"], features["input_mask"],
-                                features["segment_ids"], training=False)
+        pooled = encode(features["input_ids"], features["input_mask"],
+                        features["segment_ids"])
         batch = tf.shape(features["input_ids"])[0]
         dummy = {f"{name}_label_ids": tf.zeros([batch], tf.int32),
                  f"{name}_targets": tf.zeros([batch], tf.float32)}
-        out = head(encoded["pooled_output"], dummy, training=False)
+        out = head(pooled, dummy, training=False)
         result = {**features,
                   "tokens": root.encoder.tokens(features["input_ids"], features["input_mask"])}
         if info["kind"] == "classification":
@@ -187,15 +200,17 @@ def _sentence_function(root, model, head, info):
 def _tagging_function(root, model, head, info):
     tf = _tf()
     name = info["task"]
+    encode = _forward(model, lambda ids, mask, segments: model.encoder(
+        ids, mask, segments, training=False)["sequence_output"])
 
     @_serving("text")
     def serve(text):
         f = root.encoder.encode_words(text, info["lower_case"])
         features = {k: f[k] for k in ("input_ids", "input_mask", "segment_ids")}
-        encoded = model.encoder(features["input_ids"], features["input_mask"],
-                                features["segment_ids"], training=False)
+        sequence = encode(features["input_ids"], features["input_mask"],
+                          features["segment_ids"])
         zeros = tf.zeros_like(features["input_ids"])
-        out = head(encoded["sequence_output"],
+        out = head(sequence,
                    {f"{name}_labeled_positions": f["labeled_positions"],
                     f"{name}_labels": zeros, f"{name}_labels_mask": f["labels_mask"]},
                    training=False)
@@ -418,7 +433,8 @@ def _finetuning_task(spec: str, tokenizer, max_seq_length: int, label_mapping_di
 def export_checkpoint(checkpoint: str, output: str, task_names: Sequence[str] = (), *,
                       vocab_file: str | None = None, do_lower_case: bool | None = None,
                       max_seq_length: int | None = None, overwrite: bool = False,
-                      hparams=None, label_mapping_dir: str | None = None) -> str:
+                      hparams=None, label_mapping_dir: str | None = None,
+                      mixed_precision: str = "float32") -> str:
     """Exports a checkpoint: the discriminator without ``task_names``, else those heads.
 
     Args:
@@ -431,21 +447,51 @@ def export_checkpoint(checkpoint: str, output: str, task_names: Sequence[str] = 
       do_lower_case: default: ``pretraining_config.json``'s beside the checkpoint, else True.
       hparams: PretrainingConfig overrides for the model shape (e.g. attention heads).
       label_mapping_dir: where ``<task>_label_mapping.json`` of tagging tasks is.
+      mixed_precision: the exported model's compute precision, "float32", "bfloat16" or
+        "float16" (weights stay float32; half precision runs the model under XLA).
     Returns the absolute output directory.
     """
+    if mixed_precision not in PRECISIONS:
+        raise ExportError(f"--mixed_precision must be one of {', '.join(PRECISIONS)}, "
+                          f"got {mixed_precision!r}")
     _check_output(output, overwrite)
     checkpoint = os.fspath(checkpoint)
     if "://" not in checkpoint and not os.path.exists(checkpoint) and \
             not os.path.exists(checkpoint + ".index"):
         raise ExportError(f"checkpoint not found: {checkpoint}")  # before importing TF
-    from electra_tf import checkpoints, loading, tokenization
+    from electra_tf import checkpoints, loading
     from electra_tf.config import ConfigError
-    from electra_tf.finetuning.model import FinetuningModel
-    from electra_tf.finetuning.registry import task_dir_name
     try:
         weights = loading.read_weights(checkpoint, keep_models=not task_names)
     except (checkpoints.CheckpointError, ConfigError) as e:
         raise ExportError(str(e)) from e
+    with _precision(mixed_precision):
+        return _export_weights(weights, output, task_names, vocab_file, do_lower_case,
+                               max_seq_length, overwrite, hparams, label_mapping_dir)
+
+
+PRECISIONS = ("float32", "bfloat16", "float16")
+
+
+@contextlib.contextmanager
+def _precision(mixed_precision: str):
+    """The Keras policy of the models built inside, restored afterwards."""
+    import keras
+    from electra_tf.training.strategy import set_precision
+    before = keras.mixed_precision.global_policy()
+    set_precision(mixed_precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
+def _export_weights(weights, output, task_names, vocab_file, do_lower_case, max_seq_length,
+                    overwrite, hparams, label_mapping_dir) -> str:
+    from electra_tf import checkpoints, loading, tokenization
+    from electra_tf.config import ConfigError
+    from electra_tf.finetuning.model import FinetuningModel
+    from electra_tf.finetuning.registry import task_dir_name
     heads = _task_heads(weights.values)
     vocab = vocab_file or weights.vocab_file
     embeddings = weights.values.get("electra/embeddings/word_embeddings")
@@ -527,6 +573,10 @@ def define_flags(flag_values) -> None:
                         "not tell them, e.g. "
                         "'{\"model_hparam_overrides\": {\"num_attention_heads\": 8}}'",
                         flag_values=flag_values)
+    flags.DEFINE_enum("mixed_precision", "float32", list(PRECISIONS),
+                      "compute precision of the exported model (weights stay float32): "
+                      "bfloat16 for TPUs and GPUs with bfloat16 tensor cores; half "
+                      "precision runs the model under XLA", flag_values=flag_values)
     flags.DEFINE_boolean("overwrite", False, "replace an existing --output",
                          flag_values=flag_values)
 
@@ -550,7 +600,8 @@ def _main(args, positional: list) -> int:
         out = export_checkpoint(args.checkpoint, args.output, tasks,
                                 vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
                                 max_seq_length=args.max_seq_length, overwrite=args.overwrite,
-                                hparams=args.hparams, label_mapping_dir=args.label_mapping_dir)
+                                hparams=args.hparams, label_mapping_dir=args.label_mapping_dir,
+                                mixed_precision=args.mixed_precision)
     except _user_errors() as e:  # evaluated when raised: the lazily imported modules count
         raise ExportError(first_line(e)) from None
     print(f"exported {', '.join(tasks) or 'the discriminator'} to {out}")

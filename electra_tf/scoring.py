@@ -44,6 +44,7 @@ from electra_tf.inference import (
     pad_batch,
     report_truncation,
     resolve,
+    set_precision,
     user_errors_as_one_line,
 )
 
@@ -351,6 +352,7 @@ def _main(args, positional: list) -> int:
             group_ids, texts = [g for g, _ in pairs], [t for _, t in pairs]
         else:
             group_ids, texts = None, [t for _, t in items]
+        set_precision(args.mixed_precision)
         network, tokenizer, max_len, run = _setup(
             args.method, args.checkpoint, tokenizer=None, vocab_file=args.vocab_file,
             do_lower_case=args.do_lower_case, max_seq_length=args.max_seq_length)

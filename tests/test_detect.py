@@ -194,3 +194,68 @@ def test_cli_json_batch_mode_agrees_with_the_api(electra, tmp_path):
         np.testing.assert_allclose(record["probabilities"], r.probabilities, atol=1e-6)
         assert all(lab == int(p > 0.5) for lab, p in zip(r.labels, r.probabilities)
                    if not math.isclose(p, 0.5))
+
+
+def test_pad_batch_rounds_lengths_and_adds_padding_rows():
+    a = inference.Encoded([2, 5, 6, 3], [0, 0, 0, 0], [1, 2], 0)
+    b = inference.Encoded([2, 7, 3], [0, 0, 1], [1], 0)
+    ids, mask, segments = inference.pad_batch([a, b], length_multiple=3, num_rows=4)
+    assert ids.tolist() == [[2, 5, 6, 3, 0, 0], [2, 7, 3, 0, 0, 0], [0] * 6, [0] * 6]
+    assert mask.tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0], [0] * 6, [0] * 6]
+    assert segments.tolist() == [[0] * 6, [0, 0, 1, 0, 0, 0], [0] * 6, [0] * 6]
+    ids, mask, _ = inference.pad_batch([b, a])  # defaults: the longest, no extra rows
+    assert ids.shape == (2, 4) and mask.tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+
+
+def test_xla_path_pads_to_fixed_shapes_and_matches_the_plain_path(electra):
+    """XLA pads batches to a multiple of 16 positions and full rows; the logits of the real
+    positions must not change, and the number of compiled shapes must stay small."""
+    _, models = electra
+    disc = models.discriminator
+    tok = tokenization.FullTokenizer(str(VOCAB))
+    texts = TEXTS * 3 + [PAIR, "the cat"]  # 14 examples, batch 4: a partial last batch
+    examples = [inference.encode(tok, t, MAX_LEN) for t in texts]
+    assert not inference.use_xla(disc)  # float32 model: no compile by default
+    plain = inference.discriminator_logits(disc, examples, 4, jit_compile=False)
+    xla = inference.discriminator_logits(disc, examples, 4, jit_compile=True)
+    for e, p, x in zip(examples, plain, xla):
+        assert len(p) == len(x) == len(e.input_ids)
+        np.testing.assert_allclose(x, p, atol=1e-4)
+        np.testing.assert_allclose(p, direct_logits(disc, e.input_ids, e.segment_ids),
+                                   atol=1e-5)
+    shapes = []
+    real_pad_batch = inference.pad_batch
+
+    def spy(*args, **kwargs):
+        arrays = real_pad_batch(*args, **kwargs)
+        shapes.append(arrays[0].shape)
+        return arrays
+    inference.pad_batch = spy
+    try:
+        inference.discriminator_logits(disc, examples, 4, jit_compile=True)
+        inference.discriminator_logits(disc, examples, 4, jit_compile=False)
+    finally:
+        inference.pad_batch = real_pad_batch
+    assert shapes[:4] == [(4, 16)] * 4  # XLA: one shape, so one compile
+    assert len(set(shapes[4:])) > 1 and all(s[0] <= 4 and s[1] <= 16 for s in shapes[4:])
+
+
+def test_bfloat16_detection_runs_under_xla_and_agrees_with_float32(electra, capsys):
+    directory, _ = electra
+    assert detect.main(["--checkpoint", str(directory), "--json", *TEXTS]) == 0
+    fp32 = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    try:
+        assert detect.main(["--checkpoint", str(directory), "--json",
+                            "--mixed_precision=bfloat16", *TEXTS]) == 0
+        bf16 = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        model = inference.load(str(directory), ("discriminator_head",))
+        assert model.discriminator.compute_dtype == "bfloat16"
+        assert inference.use_xla(model.discriminator)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for a, b in zip(fp32, bf16):
+        assert a["tokens"] == b["tokens"]
+        # bfloat16 keeps 8 bits of mantissa: logits agree to ~1e-2 of their scale
+        np.testing.assert_allclose(b["logits"], a["logits"], atol=0.05 + 0.02 * np.abs(
+            a["logits"]).max())
+    assert bf16 != fp32  # it really ran in another precision

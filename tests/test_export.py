@@ -326,3 +326,29 @@ def test_in_graph_tokenizer_matches_full_tokenizer_on_the_unicode_fixture(lower)
     rows = [_features(task, full, a, b) for a, b in itertools.pairwise(lines)]
     for name, value in _batch(rows).items():
         np.testing.assert_array_equal(features[name].numpy(), value, name)
+
+
+def test_bfloat16_export_runs_the_model_under_xla_and_agrees_with_float32(setup, tmp_path):
+    import keras
+    import tensorflow as tf
+    outputs = {}
+    for precision in ("float32", "bfloat16"):
+        for name, argv in (("disc", ["--checkpoint", setup["pre"]]),
+                           ("sst", ["--checkpoint", setup["ft"], "--task_name", "sst",
+                                    "--vocab_file", setup["vocab"]])):
+            directory = str(tmp_path / f"{name}_{precision}")
+            assert export.main(argv + ["--output", directory, "--max_seq_length", str(L),
+                                       f"--mixed_precision={precision}"]) == 0
+            assert keras.mixed_precision.global_policy().name == "float32"  # restored
+            with open(os.path.join(directory, "saved_model.pb"), "rb") as f:
+                assert (b"_XlaMustCompile" in f.read()) == (precision == "bfloat16")
+            served = tf.saved_model.load(directory).signatures["serving_default"]
+            outputs[name, precision] = served(text=tf.constant(TEXTS))["logits"].numpy()
+    for name in ("disc", "sst"):
+        fp32, bf16 = outputs[name, "float32"], outputs[name, "bfloat16"]
+        assert not np.array_equal(fp32, bf16)  # computed in another precision
+        np.testing.assert_allclose(bf16, fp32, atol=0.05 + 0.02 * np.abs(fp32).max())
+    assert export.main(["--checkpoint", setup["pre"], "--output", str(tmp_path / "x"),
+                        "--mixed_precision=int8"]) == 2
+    with pytest.raises(export.ExportError, match="--mixed_precision must be one of"):
+        export.export_checkpoint(setup["pre"], str(tmp_path / "x"), mixed_precision="int8")
