@@ -44,8 +44,11 @@ is one pass over all of them; s/batch = pass time / batches):
   batches of ``discriminator_logits``), ``text_by_length`` (transformers' tokenizer on the
   same groups of strings, padding to the longest) and ``text_max_length`` (strings, padding
   to L, like the SavedModel).
-  Ours in bfloat16: the discriminator built under the ``mixed_bfloat16`` policy (there is no
-  precision option in detect/export; a user sets the Keras policy before building).
+  Ours in bfloat16: the discriminator built under the ``mixed_bfloat16`` policy (what
+  ``--mixed_precision=bfloat16`` of detect and export sets), which runs the model under XLA
+  by default (``inference.use_xla``; batches padded to a multiple of 16 positions). In
+  float32 the default skips XLA; the detect and logits rows are then timed a second time
+  with ``jit_compile=True`` (rows marked XLA, ``"default": false``).
 
 Ratios ours/peer (examples/s; > 1: electra-tf faster) pair each of our rows with the peer row
 of the same inputs and padding, at the same precision: fine-tuning step vs
@@ -330,22 +333,27 @@ def time_inference(args, precision: str, directory: str, inputs_path: str) -> li
     tokenizer = FullTokenizer(default_vocab_file(), do_lower_case=inputs["do_lower_case"])
     examples = [inference.encode(tokenizer, t, L) for t in texts]
     n_batches = len(inference.batches_by_length(examples, B))
-    common = {"impl": "electra_tf", "task": "inference", "precision": precision, "xla": False,
+    default_xla = inference.use_xla(discriminator)
+    common = {"impl": "electra_tf", "task": "inference", "precision": precision,
               "num_sentences": len(texts)}
     rows = []
 
-    def detect():
+    def detect(xla):
         inference.detect_replaced_tokens(discriminator, texts, tokenizer=tokenizer,
-                                         max_seq_length=L, batch_size=B)
+                                         max_seq_length=L, batch_size=B, jit_compile=xla)
 
-    def logits():
-        inference.discriminator_logits(discriminator, examples, B)
+    def logits(xla):
+        inference.discriminator_logits(discriminator, examples, B, jit_compile=xla)
 
-    for path, run, kind in (("detect_replaced_tokens", detect, "strings"),
-                            ("discriminator_logits", logits, "ids")):
-        first, times = _timed(run, args.warmup, args.repeats)
-        rows.append({**common, "path": path, "input": kind, "padding": "by_length",
-                     "first_s": first, **summarize(times, n_batches, B)})
+    # The default (XLA in bfloat16 only), then the other jit_compile setting where the
+    # default skips XLA: a user's choice for long jobs (compiling costs ~1.5 s per shape).
+    for xla in [default_xla] + ([True] if not default_xla else []):
+        for path, run, kind in (("detect_replaced_tokens", detect, "strings"),
+                                ("discriminator_logits", logits, "ids")):
+            first, times = _timed(lambda: run(xla), args.warmup, args.repeats)
+            rows.append({**common, "path": path, "input": kind, "padding": "by_length",
+                         "xla": xla, "default": xla == default_xla, "first_s": first,
+                         **summarize(times, n_batches, B)})
 
     export_dir = export_discriminator(discriminator, default_vocab_file(),
                                       os.path.join(directory, f"saved_model-{precision}"),
@@ -363,7 +371,7 @@ def time_inference(args, precision: str, directory: str, inputs_path: str) -> li
 
     first, times = _timed(saved_model, args.warmup, args.repeats)
     rows.append({**common, "path": "saved_model", "input": "strings", "padding": "max_length",
-                 "first_s": first, "ids_match_fraction": float(same),
+                 "xla": default_xla, "default": True, "first_s": first, "ids_match_fraction": float(same),
                  **summarize(times, len(groups), B)})
     return rows
 

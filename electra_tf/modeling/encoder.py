@@ -75,7 +75,9 @@ class ElectraEncoder(keras.layers.Layer):
             token_type_ids = tf.zeros_like(input_ids)
         hidden = self.embeddings(input_ids, token_type_ids, training=training)
         if self.embeddings_project is not None:
-            hidden = self.embeddings_project(hidden)
+            rows = tf.reshape(hidden, [-1, self.config.embedding_size])  # fuses the bias add
+            hidden = tf.reshape(self.embeddings_project(rows),
+                                tf.concat([tf.shape(hidden)[:-1], [self.config.hidden_size]], 0))
         bias = attention_bias(input_mask, self.attention_direction, dtype=hidden.dtype)
         hidden_states, attention_probs = [hidden], []
         for layer in self.transformer_layers:

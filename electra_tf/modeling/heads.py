@@ -92,7 +92,9 @@ class DiscriminatorHead(keras.layers.Layer):
 
     def call(self, sequence_output):
         """[B, L, H] -> logits [B, L] (a token is predicted fake iff its logit > 0)."""
-        return tf.squeeze(self.dense_1(self.dense(sequence_output)), axis=-1)
+        # On [B*L, H] rows: a 2-D MatMul fuses with its bias add and GELU (transformer.py).
+        rows = tf.reshape(sequence_output, [-1, self.config.hidden_size])
+        return tf.reshape(self.dense_1(self.dense(rows)), tf.shape(sequence_output)[:-1])
 
     def original_variables(self) -> dict:
         return {**layers.dense_variables(self.dense, f"{self.scope}/dense"),
