@@ -61,6 +61,20 @@ def test_single_process_is_the_chief_writing_in_model_dir_without_xla_on_cpu(tmp
     assert Runtime().write_dir is None
 
 
+def test_xla_defaults_on_for_one_cpu_replica_in_half_precision_only():
+    try:
+        gpu = bool(tf.config.list_logical_devices("GPU"))
+        assert Runtime(mixed_precision="bfloat16").jit_compile is True
+        assert Runtime(mixed_precision="float16").jit_compile is True
+        assert Runtime(mixed_precision="float32").jit_compile is gpu
+        assert Runtime(mixed_precision="bfloat16", jit_compile=False).jit_compile is False
+        # Several replicas on logical CPU devices: XLA fails there, so never by default.
+        mirrored = Runtime(strategy="mirrored", mixed_precision="bfloat16")
+        assert mirrored.jit_compile is (gpu or mirrored.replicas == 1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_the_optimizer_is_built_under_the_runtime_strategy():
     runtime = Runtime(strategy="mirrored")
     base, _ = runtime.create_optimizer(

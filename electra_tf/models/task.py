@@ -136,11 +136,13 @@ class ElectraTask(keras.Model):
           finetuning_config: a FinetuningConfig or its hparams (dict, JSON, .json path);
             default: the backbone size's preset.
           **kwargs: other ``keras.Model.compile`` arguments. ``jit_compile`` defaults to
-            the drivers' rule (XLA on one GPU or TPU, not on CPUs).
+            the drivers' rule (XLA on one GPU or TPU; on CPUs only in bfloat16/float16).
         """
         if kwargs.get("jit_compile", "auto") == "auto":
             from electra_tf.training.strategy import xla_is_default
-            kwargs["jit_compile"] = xla_is_default(tf.distribute.get_strategy())
+            policy = keras.mixed_precision.global_policy().compute_dtype
+            kwargs["jit_compile"] = xla_is_default(tf.distribute.get_strategy(),
+                                                   None if policy == "float32" else policy)
         config = self.finetuning_config(finetuning_config)
         if isinstance(optimizer, str) and optimizer == "auto":
             self._pending_compile = None

@@ -69,7 +69,7 @@ class Runtime:
                           else None)
         # A pure function of the devices: decided now, used by the train steps built later.
         self.jit_compile = jit_compile if jit_compile is not None else xla_is_default(
-            self.strategy)
+            self.strategy, mixed_precision)
 
     @classmethod
     def from_options(cls, options, model_dir: Optional[str] = None) -> "Runtime":
@@ -118,8 +118,9 @@ def define_runtime_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.",
                         flag_values=flag_values)
     flags.DEFINE_boolean("jit_compile", None,
-                         "XLA-compile the step. Default: on with one GPU or a TPU, off on CPUs "
-                         "(slower there, see benchmarks/).", flag_values=flag_values)
+                         "XLA-compile the step. Default: on with one GPU or a TPU; on a CPU "
+                         "only in bfloat16/float16 (float32 is faster without, see "
+                         "benchmarks/).", flag_values=flag_values)
     flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "bfloat16", "float16"],
                       "Compute precision (weights, losses, softmax/LayerNorm statistics and "
                       "pre-training's sampling stay float32; float16 adds dynamic loss "
