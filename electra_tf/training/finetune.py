@@ -46,7 +46,7 @@ class FinetuneOptions:
     test_predictions_dir: Optional[str] = None  # GLUE leaderboard TSVs, trial_<t>/
     strategy: str = "default"
     tpu: Optional[str] = None
-    jit_compile: Optional[bool] = None  # None: XLA on one GPU/TPU, not on CPUs
+    jit_compile: Optional[bool] = None  # None: strategy.xla_is_default
     mixed_precision: Optional[str] = None
     data_source: str = "tsv"            # "tfds": GLUE from tensorflow-datasets' glue/*
     tfds_data_dir: Optional[str] = None

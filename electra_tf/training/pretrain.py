@@ -53,7 +53,7 @@ class RunOptions:
     vocab_file: Optional[str] = None          # None: the bundled BERT uncased vocab
     strategy: str = "default"
     tpu: Optional[str] = None
-    jit_compile: Optional[bool] = None        # None: XLA on one GPU/TPU, not on CPUs
+    jit_compile: Optional[bool] = None        # None: strategy.xla_is_default
     mixed_precision: Optional[str] = None     # None (float32), "bfloat16", "float16", "auto"
     seed: int = 0
     deterministic: bool = False               # fix the tf.data interleave order too
