@@ -371,7 +371,8 @@ def time_inference(args, precision: str, directory: str, inputs_path: str) -> li
 
     first, times = _timed(saved_model, args.warmup, args.repeats)
     rows.append({**common, "path": "saved_model", "input": "strings", "padding": "max_length",
-                 "xla": default_xla, "default": True, "first_s": first, "ids_match_fraction": float(same),
+                 "xla": default_xla, "default": True, "first_s": first,
+                 "ids_match_fraction": float(same),
                  **summarize(times, len(groups), B)})
     return rows
 

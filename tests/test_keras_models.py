@@ -290,3 +290,21 @@ def test_regression_classifier_matches_the_sts_head(run):
     assert scores["loss"] == pytest.approx(float(out["loss"]), rel=1e-5)
     with pytest.raises(ValueError, match="num_classes must be 1"):
         ElectraClassifier(model.backbone, num_classes=3, regression=True)
+
+
+def test_bfloat16_compile_defaults_to_xla_on_one_cpu_and_fits(run):
+    """compile()'s jit_compile follows the drivers' rule: on a CPU, XLA in half precision
+    only (oneDNN's bfloat16 matmuls without AMX are slower than XLA's)."""
+    texts, labels = ["good film", "bad film", "a good movie", "a bad movie"], np.array([1, 0, 1, 0])
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    for policy, expected in (("float32", gpu), ("mixed_bfloat16", True)):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            model = ElectraClassifier.from_pretrained(run["discriminator"], num_classes=2,
+                                                      task_name="sst", sequence_length=L)
+            model.compile()
+            assert model.jit_compile is expected, policy
+            history = model.fit(texts, labels, batch_size=4, verbose=0)
+            assert np.isfinite(history.history["loss"][0])
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
