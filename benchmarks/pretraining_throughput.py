@@ -26,7 +26,8 @@ of a few 2048x2048 matmuls, for float32 the better of numpy and TensorFlow, for 
 float16 the better of TensorFlow with and without XLA (numpy has no bfloat16; on a CPU with
 AVX-512-bf16 but no AMX, oneDNN's bfloat16 matmul runs at half the float32 rate and XLA's is
 faster, so the peak is the best the framework reaches, not one kernel's); --peak_gflops
-overrides the float32 one. MFU against the nominal FP32 peak of the reference machine (--nominal_peak_gflops, 156.5) is printed too.
+overrides the float32 one. MFU against the nominal FP32 peak of the reference machine
+(--nominal_peak_gflops, 156.5) is printed too.
 
 --mixed_precision picks the precisions timed (comma list of float32, bfloat16, float16, or
 ``all``): ours with ``run_pretraining.py --mixed_precision`` (Keras mixed policy: bfloat16/
