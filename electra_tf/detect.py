@@ -41,8 +41,8 @@ from electra_tf.inference import (
     detect_with,
     gather_texts,
     report_truncation,
+    keras_precision,
     resolve,
-    set_precision,
     user_errors_as_one_line,
 )
 
@@ -79,10 +79,10 @@ def _main(flag_values, texts: list) -> int:
     labels = [label for label, _ in items]
     with user_errors_as_one_line():
         texts = [_parse_detect_line(label, t) for label, t in items]
-        set_precision(flag_values.mixed_precision)
-        model, tokenizer, max_len, transformer = resolve(
-            flag_values.checkpoint, ("discriminator_head",), None, flag_values.vocab_file,
-            flag_values.do_lower_case, flag_values.max_seq_length)
+        with keras_precision(flag_values.mixed_precision):
+            model, tokenizer, max_len, transformer = resolve(
+                flag_values.checkpoint, ("discriminator_head",), None,
+                flag_values.vocab_file, flag_values.do_lower_case, flag_values.max_seq_length)
         results = detect_with(model, tokenizer, texts, max_len, transformer,
                               flag_values.batch_size)
     for label, result in zip(labels, results):

@@ -74,7 +74,6 @@ place; an existing ``--output`` is refused unless ``--overwrite``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -86,6 +85,8 @@ from electra_tf.io_utils import first_line, staged_directory
 from electra_tf.preprocessing import check_max_seq_length
 
 DEFAULT_MAX_SEQ_LENGTH = 128
+# --mixed_precision: the exported model's compute precision (weights stay float32).
+PRECISIONS = ("float32", "bfloat16", "float16")
 INFO_FILE = "electra_export.json"
 
 
@@ -465,25 +466,10 @@ def export_checkpoint(checkpoint: str, output: str, task_names: Sequence[str] = 
         weights = loading.read_weights(checkpoint, keep_models=not task_names)
     except (checkpoints.CheckpointError, ConfigError) as e:
         raise ExportError(str(e)) from e
-    with _precision(mixed_precision):
+    from electra_tf.inference import keras_precision
+    with keras_precision(mixed_precision):
         return _export_weights(weights, output, task_names, vocab_file, do_lower_case,
                                max_seq_length, overwrite, hparams, label_mapping_dir)
-
-
-PRECISIONS = ("float32", "bfloat16", "float16")
-
-
-@contextlib.contextmanager
-def _precision(mixed_precision: str):
-    """The Keras policy of the models built inside, restored afterwards."""
-    import keras
-    from electra_tf.training.strategy import set_precision
-    before = keras.mixed_precision.global_policy()
-    set_precision(mixed_precision)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(before)
 
 
 def _export_weights(weights, output, task_names, vocab_file, do_lower_case, max_seq_length,

@@ -362,15 +362,24 @@ def define_common_flags(flag_values) -> None:
                       flag_values=flag_values)
 
 
-def set_precision(mixed_precision: str) -> str:
-    """Sets the Keras policy of the models built next (``--mixed_precision``); returns the
-    precision used: "float32", "bfloat16" or "float16" ("auto": the device's default,
-    :func:`electra_tf.training.strategy.default_precision`)."""
+@contextlib.contextmanager
+def keras_precision(mixed_precision: str):
+    """The Keras policy of the models built inside (``--mixed_precision``), restored after.
+
+    Yields the precision used: "float32", "bfloat16" or "float16" ("auto": the device's
+    default, :func:`electra_tf.training.strategy.default_precision`). Built models keep
+    their policy, so they may run after the block.
+    """
+    import keras
     from electra_tf.training import strategy
     if mixed_precision == "auto":
         mixed_precision = strategy.default_precision("default")[0] or "float32"
+    before = keras.mixed_precision.global_policy()
     strategy.set_precision(mixed_precision)
-    return mixed_precision
+    try:
+        yield mixed_precision
+    finally:
+        keras.mixed_precision.set_global_policy(before)
 
 
 def read_lines(path: str) -> list:

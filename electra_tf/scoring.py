@@ -41,10 +41,10 @@ from electra_tf.inference import (
     discriminator_logits,
     encode,
     gather_texts,
+    keras_precision,
     pad_batch,
     report_truncation,
     resolve,
-    set_precision,
     user_errors_as_one_line,
 )
 
@@ -352,10 +352,10 @@ def _main(args, positional: list) -> int:
             group_ids, texts = [g for g, _ in pairs], [t for _, t in pairs]
         else:
             group_ids, texts = None, [t for _, t in items]
-        set_precision(args.mixed_precision)
-        network, tokenizer, max_len, run = _setup(
-            args.method, args.checkpoint, tokenizer=None, vocab_file=args.vocab_file,
-            do_lower_case=args.do_lower_case, max_seq_length=args.max_seq_length)
+        with keras_precision(args.mixed_precision):
+            network, tokenizer, max_len, run = _setup(
+                args.method, args.checkpoint, tokenizer=None, vocab_file=args.vocab_file,
+                do_lower_case=args.do_lower_case, max_seq_length=args.max_seq_length)
         results = run(network, tokenizer, max_len, texts, args.batch_size)
     for label, r in zip(labels, results):
         report_truncation(label, r.truncated, max_len)

@@ -248,8 +248,10 @@ def test_bfloat16_detection_runs_under_xla_and_agrees_with_float32(electra, caps
         assert detect.main(["--checkpoint", str(directory), "--json",
                             "--mixed_precision=bfloat16", *TEXTS]) == 0
         bf16 = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-        model = inference.load(str(directory), ("discriminator_head",))
-        assert model.discriminator.compute_dtype == "bfloat16"
+        assert keras.mixed_precision.global_policy().name == "float32"  # restored
+        with inference.keras_precision("bfloat16") as precision:
+            model = inference.load(str(directory), ("discriminator_head",))
+        assert precision == "bfloat16" and model.discriminator.compute_dtype == "bfloat16"
         assert inference.use_xla(model.discriminator)
     finally:
         keras.mixed_precision.set_global_policy("float32")
