@@ -96,7 +96,8 @@ def main(argv=None) -> int:
     from electra_tf.training.finetune import FinetuneOptions, run_finetuning
     from quality_study import finetuning_hparams
 
-    state = json.load(open(os.path.join(args.work_dir, "study_state.json")))
+    with open(os.path.join(args.work_dir, "study_state.json"), encoding="utf-8") as f:
+        state = json.load(f)
     settings = state["settings"]
     models = os.path.join(args.work_dir, "models")
     glue_dir = os.path.join(args.work_dir, "glue")
@@ -111,6 +112,8 @@ def main(argv=None) -> int:
     for name, path in sources.items():
         keras.utils.set_random_seed(1)
         if path is None:
+            # Loading first keeps the random draws of the committed results: the fresh
+            # backbone is initialised after the loaded one consumed its share.
             electra = ElectraBackbone.from_pretrained(sources["electra"])
             backbone = ElectraBackbone(electra.config)  # same shape, fresh initialisation
             backbone(features)
@@ -127,7 +130,7 @@ def main(argv=None) -> int:
         config = FinetuningConfig.from_preset("small", ["sst"], {**base_hparams, **changes})
         init = None
         if arm is not None:
-            init = os.path.join(models, arm) + (f"/{checkpoint}" if checkpoint else "")
+            init = os.path.join(models, arm, *([checkpoint] if checkpoint else []))
         base = os.path.join(args.work_dir, "diagnostics", variant)
         options = FinetuneOptions(
             data_dir=glue_dir, model_dir=os.path.join(base, "model"), results_dir=base,

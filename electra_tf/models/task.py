@@ -140,9 +140,8 @@ class ElectraTask(keras.Model):
         """
         if kwargs.get("jit_compile", "auto") == "auto":
             from electra_tf.training.strategy import xla_is_default
-            policy = keras.mixed_precision.global_policy().compute_dtype
-            kwargs["jit_compile"] = xla_is_default(tf.distribute.get_strategy(),
-                                                   None if policy == "float32" else policy)
+            kwargs["jit_compile"] = xla_is_default(
+                tf.distribute.get_strategy(), keras.mixed_precision.global_policy().compute_dtype)
         config = self.finetuning_config(finetuning_config)
         if isinstance(optimizer, str) and optimizer == "auto":
             self._pending_compile = None
