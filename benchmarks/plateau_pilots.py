@@ -1,0 +1,403 @@
+"""Pilots for issue 21: which faithful setting leaves the early plateau cheapest?
+
+Each pilot is an ordinary ``run_pretraining.py`` run with settings a user would choose
+(depth/width in the Small family, batch, peak learning rate and warm-up,
+``max_seq_length``, generator size, vocabulary), trained for a bounded wall time, its
+checkpoints then evaluated on held-out Wikipedia text that no pilot trains on
+(``run_pretraining.py --do_eval --eval_all_checkpoints --pretrain_tfrecords=<held-out>``).
+Every pilot schedules its learning rate for the long run (``--num_train_steps`` is the
+long run's horizon), so the chosen pilot *is* the start of the long run: resuming it
+with a larger ``--cpu_minutes`` continues it, nothing is thrown away.
+
+    python benchmarks/plateau_pilots.py --work_dir=$HOME/electra_study \\
+        --pilots=L64_bert,L128_bert --cpus=0,1     # two at once, a core each
+    python benchmarks/plateau_pilots.py --work_dir=$HOME/electra_study --stages=eval,report
+
+Stages (``--stages``, default ``data,train,eval,report``):
+
+  data    held-out split of the corpus (the last ``--heldout_files`` files), a WordPiece
+          vocab learned from the training files (``electra_tf.build_vocab``) where a
+          pilot asks for one, and the TFRecords of every (vocab, L) the pilots use.
+  train   each pilot until its cumulative training CPU time reaches ``--cpu_minutes``
+          core-minutes (SIGTERM then: the run saves a checkpoint and exits; a re-run
+          resumes). CPU time, not wall time, so other work on the machine does not
+          shrink a pilot's compute.
+          With ``--cpus=0,1`` pilots run side by side, each pinned to one core.
+  eval    every checkpoint not yet evaluated, on ``--eval_batches`` held-out batches.
+  report  ``<results_dir>/plateau_pilots.{json,md}``: per pilot its command, FLOPs per
+          step (``electra_tf.flops``, the paper's convention), the held-out curve and the
+          FLOPs at which it left the plateau (masked-LM accuracy of the generator above
+          ``EXIT_MLM_ACC`` and replaced-token AUC above ``EXIT_AUC``), or "not within
+          the pilot".
+
+The plateau this looks past is the one of ``benchmarks/results/quality_study.md``:
+generator masked-LM accuracy 0.18-0.19 and AUC 0.57-0.60 from step 2000 to 4000 of a
+4-layer H256 model at batch 32, L=128, lr 5e-4 (8.1e14 FLOPs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from electra_tf.io_utils import write_text_atomic  # noqa: E402
+
+CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "data", "corpus",
+                      "enwiki-2015-wikiextractor", "AA")
+BERT_VOCAB = os.path.join(os.path.dirname(ROOT), "shared", "data", "vocab",
+                          "bert_uncased_vocab.txt")
+EXIT_MLM_ACC = 0.25   # the plateau sits at 0.18-0.19
+EXIT_AUC = 0.70       # the plateau sits at 0.57-0.60
+STATE_FILE = "pilots_state.json"
+
+SMALL4 = {"num_hidden_layers": 4, "hidden_size": 256, "intermediate_size": 1024,
+          "num_attention_heads": 4}
+# name -> settings. vocab: "bert" (the BERT uncased vocab) or "wiki<k>k" (a WordPiece vocab
+# of k*1024 learned from the training files). Everything not given is configs/small.json.
+PILOTS = {
+    # The previous study's setting (benchmarks/results/quality_study.md) with the long
+    # run's horizon: its plateau came with a 4000-step linear decay.
+    "L128_bert": {"model": SMALL4, "max_seq_length": 128, "vocab": "bert",
+                  "train_batch_size": 32, "learning_rate": 5e-4, "num_warmup_steps": 1000},
+    "L64_bert": {"model": SMALL4, "max_seq_length": 64, "vocab": "bert",
+                 "train_batch_size": 32, "learning_rate": 5e-4, "num_warmup_steps": 1000},
+    "L64_bert_lr1e-3": {"model": SMALL4, "max_seq_length": 64, "vocab": "bert",
+                        "train_batch_size": 32, "learning_rate": 1e-3,
+                        "num_warmup_steps": 2000},
+    "L64_bert_gen0.5": {"model": SMALL4, "max_seq_length": 64, "vocab": "bert",
+                        "train_batch_size": 32, "learning_rate": 5e-4,
+                        "num_warmup_steps": 1000, "generator_hidden_size": 0.5},
+    "L64_wiki8k": {"model": SMALL4, "max_seq_length": 64, "vocab": "wiki8k",
+                   "train_batch_size": 32, "learning_rate": 5e-4, "num_warmup_steps": 1000},
+}
+HORIZON_STEPS = 50_000  # the long run's decay horizon, shared by every pilot
+
+
+def say(msg: str) -> None:
+    print(f"[pilots {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def vocab_file(work_dir: str, vocab: str) -> str:
+    return BERT_VOCAB if vocab == "bert" else os.path.join(work_dir, f"vocab_{vocab}.txt")
+
+
+def vocab_size(work_dir: str, vocab: str) -> int:
+    with open(vocab_file(work_dir, vocab), encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def records_dir(work_dir: str, vocab: str, seq_len: int, split: str) -> str:
+    return os.path.join(work_dir, f"{vocab}_L{seq_len}", split)
+
+
+def corpus_split(work_dir: str, heldout_files: int) -> dict:
+    """``corpus_train/`` and ``corpus_heldout/``: symlinks to the corpus files."""
+    files = sorted(glob.glob(os.path.join(CORPUS, "wiki_*")))
+    if len(files) <= heldout_files:
+        raise SystemExit(f"error: {CORPUS} holds {len(files)} files; need more than "
+                         f"--heldout_files={heldout_files}")
+    split = {"train": files[:-heldout_files], "heldout": files[-heldout_files:]}
+    for name, members in split.items():
+        directory = os.path.join(work_dir, f"corpus_{name}")
+        os.makedirs(directory, exist_ok=True)
+        for path in members:
+            link = os.path.join(directory, os.path.basename(path))
+            if not os.path.lexists(link):
+                os.symlink(path, link)
+    return {name: os.path.join(work_dir, f"corpus_{name}") for name in split}
+
+
+def run(cmd: list, log: str | None = None) -> int:
+    say("$ " + shlex.join(cmd))
+    if log is None:
+        return subprocess.call(cmd, cwd=ROOT)
+    with open(log, "a", encoding="utf-8") as out:
+        return subprocess.call(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stage_data(work_dir: str, pilots: list, heldout_files: int) -> None:
+    corpora = corpus_split(work_dir, heldout_files)
+    for vocab in sorted({PILOTS[p]["vocab"] for p in pilots} - {"bert"}):
+        path = vocab_file(work_dir, vocab)
+        if not os.path.exists(path):
+            size = int(vocab[len("wiki"):-1]) * 1024
+            if run([sys.executable, "-m", "electra_tf.build_vocab",
+                    f"--corpus={corpora['train']}/*", f"--output={path}",
+                    f"--vocab_size={size}"]) != 0:
+                raise SystemExit(f"error: building {path} failed")
+    for vocab, seq_len in sorted({(PILOTS[p]["vocab"], PILOTS[p]["max_seq_length"])
+                                  for p in pilots}):
+        for split, files in (("train", 16), ("heldout", 2)):
+            out = records_dir(work_dir, vocab, seq_len, split)
+            if os.path.exists(os.path.join(out, "pretrain_data.json")):
+                continue
+            if run([sys.executable, "build_pretraining_dataset.py",
+                    f"--corpus_dir={corpora[split]}", f"--output_dir={out}",
+                    f"--vocab_file={vocab_file(work_dir, vocab)}",
+                    f"--max_seq_length={seq_len}", f"--num_out_files={files}",
+                    "--num_processes=2", "--noprogress"]) != 0:
+                raise SystemExit(f"error: building {out} failed")
+
+
+def pilot_hparams(work_dir: str, name: str) -> dict:
+    p = PILOTS[name]
+    hparams = {"model_hparam_overrides": p["model"], "keep_checkpoint_max": 0,
+               "vocab_size": vocab_size(work_dir, p["vocab"])}
+    if "generator_hidden_size" in p:
+        hparams["generator_hidden_size"] = p["generator_hidden_size"]
+    return hparams
+
+
+def pilot_args(work_dir: str, name: str) -> list:
+    p = PILOTS[name]
+    train = records_dir(work_dir, p["vocab"], p["max_seq_length"], "train")
+    save = 250 if p["train_batch_size"] <= 32 else 100
+    return [f"--model_dir={os.path.join(work_dir, 'pilots', name)}",
+            f"--pretrain_tfrecords={train}/pretrain_data.tfrecord-*",
+            f"--vocab_file={vocab_file(work_dir, p['vocab'])}",
+            "--hparams=" + json.dumps(pilot_hparams(work_dir, name), sort_keys=True),
+            f"--max_seq_length={p['max_seq_length']}",
+            f"--num_train_steps={HORIZON_STEPS}",
+            f"--num_warmup_steps={p['num_warmup_steps']}",
+            f"--learning_rate={p['learning_rate']}",
+            f"--train_batch_size={p['train_batch_size']}",
+            f"--save_checkpoints_steps={save}", "--log_every_steps=50",
+            # Fixed, so that every pilot's CPU time buys the same kind of step.
+            "--mixed_precision=float32", "--nojit_compile"]
+
+
+def flops_per_step(work_dir: str, name: str) -> float:
+    from electra_tf.config import PretrainingConfig
+    from electra_tf.flops import flops_for_config
+    p = PILOTS[name]
+    config = PretrainingConfig.from_preset("small", {
+        **pilot_hparams(work_dir, name), "max_seq_length": p["max_seq_length"],
+        "train_batch_size": p["train_batch_size"], "num_train_steps": 1,
+        **({"generator_hidden_size": p["generator_hidden_size"]}
+           if "generator_hidden_size" in p else {})})
+    return flops_for_config(config).train_flops
+
+
+class State:
+    """Cumulative training CPU and wall time per pilot, kept across sittings."""
+
+    def __init__(self, work_dir: str):
+        self.path = os.path.join(work_dir, STATE_FILE)
+        self.data = json.load(open(self.path)) if os.path.exists(self.path) else {}
+
+    def cpu(self, name: str) -> float:
+        return self.data.get(name, {}).get("train_cpu_s", 0.0)
+
+    def wall(self, name: str) -> float:
+        return self.data.get(name, {}).get("train_wall_s", 0.0)
+
+    def add(self, name: str, wall: float, cpu: float, cpus: str | None) -> None:
+        entry = self.data.setdefault(name, {"train_wall_s": 0.0, "train_cpu_s": 0.0,
+                                            "sittings": []})
+        entry["train_wall_s"] += wall
+        entry["train_cpu_s"] += cpu
+        entry["sittings"].append({"wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+                                  "cpus": cpus, "ended": time.strftime("%Y-%m-%d %H:%M:%S")})
+        write_text_atomic(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process, all its threads (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def stage_train(work_dir: str, pilots: list, cpu_minutes: float, cpus: list) -> None:
+    """Trains pilots, ``len(cpus)`` at a time, each pinned to its core(s).
+
+    The budget is CPU time (core-minutes), not wall time, so pilots that share the
+    machine with other work get the same compute as pilots on an idle one.
+    """
+    state = State(work_dir)
+    budget_s = cpu_minutes * 60
+    todo = [p for p in pilots if state.cpu(p) < budget_s - 30]
+    slots = cpus or [None]
+    running = {}  # slot -> (name, proc, started, cpu_before)
+    os.makedirs(os.path.join(work_dir, "pilots"), exist_ok=True)
+
+    def finish(slot):
+        name, proc, started, _ = running.pop(slot)
+        cpu = proc.cpu_s
+        state.add(name, time.time() - started, cpu, slot)
+        say(f"{name}: stopped (exit {proc.returncode}) after {state.cpu(name) / 60:.1f} "
+            f"core-minutes, {state.wall(name) / 60:.1f} wall minutes in all")
+
+    try:
+        while todo or running:
+            for slot in slots:
+                if slot in running or not todo:
+                    continue
+                name = todo.pop(0)
+                cmd = [sys.executable, "run_pretraining.py", *pilot_args(work_dir, name)]
+                if slot is not None:
+                    cmd = ["taskset", "-c", slot, *cmd]
+                say(f"{name}: training {(budget_s - state.cpu(name)) / 60:.1f} more "
+                    "core-minutes" + (f" on cpu {slot}" if slot is not None else ""))
+                log = open(os.path.join(work_dir, "pilots", f"{name}.log"), "a")
+                proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                proc.cpu_s = 0.0
+                running[slot] = (name, proc, time.time(), state.cpu(name))
+            time.sleep(5)
+            for slot, (name, proc, started, cpu_before) in list(running.items()):
+                if proc.poll() is None:
+                    proc.cpu_s = max(proc.cpu_s, process_cpu_seconds(proc.pid))
+                    if cpu_before + proc.cpu_s >= budget_s:
+                        proc.send_signal(signal.SIGTERM)  # saves a checkpoint, exits 143
+                        proc.wait()
+                if proc.poll() is not None:
+                    finish(slot)
+    except KeyboardInterrupt:
+        for slot in list(running):
+            running[slot][1].send_signal(signal.SIGTERM)
+            running[slot][1].wait()
+            finish(slot)
+        raise
+
+
+def stage_eval(work_dir: str, pilots: list, eval_batches: int) -> None:
+    for name in pilots:
+        p = PILOTS[name]
+        heldout = records_dir(work_dir, p["vocab"], p["max_seq_length"], "heldout")
+        if not glob.glob(os.path.join(work_dir, "pilots", name, "ckpt-*.index")):
+            continue
+        args = [a for a in pilot_args(work_dir, name) if not a.startswith("--pretrain_")]
+        run([sys.executable, "run_pretraining.py", *args, "--do_eval", "--eval_all_checkpoints",
+             f"--pretrain_tfrecords={heldout}/pretrain_data.tfrecord-*",
+             f"--num_eval_steps={eval_batches}", "--eval_batch_size=64"],
+            log=os.path.join(work_dir, "pilots", f"{name}.eval.log"))
+
+
+def exit_point(curve: list, flops: float) -> dict | None:
+    for point in curve:
+        if (point.get("masked_lm_accuracy", 0) > EXIT_MLM_ACC
+                and point.get("disc_auc", 0) > EXIT_AUC):
+            return {"step": point["global_step"], "flops": point["global_step"] * flops}
+    return None
+
+
+def stage_report(work_dir: str, pilots: list, results_dir: str) -> dict:
+    state = State(work_dir)
+    report = {"exit_rule": {"masked_lm_accuracy": EXIT_MLM_ACC, "disc_auc": EXIT_AUC},
+              "horizon_steps": HORIZON_STEPS, "pilots": {}}
+    for name in pilots:
+        curve_path = os.path.join(work_dir, "pilots", name, "results", "learning_curve.json")
+        curve = json.load(open(curve_path))["checkpoints"] if os.path.exists(curve_path) else []
+        f = flops_per_step(work_dir, name)
+        steps = curve[-1]["global_step"] if curve else 0
+        report["pilots"][name] = {
+            "settings": PILOTS[name], "flops_per_step": f,
+            "command": shlex.join(["python", "run_pretraining.py",
+                                   *pilot_args(work_dir, name)]).replace(work_dir, "$STUDY"),
+            "train_wall_s": round(state.wall(name)), "train_cpu_s": round(state.cpu(name)),
+            "steps": steps, "flops": steps * f,
+            "steps_per_core_s": round(steps / state.cpu(name), 3) if state.cpu(name) else None,
+            "exit": exit_point(curve, f),
+            "curve": [{"step": c["global_step"], "flops": c["global_step"] * f,
+                       "mlm_acc": round(c.get("masked_lm_accuracy", 0), 4),
+                       "mlm_loss": round(c.get("masked_lm_loss", 0), 4),
+                       "disc_auc": round(c.get("disc_auc", 0), 4),
+                       "sampled_acc": round(c.get("sampled_masked_lm_accuracy", 0), 4)}
+                      for c in curve]}
+    os.makedirs(results_dir, exist_ok=True)
+    write_text_atomic(os.path.join(results_dir, "plateau_pilots.json"),
+                      json.dumps(report, indent=2) + "\n")
+    write_text_atomic(os.path.join(results_dir, "plateau_pilots.md"), format_markdown(report))
+    return report
+
+
+def format_markdown(report: dict) -> str:
+    lines = ["# Plateau pilots (issue 21)", "",
+             "Held-out masked-LM accuracy of the generator and replaced-token AUC of the "
+             "discriminator, every checkpoint (`python benchmarks/plateau_pilots.py`). "
+             f"Exit: MLM accuracy > {EXIT_MLM_ACC} and AUC > {EXIT_AUC}.", "",
+             "| pilot | GFLOP/step | steps | core-min | FLOPs | last MLM acc | last AUC | "
+             "left the plateau at |", "|---|---|---|---|---|---|---|---|"]
+    for name, p in report["pilots"].items():
+        last = p["curve"][-1] if p["curve"] else {}
+        exit_ = p["exit"]
+        lines.append(
+            f"| {name} | {p['flops_per_step'] / 1e9:.0f} | {p['steps']} | "
+            f"{p['train_cpu_s'] / 60:.0f} | {p['flops']:.2e} | {last.get('mlm_acc', '-')} | "
+            f"{last.get('disc_auc', '-')} | "
+            + (f"step {exit_['step']} ({exit_['flops']:.2e} FLOPs) |" if exit_
+               else "not within the pilot |"))
+    lines += ["", "## Curves", ""]
+    for name, p in report["pilots"].items():
+        lines += [f"### {name}", "", f"`{p['command']}`", "",
+                  "| step | FLOPs | MLM acc | MLM loss | sampled acc | AUC |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {c['step']} | {c['flops']:.2e} | {c['mlm_acc']} | {c['mlm_loss']} | "
+                  f"{c['sampled_acc']} | {c['disc_auc']} |" for c in p["curve"]]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work_dir", default=os.path.join(ROOT, "data", "plateau_pilots"))
+    parser.add_argument("--results_dir", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--pilots", default=",".join(PILOTS),
+                        help="comma-separated names of PILOTS")
+    parser.add_argument("--stages", default="data,train,eval,report")
+    parser.add_argument("--cpu_minutes", type=float, default=60.0,
+                        help="training CPU time (core-minutes) of each pilot, cumulative over "
+                             "sittings: 60 = half an hour of the 2-core machine")
+    parser.add_argument("--cpus", default="",
+                        help="comma-separated CPU sets (taskset -c) for pilots side by side")
+    parser.add_argument("--heldout_files", type=int, default=2)
+    parser.add_argument("--eval_batches", type=int, default=20)
+    args = parser.parse_args(argv)
+    args.pilots = [p for p in args.pilots.split(",") if p]
+    unknown = [p for p in args.pilots if p not in PILOTS]
+    if unknown:
+        parser.error(f"unknown pilot(s) {unknown}; known: {', '.join(PILOTS)}")
+    args.cpus = [c for c in args.cpus.split(",") if c]
+    return args
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # stage_train stops its runs (each saves) and records them
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # also when started in the background (ignored there)
+    os.makedirs(args.work_dir, exist_ok=True)
+    stages = args.stages.split(",")
+    if "data" in stages:
+        stage_data(args.work_dir, args.pilots, args.heldout_files)
+    if "train" in stages:
+        stage_train(args.work_dir, args.pilots, args.cpu_minutes, args.cpus)
+    if "eval" in stages:
+        stage_eval(args.work_dir, args.pilots, args.eval_batches)
+    if "report" in stages:
+        report = stage_report(args.work_dir, args.pilots, args.results_dir)
+        for name, p in report["pilots"].items():
+            say(f"{name}: {p['steps']} steps, exit " + (str(p["exit"]) if p["exit"] else "no"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
