@@ -34,7 +34,9 @@ setup(
         "safetensors>=0.4",
     ],
     # matplotlib only draws the plot of benchmarks/quality_study.py.
-    extras_require={"test": ["pytest>=8.0"], "bench": ["matplotlib>=3.7"]},
+    # tensorboard: keras.callbacks.TensorBoard needs it and TensorFlow no longer installs it.
+    extras_require={"test": ["pytest>=8.0"], "bench": ["matplotlib>=3.7"],
+                    "tensorboard": ["tensorboard"]},
     # The same commands as the scripts beside setup.py (run_pretraining.py, ...) and
     # `python -m electra_tf.<tool>`; electra_tf/cli.py describes their one convention.
     entry_points={"console_scripts": [

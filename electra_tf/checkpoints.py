@@ -18,7 +18,10 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.config import PretrainingConfig, load_preset, parse_hparams, preset_for_shape
+from electra_tf.config import (FinetuningConfig, PretrainingConfig, load_preset, parse_hparams,
+                               preset_for_shape)
+from electra_tf.formats.common import CONFIG_FILE, VOCAB_FILE, write_sidecar_files
+from electra_tf.io_utils import write_text_atomic
 from electra_tf.io_utils import write_text_atomic
 
 # The optimizer's two moments of a variable are saved as "<original name>/<suffix>".
@@ -287,20 +290,34 @@ def _assign(source: str, shapes: Mapping, get_value, models, variables,
 # ---------------------------------------------------------------------------
 
 def save_original_checkpoint(prefix: str, *models, variables: Optional[Mapping] = None,
-                             global_step: Optional[int] = None) -> str:
-    """Writes a TF1-readable checkpoint whose keys are the original names.
+                             global_step: Optional[int] = None, config=None,
+                             vocab_file: Optional[str] = None) -> str:
+    """Writes a TF1-readable checkpoint whose keys are the original names, and its config.
 
-    The files are written under a temporary prefix and renamed into place, then
-    the directory's ``checkpoint`` state file is updated, so an interrupted
-    write never leaves a half-written checkpoint that looks valid.
+    The checkpoint's variables are exactly the original names (tools that read Google's
+    checkpoints read ours); beside it go ``pretraining_config.json`` (so that a reader
+    builds the same model: the head count, for one, is not in the shapes) and, when
+    given, ``vocab.txt``. The files are written under a temporary prefix, the config
+    and vocab written atomically, then the data and last the ``.index`` renamed into
+    place and the directory's ``checkpoint`` state file updated: an interrupted write
+    never leaves a checkpoint that looks valid, nor one without its config.
 
     Args:
       prefix: e.g. ``/path/model.ckpt-1000`` (the directory is created).
       *models: objects with ``original_variables()``.
       variables: extra ``{original name: variable or array}`` (e.g. optimizer slots).
       global_step: stored as an int64 ``global_step`` if given.
+      config: None: the config the models carry (their encoders' ``TransformerConfig``,
+        the backbone's ``model_size``; see :func:`model_hparams`), when they hold a
+        discriminator encoder (``electra/``); a PretrainingConfig (written whole),
+        FinetuningConfig or hparams mapping: written after checking that it describes
+        the models and weights; False: no config.
+      vocab_file: copied beside the checkpoint as ``vocab.txt``.
     Returns:
       the prefix written.
+    Raises:
+      CheckpointError: the config does not describe the models (or a derived one
+        cannot), or ``vocab_file`` does not exist; nothing is written then.
     """
     tensors = {n: tf.convert_to_tensor(v) for n, v in original_variables(*models).items()}
     tensors.update({n: tf.convert_to_tensor(v) for n, v in (variables or {}).items()})
@@ -309,14 +326,31 @@ def save_original_checkpoint(prefix: str, *models, variables: Optional[Mapping] 
     if not tensors:
         raise ValueError("nothing to save")
     prefix = os.fspath(prefix)
+    encoders = model_encoders(*models)
+    shapes = {n: list(t.shape) for n, t in tensors.items()}
+    if config is None:
+        sidecar = _derived_hparams(models, encoders, tensors, prefix)
+    elif config is False:
+        sidecar = None
+    else:
+        sidecar = config_to_write(config, shapes, prefix, encoders)
+    if vocab_file and not tf.io.gfile.exists(vocab_file):
+        raise CheckpointError(f"vocab file not found: {vocab_file} (to be copied beside "
+                              f"{prefix} as {VOCAB_FILE})")
     directory = os.path.dirname(prefix) or "."
     tf.io.gfile.makedirs(directory)
+    vocab_tokens = None if vocab_file else _preprocessor_vocabulary(models)
     tmp_prefix = os.path.join(directory, f".tmp-{uuid.uuid4().hex}", os.path.basename(prefix))
     names = sorted(tensors)
     try:
         tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
                           shape_and_slices=[""] * len(names),
                           tensors=[tensors[n] for n in names])
+        # The config and vocab before the index: a checkpoint is never seen without them.
+        write_sidecar_files(directory, sidecar, vocab_file)
+        if vocab_tokens is not None:  # a Keras task model's preprocessor knows its vocab
+            write_text_atomic(os.path.join(directory, VOCAB_FILE),
+                              "".join(token + "\n" for token in vocab_tokens))
         written = tf.io.gfile.glob(tmp_prefix + ".*")
         # Data shards first, index last: a reader only trusts a prefix whose .index exists.
         for src in sorted(written, key=lambda f: f.endswith(".index")):
@@ -351,6 +385,253 @@ def write_state_file(directory: str, latest: str, kept: Optional[Sequence[str]] 
 
 
 # ---------------------------------------------------------------------------
+# The config written beside the weights
+# ---------------------------------------------------------------------------
+
+# The TransformerConfig fields that change what a built model computes (dropout and the
+# initializer range do not, at inference): a config written beside weights must match them.
+MODEL_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
+                "num_attention_heads", "intermediate_size", "hidden_act",
+                "max_position_embeddings", "type_vocab_size")
+_ENCODER_SCOPES = ("electra", "generator", "generator_ltr", "generator_rtl")
+_GENERATOR_SCOPES = _ENCODER_SCOPES[1:]
+
+
+def _layers_of(models) -> list:
+    """The models and every layer inside them (a PretrainingModels counts as its models)."""
+    found = []
+    for model in models:
+        if model is None:
+            continue
+        if not hasattr(model, "_flatten_layers") and hasattr(model, "models"):
+            found += _layers_of(model.models)
+            continue
+        found.append(model)
+        if hasattr(model, "_flatten_layers"):
+            found += list(model._flatten_layers(include_self=False))
+    return found
+
+
+def model_encoders(*models) -> dict:
+    """``{original scope: TransformerConfig}`` of the encoders inside ``models``.
+
+    Scopes: ``electra`` (the discriminator, a backbone or a task model's encoder, or the
+    MLM-only network), ``generator``, ``generator_ltr`` / ``generator_rtl`` (Electric).
+    """
+    from electra_tf.modeling.encoder import ElectraEncoder
+    found: dict = {}
+    for layer in _layers_of(models):
+        if isinstance(layer, ElectraEncoder):
+            found.setdefault(layer.scope, layer.config)
+    return found
+
+
+def _model_size(models) -> Optional[str]:
+    """The size preset a model says it was trained as (``ElectraBackbone.model_size``)."""
+    from electra_tf.config import available_presets
+    for layer in _layers_of(models):
+        size = getattr(layer, "model_size", None)
+        if isinstance(size, str) and size in available_presets():
+            return size
+    return None
+
+
+def objective_hparams(names) -> dict:
+    """The objective flags that weights by these original names were trained with.
+
+    MLM-only (``electra/`` + ``generator_predictions/``, no discriminator head),
+    Electric (``generator_ltr/``), ELECTRA with a generator (``generator/``), else a
+    discriminator alone (built without a generator).
+    """
+    names = list(names)
+    has = lambda prefix: any(n.startswith(prefix) for n in names)  # noqa: E731
+    if has("electra/encoder/") and not has("discriminator_predictions/") and \
+            has("generator_predictions/") and not has("generator/"):
+        return {"electra_objective": False, "electric_objective": False}
+    if has("generator_ltr/"):
+        return {"electra_objective": False, "electric_objective": True}
+    if has("generator/"):
+        return {"electra_objective": True, "electric_objective": False,
+                "uniform_generator": False}
+    return {"electra_objective": True, "electric_objective": False,
+            "uniform_generator": True, "two_tower_generator": False}
+
+
+def merge_hparams(*layers) -> dict:
+    """Hparams (dicts, JSON or .json paths) merged, later ones winning;
+    ``model_hparam_overrides`` are merged key by key, so that e.g.
+    ``{"model_hparam_overrides": {"num_attention_heads": 4}}`` keeps the sizes read from a
+    checkpoint or its config."""
+    merged: dict = {}
+    for layer in layers:
+        for key, value in parse_hparams(layer).items():
+            if key == "model_hparam_overrides" and isinstance(value, Mapping) and \
+                    isinstance(merged.get(key), Mapping):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+    return merged
+
+
+def model_hparams(*models, names=None) -> Optional[dict]:
+    """The PretrainingConfig hparams that built models carry, or None without a
+    discriminator encoder (``electra/``).
+
+    Every field of the discriminator's ``TransformerConfig`` (sizes, heads, activation,
+    dropout, positions, token types), the embedding width and vocab size, the size
+    preset (the backbone's ``model_size``, else the preset of that width and depth, else
+    ``small``), the objective the names show and the generator's width and depth as
+    fractions. Not what models cannot tell (casing, training hyperparameters): readers
+    take those from the preset.
+    """
+    encoders = model_encoders(*models)
+    disc = encoders.get("electra")
+    if disc is None:
+        return None
+    names = list(original_variables(*models) if names is None else names)
+    size = (_model_size(models) or preset_for_shape(disc.hidden_size, disc.num_hidden_layers)
+            or "small")
+    hparams = {"model_size": size, "vocab_size": disc.vocab_size,
+               "embedding_size": disc.embedding_size,
+               "model_hparam_overrides": {k: v for k, v in disc.to_dict().items()
+                                          if k not in ("vocab_size", "embedding_size")}}
+    if disc.max_position_embeddings < load_preset(size)["pretraining"]["max_seq_length"]:
+        hparams["max_seq_length"] = disc.max_position_embeddings
+    hparams.update(objective_hparams(names))
+    scope = next((s for s in _GENERATOR_SCOPES[:2] if s in encoders), None)
+    if scope is not None:
+        gen = encoders[scope]
+        hparams.update(generator_hidden_size=gen.hidden_size / disc.hidden_size,
+                       generator_layers=gen.num_hidden_layers / disc.num_hidden_layers,
+                       untied_generator_embeddings=any(
+                           n.startswith(f"{scope}/embeddings/") for n in names))
+    return hparams
+
+
+def config_of_models(*models, **hparams) -> PretrainingConfig:
+    """The PretrainingConfig of built models (:func:`model_hparams`), ``hparams`` on top
+    (e.g. ``do_lower_case=False``): what to pass as ``config`` to the format writers.
+
+    Raises:
+      CheckpointError: the models hold no discriminator encoder, or a PretrainingConfig
+        cannot describe them (a generator whose heads are not max(1, G // 64)).
+    """
+    derived = model_hparams(*models)
+    if derived is None:
+        raise CheckpointError("the models hold no discriminator encoder (electra/encoder/*): "
+                              "there is no PretrainingConfig to derive from them")
+    merged = merge_hparams(derived, hparams)
+    config = PretrainingConfig.from_preset(merged["model_size"], merged)
+    problems = _config_problems(config, model_encoders(*models))
+    if problems:
+        raise CheckpointError(_underivable(problems, "the models"))
+    return config
+
+
+def _underivable(problems, what) -> str:
+    return (f"a PretrainingConfig cannot describe {what} ({'; '.join(problems[:3])}): it "
+            "derives a generator's num_attention_heads as max(1, G // 64) and its "
+            f"intermediate_size as 4 * G; write with config=False (no {CONFIG_FILE})")
+
+
+def _derived_hparams(models, encoders, tensors, prefix) -> Optional[dict]:
+    """The models' hparams to write beside ``prefix``, checked to rebuild the same encoders."""
+    hparams = model_hparams(*models, names=tensors)
+    if hparams is None:
+        return None
+    config = PretrainingConfig.from_preset(hparams["model_size"], hparams)
+    problems = _config_problems(config, encoders)
+    if problems:
+        raise CheckpointError(_underivable(problems, f"the models saved to {prefix}"))
+    return hparams
+
+
+def _config_problems(config: PretrainingConfig, encoders: Mapping) -> list:
+    """How the encoders ``config`` builds differ from ``encoders`` (by scope)."""
+    expected = {"electra": config.discriminator_config()}
+    if any(s in encoders for s in _GENERATOR_SCOPES):
+        generator = config.generator_config()
+        expected.update({s: generator for s in _GENERATOR_SCOPES})
+    problems = []
+    for scope, want in expected.items():
+        have = encoders.get(scope)
+        for field in MODEL_FIELDS if have is not None else ():
+            if getattr(want, field) != getattr(have, field):
+                problems.append(f"{scope} {field} {getattr(want, field)!r} in the config, "
+                                f"{getattr(have, field)!r} in the model")
+    return problems
+
+
+def _shape_facts(shapes: Mapping, scope: str) -> dict:
+    """The TransformerConfig fields that the shapes of one scope show."""
+    facts = {}
+    layer = f"{scope}/encoder/layer_0"
+    if f"{layer}/attention/self/query/kernel" in shapes:
+        facts["hidden_size"] = shapes[f"{layer}/attention/self/query/kernel"][-1]
+        facts["num_hidden_layers"] = _num_layers(shapes, scope)
+    if f"{layer}/intermediate/dense/kernel" in shapes:
+        facts["intermediate_size"] = shapes[f"{layer}/intermediate/dense/kernel"][-1]
+    table = lambda name: shapes.get(f"{scope}/embeddings/{name}")  # noqa: E731
+    if table("word_embeddings"):
+        facts["vocab_size"], facts["embedding_size"] = table("word_embeddings")
+    if table("position_embeddings"):
+        facts["max_position_embeddings"] = table("position_embeddings")[0]
+    if table("token_type_embeddings"):
+        facts["type_vocab_size"] = table("token_type_embeddings")[0]
+    return facts
+
+
+def _shape_problems(config: PretrainingConfig, shapes: Mapping) -> list:
+    """How the shapes of the models ``config`` builds differ from ``shapes``."""
+    shapes = {n: list(s) for n, s in shapes.items()}
+    expected = {"electra": config.discriminator_config()}
+    for scope in _GENERATOR_SCOPES:
+        if f"{scope}/encoder/layer_0/attention/self/query/kernel" in shapes:
+            expected[scope] = config.generator_config()
+    problems = []
+    for scope, want in expected.items():
+        for field, value in _shape_facts(shapes, scope).items():
+            if getattr(want, field) != value:
+                problems.append(f"{scope} {field} {getattr(want, field)} in the config, "
+                                f"{value} in the weights")
+    return problems
+
+
+def config_to_write(config, shapes: Mapping, where: str, encoders: Optional[Mapping] = None):
+    """What to write as ``pretraining_config.json`` for ``config``, checked against the
+    weights' shapes (and the models' encoders, when known).
+
+    Args:
+      config: a PretrainingConfig (returned as is: written whole), a FinetuningConfig
+        (its model hparams and casing) or a mapping of PretrainingConfig hparams.
+      shapes: ``{original name: shape}`` of the weights written.
+      where: the checkpoint, for the error.
+    Raises:
+      CheckpointError: the config does not describe the weights.
+    """
+    if isinstance(config, PretrainingConfig):
+        payload, built = config, config
+    elif isinstance(config, FinetuningConfig):
+        payload = {k: getattr(config, k) for k in (
+            "model_size", "debug", "model_hparam_overrides", "embedding_size", "vocab_size",
+            "do_lower_case", "max_seq_length")}
+        built = PretrainingConfig.from_preset(config.model_size, payload)
+    elif isinstance(config, Mapping):
+        payload = {k: v for k, v in config.items() if k != "max_predictions_per_seq"}
+        built = PretrainingConfig.from_preset(payload.get("model_size", "small"), payload)
+    else:
+        raise TypeError(f"config must be a PretrainingConfig, a FinetuningConfig or a dict of "
+                        f"hparams, got {type(config).__name__}")
+    problems = _config_problems(built, encoders or {}) + _shape_problems(built, shapes)
+    if problems:
+        raise CheckpointError(
+            f"the config given for {where} does not describe the weights written "
+            f"({'; '.join(problems[:3])}{' ...' if len(problems) > 3 else ''}): pass the "
+            f"config the models were built with, or write no {CONFIG_FILE} (config=False)")
+    return payload
+
+
+# ---------------------------------------------------------------------------
 # Inferring model sizes from a checkpoint
 # ---------------------------------------------------------------------------
 
@@ -361,22 +642,42 @@ def _num_layers(shapes: Mapping, scope: str) -> int:
 
 
 def infer_pretraining_config(path: str, hparams=None, **overrides) -> PretrainingConfig:
-    """A :class:`PretrainingConfig` whose model shapes match a checkpoint.
+    """A :class:`PretrainingConfig` whose model matches a TF1-name checkpoint.
 
-    Reads the embedding width, hidden size, depth, feed-forward size, vocab and
-    the generator's width/depth (e.g. the released small model's generator
-    fraction 1.0, spec 7.3) from the variable shapes. Head counts cannot be
-    read from shapes and follow the max(1, H // 64) rule. ``hparams`` and
-    ``overrides`` are applied on top of what was inferred.
+    The ``pretraining_config.json`` beside the checkpoint when there is one (our
+    writers put it there). Else what the variable shapes tell
+    (:func:`infer_pretraining_config_from_shapes`): the embedding width, hidden size,
+    depth, feed-forward size, vocab and the generator's width/depth (e.g. the released
+    small model's generator fraction 1.0, spec 7.3); the head count only for the
+    released sizes. ``hparams`` and ``overrides`` are applied on top
+    (``model_hparam_overrides`` key by key).
     """
-    return infer_pretraining_config_from_shapes(read_checkpoint_shapes(path), path, hparams,
-                                                **overrides)
+    from electra_tf.formats.common import read_sidecar_files
+    prefix, _, shapes = open_checkpoint(path)
+    stored, _ = read_sidecar_files(prefix)
+    if stored:
+        merged = merge_hparams(stored, hparams, overrides)
+        return PretrainingConfig.from_preset(merged.get("model_size", "small"), merged)
+    return infer_pretraining_config_from_shapes(shapes, prefix, hparams, **overrides)
+
+
+def heads_are_certain(hidden: int, layers: int, intermediate: int) -> bool:
+    """True for the shapes of a released size (small, base, large), whose head count is
+    max(1, H // 64); other shapes do not tell the number of attention heads."""
+    return preset_for_shape(hidden, layers) is not None and intermediate == 4 * hidden
 
 
 def infer_pretraining_config_from_shapes(shapes: Mapping, source: str, hparams=None,
                                          **overrides) -> PretrainingConfig:
-    """:func:`infer_pretraining_config` for ``{original name: shape}`` from any source."""
+    """:func:`infer_pretraining_config` for ``{original name: shape}`` from any source.
+
+    Raises:
+      CheckpointError: not an ELECTRA checkpoint, or shapes of no released size and no
+        head count given (``model_hparam_overrides.num_attention_heads``, or a
+        ``model_size`` to accept max(1, H // 64)).
+    """
     shapes = {name: list(shape) for name, shape in shapes.items()}
+    user = merge_hparams(hparams, overrides)
     query = "electra/encoder/layer_0/attention/self/query/kernel"
     if "electra/embeddings/word_embeddings" not in shapes or query not in shapes:
         raise CheckpointError(f"{source} is not an ELECTRA checkpoint: it has no "
@@ -385,8 +686,20 @@ def infer_pretraining_config_from_shapes(shapes: Mapping, source: str, hparams=N
     hidden = shapes[query][1]
     layers = _num_layers(shapes, "electra")
     intermediate = shapes["electra/encoder/layer_0/intermediate/dense/kernel"][1]
+    given = (user.get("model_hparam_overrides") or {}).get("num_attention_heads")
+    if given is None and "model_size" not in user and not user.get("debug") and \
+            not heads_are_certain(hidden, layers, intermediate):
+        guess = max(1, hidden // 64)
+        raise CheckpointError(
+            f"{source}: the number of attention heads is not in the shapes (hidden_size "
+            f"{hidden}, {layers} layers, intermediate_size {intermediate}: no released "
+            f"ELECTRA size) and there is no {CONFIG_FILE} beside it; pass it in hparams, "
+            f"e.g. --hparams='{{\"model_hparam_overrides\": {{\"num_attention_heads\": "
+            f"{guess}}}}}', or give a model_size (--model_size, or \"model_size\" in hparams) "
+            f"to accept the released sizes' max(1, {hidden} // 64) = {guess}")
     size = preset_for_shape(hidden, layers)
-    preset_positions = load_preset(size or "small")["transformer"]["max_position_embeddings"]
+    preset = load_preset(size or "small")
+    preset_positions = preset["transformer"]["max_position_embeddings"]
     positions = shapes.get("electra/embeddings/position_embeddings", [preset_positions])[0]
     model_overrides = {}
     if size is None:
@@ -397,6 +710,8 @@ def infer_pretraining_config_from_shapes(shapes: Mapping, source: str, hparams=N
     if positions != preset_positions:
         model_overrides["max_position_embeddings"] = positions
     inferred = {"model_size": size, "vocab_size": vocab, "embedding_size": embedding}
+    if positions < preset["pretraining"]["max_seq_length"]:
+        inferred["max_seq_length"] = positions
     if model_overrides:
         inferred["model_hparam_overrides"] = model_overrides
     for scope in ("generator", "generator_ltr"):
@@ -410,4 +725,15 @@ def infer_pretraining_config_from_shapes(shapes: Mapping, source: str, hparams=N
                 inferred.update(electric_objective=True, electra_objective=False,
                                 two_tower_generator=True)
             break
-    return PretrainingConfig.from_preset(size, {**inferred, **parse_hparams(hparams), **overrides})
+    merged = merge_hparams(inferred, user)
+    return PretrainingConfig.from_preset(merged.get("model_size", size), merged)
+
+
+def _preprocessor_vocabulary(models):
+    """The vocabulary tokens of the first model with a Keras preprocessor, or None."""
+    for model in models:
+        tokens = getattr(getattr(model, "preprocessor", None), "vocabulary", None)
+        if tokens:
+            return list(tokens)
+    return None
+

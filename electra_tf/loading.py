@@ -11,7 +11,11 @@ are :mod:`electra_tf.formats`. This module turns weights into built Keras models
 * :func:`build_from_weights` / :func:`load_pretrained`: models built and assigned.
 
 The model shapes come from ``pretraining_config.json`` beside the weights when
-present (our exports), else from the variable shapes (``infer_pretraining_config``).
+present (every writer of ours puts it there), from a transformers ``config.json``, else
+from the variable shapes (``infer_pretraining_config``), which tell every size but the
+head count: that is taken as certain only for the released sizes, otherwise hparams
+must give it. A generator is never taken for the discriminator (see
+:func:`config_for_weights`).
 What is built follows what the weights hold: the discriminator (with its head
 when present), a generator (``generator/``), Electric's two-tower cloze
 generator (``generator_ltr/``, ``generator_rtl/``), or, for a masked-LM-only
@@ -157,32 +161,50 @@ def read_training_checkpoint(path: str, *, keep_models: bool = False) -> Pretrai
     return weights
 
 
-def config_for_weights(weights: PretrainedWeights, hparams) -> PretrainingConfig:
+def config_for_weights(weights: PretrainedWeights, hparams, *,
+                       allow_generator: bool = False) -> PretrainingConfig:
     """The config of what ``weights`` hold (ELECTRA, Electric, MLM-only or discriminator-only).
 
     Sizes come from ``weights.hparams`` (a ``pretraining_config.json`` or HF config)
-    when known, else from the shapes; ``hparams`` override both.
+    when known, else from the shapes, which give the head count only for the released
+    sizes; ``hparams`` override both (``model_hparam_overrides`` key by key, so
+    ``{"model_hparam_overrides": {"num_attention_heads": 4}}`` keeps the sizes).
+
+    The result's ``discriminator_config()`` is the encoder a backbone or fine-tuning
+    starts from, so a generator is refused unless ``allow_generator`` (which
+    :func:`build_from_weights` passes: it builds what the weights hold, a generator
+    included): a transformers ``ElectraForMaskedLM`` (its encoder is read under
+    ``electra/``, the original's MLM-only layout). Weights with a generator encoder and
+    no ``electra/encoder/`` are always refused, naming what they are.
+
+    Raises:
+      CheckpointError: one line naming the source and what to pass instead.
     """
     names = weights.values
     has = lambda prefix: any(n.startswith(prefix) for n in names)  # noqa: E731
-    shapes = {n: v.shape for n, v in names.items()}
-    if has("electra/encoder/") and not has("discriminator_predictions/") and \
-            has("generator_predictions/") and not has("generator/"):
-        kind = {"electra_objective": False, "electric_objective": False}  # MLM-only
-    elif has("generator_ltr/"):
-        kind = {"electra_objective": False, "electric_objective": True}
-    elif has("generator/"):
-        kind = {"electra_objective": True, "electric_objective": False,
-                "uniform_generator": False}
-    else:  # discriminator only: build no generator
-        kind = {"electra_objective": True, "electric_objective": False,
-                "uniform_generator": True, "two_tower_generator": False}
-    user = parse_hparams(hparams)
+    if not has("electra/encoder/"):
+        scope = next((s for s in ("generator", "generator_ltr") if has(f"{s}/encoder/")), None)
+        if scope is not None:
+            raise checkpoints.CheckpointError(
+                f"{weights.source} holds a generator only ({scope}/*, no electra/encoder/*), "
+                "not an ELECTRA discriminator: pass the full pre-training export "
+                "<model_dir>/tf1, the discriminator export <model_dir>/discriminator or the "
+                "run directory")
+    if weights.architecture == hf.MASKED_LM and not allow_generator:
+        raise checkpoints.CheckpointError(
+            f"{weights.source} is a transformers {hf.MASKED_LM}, ELECTRA's generator (a "
+            "masked LM), not the discriminator whose encoder a backbone or fine-tuning "
+            f"starts from: pass the discriminator ({hf.PRETRAINING} directory, e.g. "
+            "google/electra-small-discriminator, or a directory holding discriminator/ and "
+            "generator/); to use this network's encoder anyway, convert it to an "
+            f"{hf.MODEL} first (python -m electra_tf.convert --to=hf --hf_kind=model)")
+    kind = checkpoints.objective_hparams(names)
     if weights.hparams:
-        return PretrainingConfig.from_preset(
-            weights.hparams.get("model_size", "small"), {**weights.hparams, **kind, **user})
-    return checkpoints.infer_pretraining_config_from_shapes(shapes, weights.source,
-                                                            {**kind, **user})
+        merged = checkpoints.merge_hparams(weights.hparams, kind, hparams)
+        return PretrainingConfig.from_preset(merged.get("model_size", "small"), merged)
+    shapes = {n: v.shape for n, v in names.items()}
+    return checkpoints.infer_pretraining_config_from_shapes(
+        shapes, weights.source, checkpoints.merge_hparams(kind, hparams))
 
 
 def build_from_weights(weights: PretrainedWeights, hparams=None) -> PretrainedModel:
@@ -199,7 +221,7 @@ def build_from_weights(weights: PretrainedWeights, hparams=None) -> PretrainedMo
         return PretrainedModel(config=config, discriminator=models.discriminator,
                                generator=models.generator, weights=weights,
                                has_discriminator_head=has_head)
-    config = config_for_weights(weights, hparams)
+    config = config_for_weights(weights, hparams, allow_generator=True)
     models = build_pretraining_models(config)
     has_head = any(n.startswith("discriminator_predictions/") for n in weights.values)
     allow = [] if has_head or models.discriminator is None else [r"^discriminator_predictions/"]

@@ -216,7 +216,8 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
                      DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY),
                  original_variables: Optional[Mapping] = None,
                  lr_multipliers: Optional[Mapping[str, float]] = None,
-                 clip_norm: Optional[float] = None, name: str = "AdamWeightDecay", **kwargs):
+                 clip_norm: Optional[float] = None, name: str = "AdamWeightDecay",
+                 settable_learning_rate: bool = False, **kwargs):
         for keras_arg, ours in (("weight_decay", "weight_decay_rate"),
                                 ("global_clipnorm", "clip_norm"), ("clipnorm", "clip_norm"),
                                 ("clipvalue", "clip_norm")):
@@ -225,6 +226,18 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
                                  f"{ours!r} (applied after the cross-replica sum, spec 4.3)")
             kwargs.pop(keras_arg, None)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        # Keras callbacks (LearningRateScheduler, ReduceLROnPlateau) set `learning_rate`; a
+        # schedule is not settable in Keras, so a value set here overrides the schedule
+        # from then on (negative: none set). Made before any step is traced.
+        self.settable_learning_rate = bool(settable_learning_rate)
+        self._learning_rate_override = None
+        if self.settable_learning_rate and isinstance(
+                self._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            with keras.name_scope(self.name, caller=self):
+                self._learning_rate_override = keras.Variable(
+                    -1.0, name="learning_rate_override", dtype="float32", trainable=False,
+                    aggregation="only_first_replica")
+            self._track_variable(self._learning_rate_override)
         self.weight_decay_rate = float(weight_decay_rate)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
@@ -255,6 +268,30 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     def for_models(cls, *models, **kwargs) -> "AdamWeightDecay":
         """An optimizer whose names come from the models' ``original_variables()``."""
         return cls(original_variables=_merged_original_variables(models), **kwargs)
+
+    # -- the learning rate ----------------------------------------------------
+
+    @property
+    def learning_rate(self):
+        return self._get_current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        override = getattr(self, "_learning_rate_override", None)
+        if override is None or isinstance(
+                learning_rate, keras.optimizers.schedules.LearningRateSchedule) or callable(
+                learning_rate):
+            keras.optimizers.Optimizer.learning_rate.fset(self, learning_rate)
+        else:
+            override.assign(float(learning_rate))
+
+    def _get_current_learning_rate(self):
+        scheduled = super()._get_current_learning_rate()
+        override = getattr(self, "_learning_rate_override", None)
+        if override is None:
+            return scheduled
+        return tf.where(override >= 0.0, tf.convert_to_tensor(override),
+                        tf.cast(scheduled, tf.float32))
 
     # -- names --------------------------------------------------------------
 
@@ -356,7 +393,8 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         config.update(weight_decay_rate=self.weight_decay_rate, beta_1=self.beta_1,
                       beta_2=self.beta_2, epsilon=self.epsilon,
                       exclude_from_weight_decay=list(self.exclude_from_weight_decay),
-                      clip_norm=self.clip_norm)
+                      clip_norm=self.clip_norm,
+                      settable_learning_rate=self.settable_learning_rate)
         # original_variables (and lr_multipliers, keyed by those names) are not
         # serialised: a restored config gives an optimizer without names.
         return config

@@ -89,6 +89,12 @@ def load_vocab(vocab_file):
     return {tok: i for i, tok in enumerate(load_vocab_tokens(vocab_file))}
 
 
+def special_ids_of_tokens(tokens, source):
+    """``{pad, unk, cls, sep, mask}`` ids of a vocabulary's tokens (a later duplicate wins);
+    a missing special token is a ValueError naming ``source``."""
+    return _special_ids_or_raise({tok: i for i, tok in enumerate(tokens)}, source)
+
+
 def _special_ids_or_raise(vocab, source):
     missing = [t for t in SPECIAL_TOKENS if t not in vocab]
     if missing:
@@ -325,17 +331,23 @@ class FullTokenizer(_TokenizerBase):
         applied when `do_lower_case` is on, as in the original code.
     """
 
-    def __init__(self, vocab_file, do_lower_case=True, strip_accents=True):
-        self.vocab_file = os.fspath(vocab_file)
-        tokens = load_vocab_tokens(self.vocab_file)
+    def __init__(self, vocab_file, do_lower_case=True, strip_accents=True, *, tokens=None):
+        self.vocab_file = None if vocab_file is None else os.fspath(vocab_file)
+        if tokens is None:
+            tokens = load_vocab_tokens(self.vocab_file)
         self.vocab = {tok: i for i, tok in enumerate(tokens)}
         self.inv_vocab = dict(enumerate(tokens))
         self.vocab_size = len(tokens)
-        self.special_ids = _special_ids_or_raise(self.vocab, self.vocab_file)
+        self.special_ids = _special_ids_or_raise(self.vocab, self.vocab_file or "the tokens")
         self.do_lower_case = do_lower_case
         self.strip_accents = strip_accents
         self.basic_tokenizer = BasicTokenizer(do_lower_case, strip_accents)
         self.wordpiece_tokenizer = WordpieceTokenizer(self.vocab)
+
+    @classmethod
+    def from_tokens(cls, tokens, do_lower_case=True, strip_accents=True):
+        """The tokenizer of a vocabulary given as its tokens (id = index), no file."""
+        return cls(None, do_lower_case, strip_accents, tokens=list(tokens))
 
     def tokenize(self, text):
         out = []

@@ -146,10 +146,16 @@ def test_independent_tf1_checkpoint_loads_by_name(tmp_path):
         np.testing.assert_array_equal(variable.numpy(), values[name], err_msg=name)
 
 
+# A bare checkpoint of no released size does not tell its head count: hparams give it.
+ONE_HEAD = {"model_hparam_overrides": {"num_attention_heads": 1}}
+
+
 def test_generator_size_is_inferred_from_shapes(tmp_path):
     prefix = write_tf1_checkpoint(str(tmp_path / "m"),
                                   random_values(spec_names(V, E, H, LAYERS, G, LAYERS)))
-    config = infer_pretraining_config(prefix)
+    with pytest.raises(CheckpointError, match="num_attention_heads"):
+        infer_pretraining_config(prefix)
+    config = infer_pretraining_config(prefix, ONE_HEAD)
     assert config.generator_hidden_size == 1.0 and config.generator_layers == 1.0
     assert config.generator_config().hidden_size == G
     assert config.discriminator_config().hidden_size == H
@@ -159,7 +165,7 @@ def test_generator_size_is_inferred_from_shapes(tmp_path):
     # A base-like generator (fraction 1/3 of 48 = 16) with half the depth.
     prefix = write_tf1_checkpoint(str(tmp_path / "b"),
                                   random_values(spec_names(V, E, 48, 2, 16, 1)), extras=False)
-    config = infer_pretraining_config(prefix)
+    config = infer_pretraining_config(prefix, ONE_HEAD)
     assert config.generator_config().hidden_size == 16
     assert config.generator_config().num_hidden_layers == 1
     load_original_checkpoint(prefix, *build_pretraining_models(config).models)

@@ -3,7 +3,10 @@
 A reader returns a :class:`PretrainedWeights`: ``{original (TF1) name: numpy array}``
 plus what is known of the config and vocabulary. Our own writers put two sidecar
 files beside the weights: ``pretraining_config.json`` (the PretrainingConfig the
-models are built from) and ``vocab.txt``.
+models are built from, or, when a writer only knows the models, their hparams: every
+size, the head count, activation, dropout...) and ``vocab.txt``. Both are written
+atomically; the config goes in before the checkpoint's ``.index`` (see
+:func:`electra_tf.checkpoints.save_original_checkpoint`).
 
 This module sits below the format modules (``tf1``, ``hf``, ``keras``) so that each can
 use it without importing the package that detects them; it imports TensorFlow only when
@@ -31,9 +34,13 @@ class PretrainedWeights:
       values: ``{original name: numpy array}`` (no optimizer slots, no global_step).
       hparams: PretrainingConfig hparams known from the source (e.g. a HF
         ``config.json``); shapes fill in the rest.
-      vocab_file: the vocabulary shipped beside the weights, if any.
+      vocab_file: the ``vocab.txt`` beside the weights; None when there is none (a
+        caller must then be given one, not fall back silently).
       source: the path read; format: ``"tf1"``, ``"hf"``, ``"keras"`` or ``"training"``.
       global_step: the training step stored with the weights, if any.
+      architecture: for a transformers directory, its architecture
+        (``ElectraForPreTraining``, ``ElectraForMaskedLM``: a generator, ``ElectraModel``;
+        a discriminator/generator pair gives its discriminator's); None otherwise.
       built: for a training checkpoint read with ``keep_models=True``, the
         (PretrainingConfig, PretrainingModels) restored to read it, which
         :func:`electra_tf.loading.build_from_weights` takes over instead of building
@@ -46,6 +53,7 @@ class PretrainedWeights:
     source: str
     format: str
     global_step: Optional[int] = None
+    architecture: Optional[str] = None
     built: Optional[tuple] = dataclasses.field(default=None, repr=False, compare=False)
 
 
@@ -78,8 +86,41 @@ def read_sidecar_files(prefix: str, require_config: bool = False) -> tuple:
 
 
 def write_sidecar_files(directory: str, config, vocab_file: Optional[str]) -> None:
-    """Writes ``config`` (a PretrainingConfig) and a copy of ``vocab_file`` (if any)."""
-    import tensorflow as tf
-    config.to_json(os.path.join(directory, CONFIG_FILE))
+    """Writes the config and a copy of ``vocab_file`` beside a checkpoint, each atomically.
+
+    Args:
+      config: a PretrainingConfig (written whole, as the pre-training driver writes it), a
+        mapping of PretrainingConfig hparams (e.g. what
+        :func:`electra_tf.checkpoints.model_hparams` knows of built models), or None (no
+        config written).
+      vocab_file: copied as ``vocab.txt`` when given.
+    """
+    from electra_tf.io_utils import write_text_atomic
+    if config is not None:
+        if hasattr(config, "to_json"):
+            config.to_json(os.path.join(directory, CONFIG_FILE))
+        else:
+            write_text_atomic(os.path.join(directory, CONFIG_FILE),
+                              json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
     if vocab_file:
-        tf.io.gfile.copy(vocab_file, os.path.join(directory, VOCAB_FILE), overwrite=True)
+        copy_file_atomic(vocab_file, os.path.join(directory, VOCAB_FILE))
+
+
+def copy_file_atomic(source: str, target: str) -> None:
+    """Copies ``source`` to ``target`` through a temporary sibling renamed into place
+    (nothing to do when both are the same file)."""
+    import uuid
+
+    import tensorflow as tf
+    source, target = os.fspath(source), os.fspath(target)
+    if "://" not in source + target and os.path.exists(source) and \
+            os.path.exists(target) and os.path.samefile(source, target):
+        return
+    tmp = os.path.join(os.path.dirname(target),
+                       f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
+    try:
+        tf.io.gfile.copy(source, tmp, overwrite=True)
+        tf.io.gfile.rename(tmp, target, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)

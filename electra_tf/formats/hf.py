@@ -441,9 +441,9 @@ def read_hf_directory(path: str):
         return _read_pair(path)
     if not tf.io.gfile.exists(os.path.join(path, CONFIG_NAME)):
         raise CheckpointError(f"no {CONFIG_NAME} in {path}: not a transformers directory")
-    _, _, values, hparams = _read_single(path)
+    architecture, _, values, hparams = _read_single(path)
     return PretrainedWeights(values=values, hparams=hparams, vocab_file=_vocab_in(path),
-                             source=path, format="hf")
+                             source=path, format="hf", architecture=architecture)
 
 
 def _read_pair(path: str):
@@ -482,7 +482,7 @@ def _read_pair(path: str):
                    untied_generator_embeddings=not tied)
     return PretrainedWeights(values=values, hparams=hparams,
                              vocab_file=_vocab_in(disc_dir, gen_dir, path), source=path,
-                             format="hf")
+                             format="hf", architecture=disc_arch)
 
 
 # ---------------------------------------------------------------------------
@@ -490,8 +490,15 @@ def _read_pair(path: str):
 # ---------------------------------------------------------------------------
 
 def _networks(source):
-    """(discriminator, generator, has_discriminator_head, config or None) of any source."""
+    """(discriminator, generator, has_discriminator_head, config or None) of any source.
+
+    A Keras backbone (``electra_tf.models.ElectraBackbone``: an ``electra`` encoder, no
+    head) counts as a discriminator without head; a model with task heads is refused.
+    """
     from electra_tf.modeling.discriminator import Discriminator
+    from electra_tf.modeling.electric import TwoTowerClozeGenerator
+    from electra_tf.modeling.encoder import ElectraEncoder
+    from electra_tf.modeling.generator import Generator
     from electra_tf.modeling.pretraining_models import PretrainingModels
     if hasattr(source, "has_discriminator_head"):  # a loading.PretrainedModel (built above us)
         return source.discriminator, source.generator, source.has_discriminator_head, \
@@ -502,12 +509,29 @@ def _networks(source):
         models = list(source)
     else:
         models = [source]
+    models = [m for m in models if m is not None]
+    for model in models:
+        heads = sorted({"/".join(n.split("/")[:2]) for n in model.original_variables()
+                        if n.startswith("task_specific/")})
+        if heads:
+            raise CheckpointError(
+                f"{type(model).__name__} holds the task head {', '.join(heads)}, which "
+                "transformers' ELECTRA classes do not have: write its encoder alone "
+                "(model.backbone) as ElectraModel, or save the whole model with "
+                "electra_tf.save_original_checkpoint")
+    generators = (Generator, TwoTowerClozeGenerator)
     disc = next((m for m in models if isinstance(m, Discriminator)), None)
-    gen = next((m for m in models if m is not None and not isinstance(m, Discriminator)), None)
+    has_head = disc is not None
+    if disc is None:  # a backbone: the discriminator's encoder without its head
+        disc = next((m for m in models if not isinstance(m, generators)
+                     and isinstance(getattr(m, "encoder", None), ElectraEncoder)
+                     and m.encoder.scope == "electra"), None)
+    gen = next((m for m in models if m is not disc and not isinstance(m, Discriminator)),
+               None)
     if disc is None and gen is None:
-        raise ValueError("write_hf_directory needs a Discriminator, a Generator, a "
-                         "PretrainingModels or a PretrainedModel")
-    return disc, gen, disc is not None, None
+        raise ValueError("write_hf_directory needs a Discriminator, a Generator, an "
+                         "ElectraBackbone, a PretrainingModels or a PretrainedModel")
+    return disc, gen, has_head, None
 
 
 def _resolve_kind(kind: str, disc, gen, has_head: bool) -> list:
@@ -631,7 +655,9 @@ def write_hf_directory(source, output_dir: str, vocab_file: str | None = None,
 
     Args:
       source: a :class:`electra_tf.loading.PretrainedModel`, a ``PretrainingModels``,
-        a ``Discriminator``/``Generator`` or a list of them.
+        a ``Discriminator``/``Generator``, an ``electra_tf.models.ElectraBackbone``
+        (written as ElectraModel) or a list of them. ``config.json`` holds every size,
+        the head count, activation and dropout of the networks written.
       output_dir: the directory to create (local path); written in a temporary
         sibling and renamed into place.
       vocab_file: the vocabulary (default: the PretrainedModel's); without one no

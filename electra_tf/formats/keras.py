@@ -69,9 +69,22 @@ def write(output_dir: str, values: Mapping, *, config, vocab_file: Optional[str]
           global_step: Optional[int] = None, overwrite: bool = False) -> str:
     """Writes ``values`` (``{original name: array}``) as a keras-format directory.
 
-    Arguments as :func:`electra_tf.formats.tf1.write`; returns the checkpoint prefix
+    Arguments as :func:`electra_tf.formats.tf1.write`, except that ``config`` is
+    required (the reader builds the models from it); returns the checkpoint prefix
     ``<output_dir>/ckpt-<step or 0>``.
+
+    Raises:
+      CheckpointError: ``config`` does not describe ``values`` (nothing is written).
     """
+    if config is None:
+        raise checkpoints.CheckpointError(
+            f"a keras-format directory needs its config ({output_dir}): pass config= (e.g. "
+            "electra_tf.checkpoints.config_of_models(*models))")
+    sidecar = checkpoints.config_to_write(
+        config, {name: list(getattr(value, "shape", ())) for name, value in values.items()},
+        output_dir)
+    if vocab_file and not tf.io.gfile.exists(vocab_file):
+        raise checkpoints.CheckpointError(f"vocab file not found: {vocab_file}")
     tracked = {WEIGHTS_ATTRIBUTE: {name: tf.Variable(value, trainable=False)
                                    for name, value in values.items()}}
     if global_step is not None:
@@ -80,5 +93,5 @@ def write(output_dir: str, values: Mapping, *, config, vocab_file: Optional[str]
     with staged_directory(output_dir, overwrite) as tmp:
         tf.train.Checkpoint(**tracked).write(os.path.join(tmp, name))
         checkpoints.write_state_file(tmp, name)
-        write_sidecar_files(tmp, config, vocab_file)
+        write_sidecar_files(tmp, sidecar, vocab_file)
     return os.path.join(os.path.abspath(output_dir), name)

@@ -4,7 +4,8 @@ The format of Google's releases and of our ``<model_dir>/tf1`` and
 ``<model_dir>/discriminator`` exports: a ``tf.train`` checkpoint whose keys are the
 original variable names, optionally with ``global_step`` and the optimizer slots
 ``<name>/adam_m`` / ``<name>/adam_v``, and a ``checkpoint`` state file. Written as
-``DIR/model.ckpt[-<step>].*`` with ``pretraining_config.json`` and ``vocab.txt``.
+``DIR/model.ckpt[-<step>].*`` with ``pretraining_config.json`` and ``vocab.txt`` beside
+it (files the TF1 tools ignore; the checkpoint itself holds exactly the original names).
 
 Finding, resolving and writing the checkpoint files themselves is
 :mod:`electra_tf.checkpoints`; this module turns them into and out of plain arrays,
@@ -20,7 +21,7 @@ from typing import Mapping, Optional
 import tensorflow as tf
 
 from electra_tf import checkpoints
-from electra_tf.formats.common import PretrainedWeights, read_sidecar_files, write_sidecar_files
+from electra_tf.formats.common import PretrainedWeights, read_sidecar_files
 from electra_tf.io_utils import staged_directory
 
 
@@ -46,16 +47,27 @@ def write(output_dir: str, values: Mapping, *, config, vocab_file: Optional[str]
     Args:
       output_dir: a local directory, written in a temporary sibling and renamed into place.
       values: ``{original name: array}``.
-      config: the PretrainingConfig written as ``pretraining_config.json``.
+      config: written as ``pretraining_config.json``: the PretrainingConfig the values
+        were made with (e.g. :func:`electra_tf.checkpoints.config_of_models` of Keras
+        models), a FinetuningConfig or a dict of hparams; checked against the shapes of
+        ``values``. None writes no config (readers then guess, and refuse what the
+        shapes do not tell).
       vocab_file: copied as ``vocab.txt`` when given.
       global_step: stored as ``global_step`` and in the name ``model.ckpt-<step>``.
       overwrite: replace a non-empty ``output_dir``.
+    Raises:
+      CheckpointError: ``config`` does not describe ``values`` (nothing is written).
     """
     name = f"model.ckpt-{global_step}" if global_step is not None else "model.ckpt"
+    if config is not None:  # checked here to name output_dir, not the staging directory
+        config = checkpoints.config_to_write(
+            config, {n: list(getattr(v, "shape", ())) for n, v in values.items()}, output_dir)
+    if vocab_file and not tf.io.gfile.exists(vocab_file):
+        raise checkpoints.CheckpointError(f"vocab file not found: {vocab_file}")
     with staged_directory(output_dir, overwrite) as tmp:
-        checkpoints.save_original_checkpoint(os.path.join(tmp, name), variables=values,
-                                             global_step=global_step)
-        write_sidecar_files(tmp, config, vocab_file)
+        checkpoints.save_original_checkpoint(
+            os.path.join(tmp, name), variables=values, global_step=global_step,
+            config=False if config is None else config, vocab_file=vocab_file)
     return os.path.join(os.path.abspath(output_dir), name)
 
 

@@ -16,12 +16,15 @@ as usual, and ``compile()`` with no arguments gives ``run_finetuning.py``'s opti
     model.compile()   # AdamWeightDecay: warm-up, linear decay, layer-wise LR decay
     train = tf.data.Dataset.from_tensor_slices((texts, labels)).shuffle(10_000).batch(32)
     model.fit(train, epochs=3, callbacks=[keras.callbacks.CSVLogger("train_log.csv")])
-    model.evaluate(dev_texts, dev_labels)       # loss (a batch sum), accuracy, cross_entropy
+    model.evaluate(dev_texts, dev_labels)       # loss (per example), accuracy, cross_entropy
     logits = model.predict((premises, hypotheses))  # a tuple of two lists: text pairs
+    model.save("sst.keras")                     # keras.models.load_model("sst.keras") later
+    model.export("sst_served")                  # a SavedModel serving raw strings
 
 ``ElectraTokenTagger`` and ``ElectraQuestionAnswerer`` work the same way; the backbone alone
-is ``ElectraBackbone.from_pretrained(path)``, the preprocessor
-``ElectraPreprocessor.from_pretrained(path, sequence_length)``.
+is ``ElectraBackbone.from_pretrained(path)``, the preprocessor (a Keras layer of TensorFlow
+ops) ``ElectraPreprocessor.from_pretrained(path, sequence_length)``. Importing this package
+registers every class with Keras, so ``keras.models.load_model`` needs no custom_objects.
 """
 
 from electra_tf.models.backbone import ElectraBackbone

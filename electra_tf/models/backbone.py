@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Mapping, Optional
 
 import keras
 import tensorflow as tf
@@ -36,21 +36,57 @@ class ElectraBackbone(keras.Model):
     gives the same names, so ``checkpoints.save_original_checkpoint(prefix, backbone)``
     writes an ``init_checkpoint`` for ``run_finetuning.py``.
 
+    Build it from a checkpoint (:meth:`from_pretrained`), from a ``TransformerConfig``
+    (``ElectraBackbone(config)``), or with keras-hub's keywords::
+
+        ElectraBackbone(vocabulary_size=30522, num_layers=12, num_heads=4, hidden_dim=256,
+                        intermediate_dim=1024, embedding_dim=128)
+
     Args:
-      config: the transformer's shape (``TransformerConfig``).
+      config: the transformer's shape (``TransformerConfig``), or None to give it by keywords.
       model_size: the size preset the weights were trained with (``small``, ``base``...);
         the task models take their fine-tuning defaults (learning rate, layer-wise decay)
         from it.
+      vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, embedding_dim,
+      dropout, max_sequence_length, num_segments: keras-hub's names for the config's
+        ``vocab_size``, ``num_hidden_layers``, ``num_attention_heads``, ``hidden_size``,
+        ``intermediate_size``, ``embedding_size`` (default: ``hidden_dim``), both dropout
+        rates, ``max_position_embeddings`` and ``type_vocab_size`` (without ``config``).
 
     Call with a dict of int [B, L] ``input_ids``, ``input_mask`` (1 = real token; default
-    all ones) and ``segment_ids`` (default zeros); extra keys are ignored. Returns
-    ``sequence_output`` [B, L, H] and ``pooled_output`` [B, H] (the [CLS] vector, as
-    fine-tuning's sentence heads read it; ELECTRA has no pooler).
+    all ones) and ``segment_ids`` (default zeros). Returns ``sequence_output`` [B, L, H]
+    and ``pooled_output`` [B, H] (the [CLS] vector, as fine-tuning's sentence heads read
+    it; ELECTRA has no pooler), float32 whatever the dtype policy.
     """
 
-    def __init__(self, config: TransformerConfig, model_size: str = "small", **kwargs):
+    def __init__(self, config: Optional[TransformerConfig] = None, model_size: str = "small",
+                 *, vocabulary_size: Optional[int] = None, num_layers: Optional[int] = None,
+                 num_heads: Optional[int] = None, hidden_dim: Optional[int] = None,
+                 intermediate_dim: Optional[int] = None, embedding_dim: Optional[int] = None,
+                 dropout: float = 0.1, max_sequence_length: int = 512, num_segments: int = 2,
+                 **kwargs):
         kwargs.setdefault("name", "electra_backbone")
         super().__init__(**kwargs)
+        keywords = dict(vocabulary_size=vocabulary_size, num_layers=num_layers,
+                        num_heads=num_heads, hidden_dim=hidden_dim,
+                        intermediate_dim=intermediate_dim)
+        if config is None:
+            missing = [k for k, v in keywords.items() if v is None]
+            if missing:
+                raise ValueError(f"ElectraBackbone needs a TransformerConfig or the keywords "
+                                 f"{', '.join(keywords)} (missing: {', '.join(missing)})")
+            config = TransformerConfig(
+                vocab_size=int(vocabulary_size), hidden_size=int(hidden_dim),
+                num_hidden_layers=int(num_layers), num_attention_heads=int(num_heads),
+                intermediate_size=int(intermediate_dim), hidden_act="gelu",
+                hidden_dropout_prob=float(dropout), attention_probs_dropout_prob=float(dropout),
+                max_position_embeddings=int(max_sequence_length),
+                type_vocab_size=int(num_segments), initializer_range=0.02,
+                embedding_size=int(embedding_dim or hidden_dim))
+        elif isinstance(config, Mapping):
+            config = TransformerConfig.from_dict(config)
+        elif any(v is not None for v in keywords.values()):
+            raise ValueError("ElectraBackbone takes a config or keywords, not both")
         self.config = config
         self.model_size = model_size
         self.encoder = ElectraEncoder(config, scope=ENCODER_SCOPE)
@@ -70,8 +106,8 @@ class ElectraBackbone(keras.Model):
                                else tf.cast(features[name], tf.int32)
                                for name in ("input_ids", "input_mask", "segment_ids"))
         encoded = self.encoder(ids, mask, segments, training=training)
-        return {"sequence_output": encoded["sequence_output"],
-                "pooled_output": encoded["pooled_output"]}
+        return {name: tf.cast(encoded[name], tf.float32)
+                for name in ("sequence_output", "pooled_output")}
 
     def original_variables(self) -> dict:
         """``{original (TF1) name: variable}``, e.g. ``electra/encoder/layer_0/...``."""
@@ -83,9 +119,7 @@ class ElectraBackbone(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["config"] = TransformerConfig.from_dict(config["config"])
-        return cls(**config)
+        return cls(**config)  # __init__ takes the config as a dict too
 
     @classmethod
     def from_pretrained(cls, path, hparams=None) -> "ElectraBackbone":
@@ -113,12 +147,6 @@ class ElectraBackbone(keras.Model):
         Built later (a task model builds it with its head, in fine-tuning's order, so
         both draw the same initial values from one seed).
         """
-        has_encoder = any(n.startswith(f"{ENCODER_SCOPE}/encoder/") for n in weights.values)
-        if not has_encoder:
-            raise checkpoints.CheckpointError(
-                f"{weights.source} holds no discriminator encoder ({ENCODER_SCOPE}/encoder/*): "
-                "use a pre-training run directory, its tf1/ or discriminator/ export or a HF "
-                "ELECTRA discriminator directory")
         config = loading.config_for_weights(weights, hparams)
         return cls(config.discriminator_config(), model_size=config.model_size)
 

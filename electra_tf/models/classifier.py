@@ -9,6 +9,7 @@ from electra_tf.finetuning.heads import ClassificationHead, RegressionHead
 from electra_tf.models.task import ElectraTask
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraClassifier(ElectraTask):
     """GLUE fine-tuning's head: [CLS] vector -> dropout 0.1 -> dense.
 
@@ -22,8 +23,8 @@ class ElectraClassifier(ElectraTask):
       preprocessor: an :class:`ElectraPreprocessor` for text inputs, or None.
 
     Call: features (``input_ids``, ``input_mask``, ``segment_ids`` int [B, L]) -> logits
-    [B, C] float32, or predictions [B, 1] (regression). Labels (``y``): class ids [B]
-    (targets [B] or [B, 1] for regression).
+    [B, C] float32, or predictions [B, 1] (regression), whatever the dtype policy. Labels
+    (``y``): class ids [B] (a list, array or tensor; targets [B] or [B, 1] for regression).
     """
 
     def __init__(self, backbone, num_classes: int = 2, regression: bool = False,
@@ -41,6 +42,10 @@ class ElectraClassifier(ElectraTask):
         self.head = (RegressionHead(task_name) if regression
                      else ClassificationHead(task_name, self.num_classes))
 
+    def _task_config(self) -> dict:
+        return {**super()._task_config(), "num_classes": self.num_classes,
+                "regression": self.regression}
+
     def call(self, features, training=False):
         encoded = self.backbone(features, training=training)
         batch = tf.shape(features["input_ids"])[:1]
@@ -57,8 +62,8 @@ class ElectraClassifier(ElectraTask):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
 
     def default_metrics(self) -> list:
-        """Per-example means (``loss`` is a batch sum): ``accuracy`` and ``cross_entropy``
-        (fine-tuning's dev ``accuracy`` / 100 and ``loss``), or ``mse`` (regression)."""
+        """Per-example means: ``accuracy`` and ``cross_entropy`` (fine-tuning's dev
+        ``accuracy`` / 100 and ``loss``), or ``mse`` (regression)."""
         if self.regression:
             return [keras.metrics.MeanSquaredError(name="mse")]
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
