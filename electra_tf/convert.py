@@ -30,7 +30,10 @@ are built by :mod:`electra_tf.loading`.
 Bad input (missing path, unknown ``--to``, an existing non-empty ``--output``
 without ``--overwrite``, unreadable or unsupported weights) prints one
 ``error: ...`` line and exits with status 1 (:mod:`electra_tf.cli`). Outputs are
-written to a temporary directory and renamed into place.
+written to a temporary directory and renamed into place. ``--overwrite`` replaces
+only an earlier output of this converter (it records itself in each directory it
+writes); a directory holding anything else, e.g. a run's ``tf1/`` export or the
+``--input`` itself, is refused with or without it.
 """
 
 from __future__ import annotations
@@ -39,7 +42,12 @@ import os
 
 from electra_tf import cli
 from electra_tf.formats import FORMATS, HF_KINDS
-from electra_tf.io_utils import check_output_directory
+from electra_tf.io_utils import (OutputRefused, check_output_directory, refuse_foreign_output,
+                                 staged_directory)
+
+# Recorded in the directories the converter writes (io_utils.OUTPUT_RECORD): --overwrite
+# replaces only those.
+COMMAND = "electra_tf.convert"
 
 
 class ConversionError(ValueError):
@@ -81,13 +89,17 @@ def check_arguments(input_path: str, output_dir: str, to: str, overwrite: bool =
         raise ConversionError(f"--vocab_file not found: {vocab_file}")
     if "://" in output_dir:
         raise ConversionError(f"--output must be a local directory, got {output_dir}")
-    check_output_directory(output_dir, overwrite)
     output = os.path.abspath(output_dir)
     if "://" not in input_path:
         source = os.path.abspath(input_path)
         if os.path.commonpath([source, output]) == output:
             raise ConversionError(f"--output {output_dir} contains --input {input_path}; "
                                   "choose another output directory")
+    try:
+        refuse_foreign_output(output, COMMAND)
+    except OutputRefused as e:
+        raise ConversionError(str(e)) from None
+    check_output_directory(output_dir, overwrite)
 
 
 def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = False,
@@ -114,17 +126,27 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
         model.weights.vocab_file = vocab_file
     notes = "" if model.vocab_file else "; no vocab.txt beside the input: pass --vocab_file"
     source = f"{model.weights.format} {_describe(model)}"
-    if to in ("tf1", "keras"):
-        writer, name = (tf1.write, "TF1") if to == "tf1" else (keras.write, "keras")
-        prefix = writer(output_dir, model.original_values(), config=model.config,
-                        vocab_file=model.vocab_file, global_step=model.weights.global_step,
-                        overwrite=overwrite)
-        return {prefix: f"{name} checkpoint of the {source}{notes}"}
-    if hf_kind == "auto" and isinstance(model.generator, TwoTowerClozeGenerator):
-        notes += "; Electric's two-tower generator has no transformers equivalent: not written"
-    written = hf.write_hf_directory(model, output_dir, model.vocab_file, kind=hf_kind,
-                                    overwrite=overwrite)
-    return {path: f"transformers {architecture}{notes}" for path, architecture in written.items()}
+    output = os.path.abspath(output_dir)
+    # The format writer fills a staged directory that records the converter as its
+    # author, so a later --overwrite may replace it (and nothing else).
+    with staged_directory(output, overwrite, command=COMMAND) as staged:
+        if to in ("tf1", "keras"):
+            writer, name = (tf1.write, "TF1") if to == "tf1" else (keras.write, "keras")
+            prefix = writer(staged, model.original_values(), config=model.config,
+                            vocab_file=model.vocab_file, global_step=model.weights.global_step,
+                            overwrite=True)
+            described = {prefix: f"{name} checkpoint of the {source}{notes}"}
+        else:
+            if hf_kind == "auto" and isinstance(model.generator, TwoTowerClozeGenerator):
+                notes += ("; Electric's two-tower generator has no transformers equivalent: "
+                          "not written")
+            written = hf.write_hf_directory(model, staged, model.vocab_file, kind=hf_kind,
+                                            overwrite=True)
+            described = {path: f"transformers {architecture}{notes}"
+                         for path, architecture in written.items()}
+    # Paths as they are after the rename into place.
+    return {output + path[len(os.path.abspath(staged)):]: text
+            for path, text in described.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -141,7 +163,8 @@ def define_flags(flag_values) -> None:
                         "unless --overwrite).", flag_values=flag_values)
     flags.DEFINE_string("to", None, f"Output format: {', '.join(FORMATS)}.",
                         flag_values=flag_values)
-    flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output directory.",
+    flags.DEFINE_bool("overwrite", False, "Replace an earlier output of the converter at "
+                      "--output (never a directory it did not write).",
                       flag_values=flag_values)
     flags.DEFINE_string("hf_kind", "auto", "With --to=hf: auto, both (discriminator/ + "
                         "generator/), discriminator (ElectraForPreTraining), generator "

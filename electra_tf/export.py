@@ -69,7 +69,9 @@ default): pass ``--nodo_lower_case`` for a cased vocabulary. Tagging tasks use t
 as in fine-tuning, so pass the task name exactly as fine-tuning was given it.
 
 The SavedModel is written to a temporary directory beside ``--output`` and renamed into
-place; an existing ``--output`` is refused unless ``--overwrite``.
+place; an existing ``--output`` is refused unless ``--overwrite``, and ``--overwrite``
+replaces only an earlier export: a directory holding anything else (a pre-training run, a
+checkpoint, the ``--checkpoint`` being read) is never written into or over.
 """
 
 from __future__ import annotations
@@ -81,13 +83,16 @@ import sys
 from collections.abc import Sequence
 
 from electra_tf import cli
-from electra_tf.io_utils import first_line, staged_directory
+from electra_tf.io_utils import OutputRefused, first_line, refuse_foreign_output, staged_directory
 from electra_tf.preprocessing import check_max_seq_length
 
 DEFAULT_MAX_SEQ_LENGTH = 128
 # --mixed_precision: the exported model's compute precision (weights stay float32).
 PRECISIONS = ("float32", "bfloat16", "float16")
 INFO_FILE = "electra_export.json"
+# Recorded in the directories export writes (io_utils.OUTPUT_RECORD): --overwrite replaces
+# only those.
+COMMAND = "electra_tf.export"
 
 
 class ExportError(ValueError):
@@ -238,21 +243,48 @@ def _tagging_function(root, model, head, info):
 # Writing
 # ---------------------------------------------------------------------------
 
+def _is_earlier_export(directory: str) -> bool:
+    """An export of a version that wrote no output record: its description file."""
+    return os.path.isfile(os.path.join(directory, "assets.extra", INFO_FILE))
+
+
 def _check_output(output: str, overwrite: bool) -> str:
+    """The absolute ``output``; ExportError unless it is new, empty, or (with
+    ``overwrite``) an earlier export. Anything else there is never replaced."""
     if "://" in output:
         raise ExportError(f"--output must be a local directory (got {output}); copy the "
                           "exported directory to remote storage afterwards")
     output = os.path.abspath(output)
+    try:
+        refuse_foreign_output(output, COMMAND, own=_is_earlier_export)
+    except OutputRefused as e:
+        raise ExportError(str(e)) from None
     if os.path.lexists(output) and not overwrite:
         raise ExportError(f"{output} exists: pass --overwrite to replace it")
     return output
 
 
+def _check_not_inside(output: str, checkpoint: str) -> None:
+    """Refuses an ``output`` that is, or contains, the checkpoint being exported: the
+    SavedModel would replace it (e.g. ``--checkpoint <run>/discriminator --output <run>``)."""
+    if "://" in checkpoint:
+        return
+    output, source = os.path.abspath(output), os.path.abspath(checkpoint)
+    if os.path.commonpath([source, output]) == output:
+        raise ExportError(f"--output {output} contains --checkpoint {checkpoint}: the export "
+                          "would replace the checkpoint it reads; choose another --output")
+
+
 def _write_atomically(output: str, overwrite: bool, write) -> str:
-    """Calls ``write(tmp_dir)`` on a fresh sibling directory, then renames it to ``output``."""
+    """Calls ``write(tmp_dir)`` on a fresh sibling directory, then renames it to ``output``
+    (recording that export wrote it)."""
     output = _check_output(output, overwrite)
-    with staged_directory(output, overwrite) as tmp:
-        write(tmp)
+    try:
+        with staged_directory(output, overwrite, command=COMMAND,
+                              own=_is_earlier_export) as tmp:
+            write(tmp)
+    except OutputRefused as e:  # written there meanwhile by someone else
+        raise ExportError(str(e)) from None
     return output
 
 
@@ -455,8 +487,9 @@ def export_checkpoint(checkpoint: str, output: str, task_names: Sequence[str] = 
     if mixed_precision not in PRECISIONS:
         raise ExportError(f"--mixed_precision must be one of {', '.join(PRECISIONS)}, "
                           f"got {mixed_precision!r}")
-    _check_output(output, overwrite)
     checkpoint = os.fspath(checkpoint)
+    _check_not_inside(output, checkpoint)
+    _check_output(output, overwrite)
     if "://" not in checkpoint and not os.path.exists(checkpoint) and \
             not os.path.exists(checkpoint + ".index"):
         raise ExportError(f"checkpoint not found: {checkpoint}")  # before importing TF
@@ -563,8 +596,8 @@ def define_flags(flag_values) -> None:
                       "compute precision of the exported model (weights stay float32): "
                       "bfloat16 for TPUs and GPUs with bfloat16 tensor cores; half "
                       "precision runs the model under XLA", flag_values=flag_values)
-    flags.DEFINE_boolean("overwrite", False, "replace an existing --output",
-                         flag_values=flag_values)
+    flags.DEFINE_boolean("overwrite", False, "replace an earlier export at --output (never "
+                         "a directory export did not write)", flag_values=flag_values)
 
 
 def _user_errors() -> tuple:

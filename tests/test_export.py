@@ -137,7 +137,7 @@ def test_cli_errors(setup, capsys, tmp_path, monkeypatch):
         (["--checkpoint", ft], "fine-tuned checkpoint: pass --task_name"),
         (["--checkpoint", pre, "--vocab_file", str(tmp_path / "v.txt")], "vocab file not found"),
         (["--checkpoint", pre, "--max_seq_length", "1000"], "--max_seq_length must be in"),
-        (["--checkpoint", pre, "--output", pre], "exists: pass --overwrite"),
+        (["--checkpoint", pre, "--output", pre], "contains --checkpoint"),  # issue 23
     ]
     for argv, message in cases:
         if "--output" not in argv:

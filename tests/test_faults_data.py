@@ -288,14 +288,15 @@ def test_empty_splits_fail_before_training(tmp_path):
     one_error_line(proc, f"sst: the 'dev' split {task_dir / 'dev.tsv'} has no examples",
                    "--nodo_eval")
     assert "step" not in proc.stderr  # nothing trained
-    assert not (data / "models" / "electra_small" / "finetuning_models").exists()
+    # (finetuning_models/ holds the run's lock file, nothing else)
+    assert not list((data / "models" / "electra_small").glob("finetuning_models/sst_model_*"))
 
     (task_dir / "dev.tsv").write_text(sst_tsv(8, 1))
     (task_dir / "train.tsv").write_text("sentence\tlabel\nno label column\n")
     proc = finetune(data, TINY_HPARAMS, timeout=90)
     one_error_line(proc, f"sst: the 'train' split {task_dir / 'train.tsv'} has no examples "
                          "(all 1 rows malformed and skipped)", "--nodo_train")
-    assert not (data / "models" / "electra_small" / "finetuning_models").exists()
+    assert not list((data / "models" / "electra_small").glob("finetuning_models/sst_model_*"))
 
 
 # ---------------------------------------------------------------------------

@@ -372,7 +372,8 @@ def test_cli_argument_errors(tmp_path):
         (["--input", bare, "--output", str(tmp_path / "o"), "--to", "onnx"],
          r"^error: --to must be one of tf1, hf, keras, got 'onnx'$"),
         (["--input", bare, "--output", str(tmp_path / "full"), "--to", "tf1"],
-         r"^error: output directory .*full exists and is not empty: pass --overwrite"),
+         r"^error: --output .*full holds 2 entries \(bare, x\), which electra_tf.convert "
+         r"did not write"),  # issue 23: never replaced, --overwrite or not
         (["--input", str(inside), "--output", str(tmp_path / "full"), "--to", "tf1",
           "--overwrite"],
          r"^error: --output .* contains --input"),

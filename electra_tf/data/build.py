@@ -17,8 +17,11 @@ The set of examples is therefore a function of (seed, inputs) alone and the
 same for any number of processes; which shard an example lands in depends on
 the number of processes (as in the original: job j owns shards i mod P == j).
 
-A build that produces no example at all (every input empty, whitespace or
-binary) is an error and writes nothing. Shards are renamed into place only
+A build that produces no example at all (every input empty, whitespace,
+binary or unreadable) is an error and writes nothing. A file that fails while it
+is read (a truncated .gz, an I/O error) is one warning line and the build goes on
+with the text read until then; with ``strict`` it is an error. An output directory
+holding a run, a checkpoint or a model is refused. Shards are renamed into place only
 when every job has succeeded; worker processes stop, removing their temporary
 files, when the builder process dies, even by SIGKILL. ``pretrain_data.json`` is
 removed before old shards are replaced and written after the new ones are in
@@ -41,6 +44,7 @@ from electra_tf.data import progress as progress_lib
 from electra_tf.data import shard_metadata
 from electra_tf.data import shards as shards_lib
 from electra_tf.data.errors import PretrainingDataError
+from electra_tf.io_utils import describe_contents
 
 # Lines are tokenized in batches of about this many characters.
 _TOKENIZE_BATCH_CHARS = 1 << 18
@@ -104,6 +108,7 @@ class BuildStats:
     processes: int = 1
     empty_inputs: list = dataclasses.field(default_factory=list)
     skipped_inputs: list = dataclasses.field(default_factory=list)  # binary files
+    unreadable_inputs: list = dataclasses.field(default_factory=list)  # failed while read
     truncated_lines: int = 0  # lines over corpus.MAX_LINE_BYTES
     files_written: list = dataclasses.field(default_factory=list)
     metadata_file: str = None  # pretrain_data.json
@@ -126,6 +131,7 @@ class BuildStats:
             setattr(self, field, getattr(self, field) + getattr(other, field))
         self.empty_inputs.extend(other.empty_inputs)
         self.skipped_inputs.extend(other.skipped_inputs)
+        self.unreadable_inputs.extend(other.unreadable_inputs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,16 +143,20 @@ class _JobConfig:
     blanks_separate_docs: bool
     input_format: str
     run_tag: str
+    strict: bool = False  # a file that fails while read is an error, not a warning
 
 
 def _process_unit(unit, cfg, tokenizer, writer, counters, stats, report):
     """Builds the examples of one input unit; returns True if it had no text.
 
     A unit skipped as binary goes to ``stats.skipped_inputs`` (not counted as
-    empty); :func:`corpus.read_warnings` then says what was skipped or truncated.
+    empty); one that fails while it is read to ``stats.unreadable_inputs`` (its text
+    read until then is used), or with ``cfg.strict`` the build stops;
+    :func:`corpus.read_warnings` then says what was skipped or truncated.
     """
     counters.long_lines = []
     counters.skipped = None
+    counters.unreadable = None
     cls_id = tokenizer.special_ids["cls"]
     sep_id = tokenizer.special_ids["sep"]
     rng = corpus.unit_rng(cfg.seed, unit.index)
@@ -177,16 +187,28 @@ def _process_unit(unit, cfg, tokenizer, writer, counters, stats, report):
         pending.clear()
         report()
 
-    for item in unit.iter_items(cfg.input_format, cfg.blanks_separate_docs, counters, cfg.seed):
-        pending.append(item)
-        if item is not None:
-            pending_chars += len(item)
-            if pending_chars >= _TOKENIZE_BATCH_CHARS or len(pending) >= _TOKENIZE_BATCH_LINES:
-                flush()
-                pending_chars = 0
+    items = unit.iter_items(cfg.input_format, cfg.blanks_separate_docs, counters, cfg.seed)
+    try:
+        for item in items:
+            pending.append(item)
+            if item is not None:
+                pending_chars += len(item)
+                if pending_chars >= _TOKENIZE_BATCH_CHARS or len(pending) >= _TOKENIZE_BATCH_LINES:
+                    flush()
+                    pending_chars = 0
+    except corpus.UnreadableInputError as e:
+        if cfg.strict:
+            raise PretrainingDataError(
+                "%s: remove or repair it, or run without --strict to skip what cannot be read"
+                % e) from e
+        lines_read = state["unit_lines"] + sum(1 for item in pending if item is not None)
+        counters.unreadable = (e.detail, lines_read)
     pending.append(None)  # the end of an input always ends a document
     flush()
     counters.truncated_lines += len(counters.long_lines)
+    if counters.unreadable is not None:
+        stats.unreadable_inputs.append(unit.name)
+        return False
     if counters.skipped is not None:
         stats.skipped_inputs.append(unit.name)
         return False
@@ -322,9 +344,21 @@ def _worker_main(job_id, num_jobs, units, cfg, tokenizer_factory, queue, parent_
         queue.put(("crash", "job %d failed:\n%s" % (job_id, traceback.format_exc())))
 
 
+# Entries of a run, a checkpoint or a model: a directory holding one is no place for shards
+# (they would be mixed into it; the builder's --overwrite must never reach it).
+_NOT_DATA = ("pretraining_config.json", "run_record.json", "checkpoint", "saved_model.pb",
+             "model.safetensors", "pytorch_model.bin", "config.json")
+
+
 def _prepare_output_dir(output_dir, overwrite):
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise PretrainingDataError("output path '%s' exists and is not a directory" % output_dir)
+    if os.path.isdir(output_dir) and any(
+            name in _NOT_DATA or name.endswith(".index") for name in os.listdir(output_dir)):
+        raise PretrainingDataError(
+            "--output_dir %s holds %s, which the builder did not write: it writes shards "
+            "only beside other data, never into a run, a checkpoint or a model, --overwrite "
+            "or not; choose another --output_dir" % (output_dir, describe_contents(output_dir)))
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as e:
@@ -370,6 +404,7 @@ def build_pretraining_dataset(
     show_progress=True,
     stream=None,
     source=None,
+    strict=False,
 ):
     """Builds pre-training TFRecord shards from input units.
 
@@ -397,6 +432,9 @@ def build_pretraining_dataset(
       stream: where progress and warnings go (default stderr).
       source: names the input in messages (default: the input file, or "the
         input").
+      strict: a file that fails while it is read (truncated or corrupt compression,
+        permission, I/O) stops the build with an error naming it, instead of one
+        warning line and the text read until then.
 
     Returns:
       BuildStats.
@@ -460,6 +498,7 @@ def build_pretraining_dataset(
         blanks_separate_docs=blanks_separate_docs,
         input_format=input_format,
         run_tag="%d-%d" % (os.getpid(), int(time.time() * 1e3)),
+        strict=strict,
     )
     for unit in units:
         if corpus.is_empty_file(unit):
@@ -502,10 +541,7 @@ def build_pretraining_dataset(
         shards_lib.remove_quietly(temp_paths)
         shards_lib.remove_quietly(shards_lib.own_temp_files(output_dir, cfg.run_tag))
         if created:
-            try:
-                os.rmdir(output_dir)  # only if still empty
-            except OSError:
-                pass
+            _remove_if_empty(output_dir)
         why = _no_examples_why(units, stats)
         raise PretrainingDataError("%s produced no examples (%s): nothing written" % (source, why))
     # Removed before the old shards go, written once the new ones are all in place.
@@ -528,6 +564,14 @@ def build_pretraining_dataset(
     return stats
 
 
+def _remove_if_empty(directory):
+    """Removes a directory this build created, if it is still empty (nothing written)."""
+    try:
+        os.rmdir(directory)
+    except OSError:
+        pass
+
+
 def _describe_units(units):
     """The input of a build in a few words, for ``pretrain_data.json``."""
     if len(units) == 1:
@@ -547,16 +591,21 @@ def _no_examples_why(units, stats):
     total = len(units)
     skipped = len(stats.skipped_inputs)
     empty = len(stats.empty_inputs)
+    unreadable = len(stats.unreadable_inputs)
     if empty == total:
         return "%s, all empty or whitespace" % _count(total, kind)
     if skipped == total:
         return "%s, all skipped as binary" % _count(total, kind)
+    if unreadable == total:
+        return "%s, none readable (see the warnings)" % _count(total, kind)
     parts = []
     if skipped:
         parts.append("%d skipped as binary" % skipped)
     if empty:
         parts.append("%d empty or whitespace" % empty)
-    rest = total - skipped - empty
+    if unreadable:
+        parts.append("%d unreadable" % unreadable)
+    rest = total - skipped - empty - unreadable
     if rest:
         parts.append("%d whose text gave no wordpieces (wrong vocab?)" % rest)
     return "%s: %s" % (_count(total, kind), ", ".join(parts))
@@ -675,6 +724,7 @@ def format_summary(stats, output_dir=None):
     for label, names in (
         ("inputs without text", stats.empty_inputs),
         ("inputs skipped as binary", stats.skipped_inputs),
+        ("inputs that could not be read to their end", stats.unreadable_inputs),
     ):
         if names:
             lines.append(

@@ -18,7 +18,12 @@ random streams, so the output does not depend on --num_processes).
 
 Input that yields no example (empty, whitespace-only or binary files) is an
 error and writes nothing; a binary-looking file is skipped and a line over
-1 MiB truncated, each with one warning line. Temporary shards of a build that
+1 MiB truncated, each with one warning line. Only regular files are read
+(symbolic links followed): a named pipe, socket, device or dangling link is
+skipped with one warning line, and a file that cannot be read to its end (a
+truncated or corrupt .gz/.bz2/.xz, a permission or I/O error) is one warning line
+naming it, its text up to there used; --strict makes each of these an error.
+An --output_dir holding a run, a checkpoint or a model is refused. Temporary shards of a build that
 was killed are removed by the next build in the same --output_dir; worker
 processes (--num_processes > 1) stop when the builder process dies.
 
@@ -93,6 +98,13 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "--output_dir and remove every temporary .pretrain_data.tfrecord-*.tmp-* "
         "file there (nothing else is touched; without --overwrite only those of "
         "builds that are no longer running are removed).", **fv)
+    flags.DEFINE_boolean(
+        "strict",
+        False,
+        "Stop with an error on any input entry that is not a readable regular file "
+        "(named pipe, dangling link, ...) or that fails while it is read (truncated "
+        "or corrupt compression, permission, I/O error), instead of skipping it with "
+        "one warning line.", **fv)
     flags.DEFINE_boolean("progress", True, "Show a progress bar on stderr.", **fv)
     flags.DEFINE_string(
         "tfds_dataset",
@@ -123,7 +135,7 @@ def run(FLAGS: flags.FlagValues):
         )
         source = "tfds:%s:%s" % (FLAGS.tfds_dataset, FLAGS.tfds_split)
     elif FLAGS.corpus_dir:
-        units = corpus.find_corpus_files(FLAGS.corpus_dir)
+        units = corpus.find_corpus_files(FLAGS.corpus_dir, strict=FLAGS.strict)
         source = FLAGS.corpus_dir
     else:
         units = corpus.default_corpus_files()
@@ -155,6 +167,7 @@ def run(FLAGS: flags.FlagValues):
         overwrite=FLAGS.overwrite,
         show_progress=FLAGS.progress,
         source=source,
+        strict=FLAGS.strict,
     )
     for line in build.format_summary(stats, FLAGS.output_dir):
         print(line, file=sys.stderr)

@@ -39,14 +39,26 @@ its first 8 KiB after decompression) is skipped; a line longer than 1 MiB is
 truncated to its first 1 MiB (an example only ever uses the first L - 2
 wordpieces of a line, so for any practical L the examples are the same) and the
 rest of it is read and dropped, never held in memory.
+
+Only regular files are read (symbolic links are followed when they resolve): a
+named pipe, socket or device, a dangling link or an entry that cannot be looked at
+is skipped with one warning line (an error with ``strict``), so a build never
+blocks on a file. A file that fails while it is read (a truncated or corrupt
+gzip/bz2/xz stream, a permission or I/O error) raises
+:class:`UnreadableInputError`, which the build turns into one warning line naming
+the file (its text read until then is used) or, with ``--strict``, an error.
 """
 
 import contextlib
 import dataclasses
 import glob
+import lzma
 import os
 import random
+import stat
+import sys
 import tarfile
+import zlib
 
 from electra_tf.data import progress as progress_lib
 from electra_tf.data.errors import PretrainingDataError
@@ -84,6 +96,28 @@ _COMPRESSED_SUFFIXES = (
 )
 
 
+# What reading a damaged or unreadable file raises (gzip's BadGzipFile and bz2's errors
+# are OSErrors; a truncated stream ends in EOFError; corrupt deflate data is zlib.error).
+READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, tarfile.TarError)
+
+
+class UnreadableInputError(PretrainingDataError):
+    """An input file failed while it was read (damaged compression, permission, I/O).
+
+    Attributes:
+      path: the file.
+      detail: what failed, e.g. "EOFError: Compressed file ended before the end-of-stream
+        marker was reached".
+    """
+
+    def __init__(self, path, error):
+        detail = str(error).strip() or type(error).__name__
+        if not isinstance(error, PretrainingDataError):
+            detail = "%s: %s" % (type(error).__name__, detail)
+        super().__init__("cannot read input file '%s' (%s)" % (path, detail))
+        self.path, self.detail = path, detail
+
+
 def unit_rng(seed, index, purpose="examples"):
     """The ``random.Random`` of input unit ``index`` (independent streams)."""
     return random.Random("electra-tf/%s/%d/%d" % (purpose, seed, index))
@@ -102,6 +136,9 @@ class ReadCounters(object):
         # lines, and why it was skipped (None: read).
         self.long_lines = []
         self.skipped = None
+        # Of the current unit: (what failed, lines of text read before) when reading it
+        # failed (UnreadableInputError), else None.
+        self.unreadable = None
         self.truncated_lines = 0  # of the job
 
 
@@ -156,8 +193,8 @@ def detect_input_format(path):
                 line = line.strip()
                 if line:
                     return "wikiextractor" if line.startswith(b"<doc") else "text"
-    except (OSError, EOFError) as e:
-        raise PretrainingDataError("cannot read input file '%s': %s" % (path, e))
+    except READ_ERRORS as e:
+        raise UnreadableInputError(path, e) from e
     return "text"
 
 
@@ -320,7 +357,20 @@ class CorpusFile:
         return self.path
 
     def iter_items(self, input_format, blanks_separate_docs, counters, seed):
-        """Yields stripped non-empty lines (str) and None at document ends."""
+        """Yields stripped non-empty lines (str) and None at document ends.
+
+        Raises:
+          UnreadableInputError: the file failed while it was read (the lines yielded
+            until then are good text).
+        """
+        try:
+            yield from self._items(input_format, blanks_separate_docs, counters, seed)
+        except UnreadableInputError:
+            raise
+        except READ_ERRORS as e:
+            raise UnreadableInputError(self.path, e) from e
+
+    def _items(self, input_format, blanks_separate_docs, counters, seed):
         if input_format == "auto":
             fmt = detect_input_format(self.path)  # "openwebtext" only for archives
             is_archive = fmt == "openwebtext"
@@ -338,7 +388,7 @@ class CorpusFile:
                 reason = _binary_reason(stream.read(_SNIFF_BYTES))
                 stream.seek(0)
             except Exception as e:  # pylint: disable=broad-except  # e.g. a corrupt .gz/.xz
-                raise PretrainingDataError("cannot read input file '%s': %s" % (self.path, e))
+                raise UnreadableInputError(self.path, e) from e
             if reason is not None:
                 counters.skipped = "looks binary (%s)" % reason
                 counters.bytes_read = start + self.size
@@ -379,8 +429,8 @@ class CorpusFile:
                         data = archive.extractfile(member).read()
                         members.append((member.name, data))
                         tracker.update()
-            except (tarfile.TarError, EOFError, OSError) as e:
-                raise PretrainingDataError("cannot read archive '%s': %s" % (self.path, e))
+            except READ_ERRORS as e:
+                raise UnreadableInputError(self.path, e) from e
         members.sort()
         unit_rng(seed, self.index, "members").shuffle(members)
         for _, data in members:
@@ -395,9 +445,51 @@ def _tracked_lines(stream, tracker):
         yield raw
 
 
-def _walk_files(directory):
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _why_not_readable(path):
+    """None for a regular file (symbolic links followed), else why it is not read."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return "a dangling symbolic link (to %s)" % os.readlink(path)
+        return "gone (deleted while the input was listed)"
+    except OSError as e:  # e.g. a symbolic link loop, a directory without permission
+        return "cannot be looked at (%s)" % (e.strerror or e)
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+    return "not a regular file (%s)" % kind
+
+
+def _walk_files(directory, skip):
+    """Every non-hidden entry under ``directory`` except directories (links followed;
+    a directory reached twice, e.g. through a link loop, is walked once)."""
     found = []
-    for root, dirs, files in os.walk(directory, followlinks=True):
+    seen = set()
+
+    def unlistable(error):
+        skip(error.filename, "cannot be listed (%s)" % (error.strerror or error))
+
+    for root, dirs, files in os.walk(directory, followlinks=True, onerror=unlistable):
+        try:
+            info = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            skip(root, "a directory already read (a symbolic link loop)")
+            dirs[:] = []
+            continue
+        seen.add((info.st_dev, info.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             if not name.startswith("."):
@@ -405,35 +497,64 @@ def _walk_files(directory):
     return found
 
 
-def find_corpus_files(corpus):
+def _warn_and_skip(path, reason):
+    print("warning: %s: %s: skipped" % (path, reason), file=sys.stderr, flush=True)
+
+
+def find_corpus_files(corpus, strict=False, on_skip=None):
     """Resolves a directory, a file, or comma-separated globs to CorpusFiles.
 
     Directories are walked recursively (hidden files and folders skipped, so a
-    WikiExtractor output tree ``AA/ AB/ ...`` can be passed as is). Returns the
-    union sorted by path, each with its index in that order.
+    WikiExtractor output tree ``AA/ AB/ ...`` can be passed as is). Only regular
+    files are kept (symbolic links are followed): every other entry (a named pipe,
+    socket or device, a dangling link, an entry that cannot be looked at) is passed
+    to ``on_skip(path, reason)`` (default: one ``warning:`` line on stderr) or, with
+    ``strict``, is an error. Returns the union sorted by path, each with its index in
+    that order.
 
     Raises:
-      PretrainingDataError: when a part matches no file.
+      PretrainingDataError: when a part matches no readable file, or with ``strict``
+        for the first entry that is not a readable regular file.
     """
     parts = [p.strip() for p in str(corpus).split(",") if p.strip()]
     if not parts:
         raise PretrainingDataError("no input given (empty --corpus_dir)")
+    skipped = []
+
+    def skip(path, reason):
+        if strict:
+            raise PretrainingDataError(
+                "input %s: %s: remove it from the corpus, or run without --strict to skip it"
+                % (path, reason))
+        skipped.append((path, reason))
+        (on_skip or _warn_and_skip)(path, reason)
+
     paths = set()
     for part in parts:
         expanded = os.path.expanduser(part)
         if os.path.isdir(expanded):
-            matched = _walk_files(expanded)
-        elif os.path.isfile(expanded):
-            matched = [expanded]
+            candidates = _walk_files(expanded, skip)
+        elif os.path.lexists(expanded):
+            candidates = [expanded]
         else:
-            matched = []
+            candidates = []
             for path in glob.glob(expanded, recursive=True):
                 if os.path.isdir(path):
-                    matched.extend(_walk_files(path))
-                elif os.path.isfile(path):
-                    matched.append(path)
+                    candidates.extend(_walk_files(path, skip))
+                else:
+                    candidates.append(path)
+        matched = []
+        for path in candidates:
+            reason = _why_not_readable(path)
+            if reason is None:
+                matched.append(path)
+            else:
+                skip(path, reason)
         if not matched:
-            raise PretrainingDataError("no input files found at '%s'" % part)
+            raise PretrainingDataError(
+                "no input files found at '%s'%s"
+                % (part, " (%d entries skipped, see the warnings)" % len(skipped)
+                   if skipped else ""))
         paths.update(os.path.abspath(p) for p in matched)
     return [
         CorpusFile(path=p, index=i, size=os.path.getsize(p)) for i, p in enumerate(sorted(paths))
@@ -583,6 +704,13 @@ def tfds_corpus_units(dataset, split="train", data_dir=None, text_key="text"):
 def read_warnings(unit, counters):
     """The warning lines about the unit just read (at most one per kind)."""
     warnings = []
+    if counters.unreadable is not None:
+        detail, lines = counters.unreadable
+        if lines:
+            warnings.append("cannot read %s past its first %d lines of text (%s): the rest "
+                            "of it is skipped" % (unit.name, lines, detail))
+        else:
+            warnings.append("cannot read %s (%s): skipped" % (unit.name, detail))
     if counters.skipped is not None:
         warnings.append("%s %s: skipped" % (unit.name, counters.skipped))
     if counters.long_lines:

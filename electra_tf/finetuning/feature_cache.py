@@ -165,6 +165,20 @@ def _describe_changes(old: Optional[dict], new: dict) -> List[str]:
     return changes
 
 
+def describe_fingerprint_changes(old: Optional[dict], new: dict) -> List[str]:
+    """What differs between two fingerprints of :func:`features_fingerprint` (the file
+    contents, not their paths or times); empty when they describe the same features."""
+    return _describe_changes(old, new)
+
+
+def cached_fingerprint(path: str) -> Optional[dict]:
+    """The fingerprint recorded beside the cached features ``<name>.tfrecord`` (as
+    :func:`cached_features` returns them), or None."""
+    meta = path[:-len(".tfrecord")] + ".metadata" if path.endswith(".tfrecord") else None
+    metadata = _read_metadata(meta) if meta else None
+    return (metadata or {}).get("fingerprint")
+
+
 def _read_metadata(meta: str) -> Optional[dict]:
     try:
         with open(meta) as f:
@@ -264,9 +278,14 @@ def cached_features(tasks, split: str, is_training: bool, batch_size: int, confi
 
 
 def feature_dataset(path: str, specs: FeatureSpecs, batch_size: int, is_training: bool,
-                    seed: int) -> tf.data.Dataset:
+                    seed: int, skip_batches: int = 0) -> tf.data.Dataset:
     """Batches [B, ...] of the cached features at ``path`` (int features as int32); training:
-    repeated and shuffled (``seed``); batches of exactly ``batch_size``."""
+    repeated and shuffled (``seed``); batches of exactly ``batch_size``.
+
+    ``skip_batches``: training input starting after that many batches, exactly the batches
+    an uninterrupted run reads from there (a resumed trial; records are skipped before
+    they are parsed).
+    """
     parse_spec = {name: tf.io.FixedLenFeature(shape, tf.float32 if dtype == "float32"
                                               else tf.int64)
                   for name, (shape, dtype) in specs.items()}
@@ -279,5 +298,7 @@ def feature_dataset(path: str, specs: FeatureSpecs, batch_size: int, is_training
     dataset = tf.data.TFRecordDataset(path)
     if is_training:
         dataset = dataset.repeat().shuffle(100, seed=seed)
+        if skip_batches:  # the stream is endless, so batch i is records [iB, (i + 1)B)
+            dataset = dataset.skip(skip_batches * batch_size)
     return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(
         batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

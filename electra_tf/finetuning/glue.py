@@ -28,6 +28,13 @@ Scorers read the prediction outputs ``<task>_predictions`` [B], ``<task>_label_i
 Rows that cannot be turned into an example (too few columns, a label outside the label set,
 an unparsable or out-of-range STS score) are skipped, logged with file and line number and
 counted in ``task.skipped_rows``, like the original's skip-and-log.
+
+Before that, each file's first line is checked against the task's layout (the header's names
+of the columns read, e.g. SST-2's ``sentence``/``label``; for CoLA's header-less train and
+dev files the column count and label of the first row): a file in another task's layout is a
+TaskDataError naming the file, the line and the layout expected, where the original would
+drop a data row as the header and train on the wrong columns. ``check_columns=False``
+(``--nocheck_glue_columns``) reads the columns by position as the original does.
 """
 
 from __future__ import annotations
@@ -59,12 +66,33 @@ class Columns:
       text_a, text_b, label: column indices; None for an absent field (no second text, or no
         label column in a test split).
       skip_header: the first line is a header.
+      header: ``(column, name)`` pairs the header must show (names compared in lower case),
+        so that a file in another layout is found (:meth:`GlueTask.check_layout`).
+      row_columns: for a file without a header: the number of columns of its rows (the
+        first row is checked).
     """
 
     text_a: int
     text_b: Optional[int]
     label: Optional[int]
     skip_header: bool
+    header: Tuple[Tuple[int, str], ...] = ()
+    row_columns: Optional[int] = None
+
+    def describe(self) -> str:
+        """The layout in words, e.g. "a header with 'sentence' in column 1 and 'label' in
+        column 2"."""
+        if not self.skip_header:
+            return f"{self.row_columns} tab-separated columns and no header line"
+        return "a header with " + " and ".join(
+            f"{name!r} in {_column_name(column)}" for column, name in self.header)
+
+
+def _column_name(index: int) -> str:
+    if index >= 0:
+        return f"column {index + 1}"
+    return {-1: "the last column", -2: "the second-to-last column"}.get(
+        index, f"column {index} from the end")
 
 
 # ---------------------------------------------------------------------------
@@ -123,9 +151,10 @@ class GlueTask(Task):
 
     def __init__(self, data_dir: str, tokenizer, max_seq_length: int, debug: bool = False,
                  double_unordered: bool = True, task_id: int = 0, data_source: str = "tsv",
-                 tfds_data_dir: Optional[str] = None):
+                 tfds_data_dir: Optional[str] = None, check_columns: bool = True):
         super().__init__(self.NAME, data_dir, tokenizer, max_seq_length, debug)
         self.double_unordered = double_unordered
+        self.check_columns = check_columns  # False: columns by position, as the original
         self.task_id = task_id
         if data_source not in ("tsv", "tfds"):
             raise ValueError(f"data_source must be 'tsv' or 'tfds', got {data_source!r}")
@@ -161,6 +190,34 @@ class GlueTask(Task):
         """A label field -> the example's label; ValueError for a malformed one."""
         raise NotImplementedError
 
+    def check_layout(self, split: str, path: str, line_no: int, row: List[str]) -> None:
+        """Checks the first line ``row`` of ``split``'s file against the task's layout:
+        the header's names (:attr:`Columns.header`), or for a file without a header the
+        first row's column count and label; TaskDataError naming the file, the line and
+        the layout expected."""
+        cols = self.columns(split)
+        if cols.skip_header:
+            found = [field.strip().lower() for field in row]
+            ok = all(-len(found) <= column < len(found) and found[column] == name.lower()
+                     for column, name in cols.header)
+        else:
+            ok = len(row) == cols.row_columns
+            if ok and cols.label is not None and not is_test_split(split):
+                try:
+                    self.parse_label(row[cols.label])
+                except ValueError:
+                    ok = False
+        if ok:
+            return
+        shown = ", ".join(repr(field[:20] + ("..." if len(field) > 20 else ""))
+                          for field in row[:4]) + (", ..." if len(row) > 4 else "")
+        raise TaskDataError(
+            f"{self.name}: {path} line {line_no} does not have the layout of {self.name}'s "
+            f"{split} file: expected {cols.describe()}; found {shown or 'an empty line'} "
+            f"({len(row)} column{'' if len(row) == 1 else 's'}). Is it another task's file? "
+            "Fix it, or pass --nocheck_glue_columns to read the columns by position as the "
+            "original does")
+
     # -- examples ------------------------------------------------------------
 
     def _missing_file_error(self, split: str, path: str) -> TaskDataError:
@@ -192,6 +249,8 @@ class GlueTask(Task):
         n_rows = 0
         max_lines = DEBUG_MAX_LINES if self.debug else None
         for i, (line_no, row) in enumerate(read_tsv(path, max_lines)):
+            if i == 0 and self.check_columns:
+                self.check_layout(split, path, line_no, row)
             if i == 0 and cols.skip_header:
                 continue
             n_rows += 1
@@ -255,12 +314,20 @@ class GlueTask(Task):
 
     @classmethod
     def options_from_run(cls, name: str, config, options) -> Dict[str, Any]:
+        # The column check is on unless the run turns it off (--nocheck_glue_columns).
+        unchecked = ({} if getattr(options, "check_glue_columns", True)
+                     else {"check_columns": False})
         return {"double_unordered": config.double_unordered,
-                "data_source": options.data_source, "tfds_data_dir": options.tfds_data_dir}
+                "data_source": options.data_source, "tfds_data_dir": options.tfds_data_dir,
+                **unchecked}
 
     def cache_options(self) -> Dict[str, Any]:
+        # Unchecked columns can give other examples; checked ones leave the cache key as it
+        # was, so existing caches stay valid.
+        unchecked = {} if self.check_columns else {"check_columns": False}
         return {**super().cache_options(), "double_unordered": bool(self.double_unordered),
-                "data_source": self.data_source, "tfds_data_dir": self.tfds_data_dir}
+                "data_source": self.data_source, "tfds_data_dir": self.tfds_data_dir,
+                **unchecked}
 
     def write_test_outputs(self, predict, directory: str, config) -> List[str]:
         """GLUE-leaderboard TSVs of every test split (spec 6.8), named as the leaderboard
@@ -372,8 +439,8 @@ class CoLA(ClassificationTask):
 
     def columns(self, split):
         if split == "test":
-            return Columns(1, None, 1, skip_header=True)
-        return Columns(3, None, 1, skip_header=False)
+            return Columns(1, None, 1, skip_header=True, header=((1, "sentence"),))
+        return Columns(3, None, 1, skip_header=False, row_columns=4)
 
 
 class SST(ClassificationTask):
@@ -383,8 +450,8 @@ class SST(ClassificationTask):
 
     def columns(self, split):
         if is_test_split(split):
-            return Columns(1, None, None, skip_header=True)
-        return Columns(0, None, 1, skip_header=True)
+            return Columns(1, None, None, skip_header=True, header=((1, "sentence"),))
+        return Columns(0, None, 1, skip_header=True, header=((0, "sentence"), (1, "label")))
 
 
 class MRPC(ClassificationTask):
@@ -394,7 +461,10 @@ class MRPC(ClassificationTask):
     DOUBLE_UNORDERED = True
 
     def columns(self, split):
-        return Columns(3, 4, 0, skip_header=True)
+        texts = ((3, "#1 String"), (4, "#2 String"))
+        if is_test_split(split):  # column 0 is "index" there
+            return Columns(3, 4, 0, skip_header=True, header=texts)
+        return Columns(3, 4, 0, skip_header=True, header=((0, "Quality"),) + texts)
 
 
 class QQP(ClassificationTask):
@@ -405,15 +475,22 @@ class QQP(ClassificationTask):
 
     def columns(self, split):
         if split == "test":
-            return Columns(1, 2, 5, skip_header=True)
-        return Columns(3, 4, 5, skip_header=True)
+            return Columns(1, 2, 5, skip_header=True,
+                           header=((1, "question1"), (2, "question2")))
+        return Columns(3, 4, 5, skip_header=True,
+                       header=((3, "question1"), (4, "question2"), (5, "is_duplicate")))
 
 
 class _IndexedPairTask(ClassificationTask):
     """Header ``index text_a text_b label`` (test: no label column)."""
 
+    TEXT_NAMES: Tuple[str, str] = ("sentence1", "sentence2")
+
     def columns(self, split):
-        return Columns(1, 2, 3, skip_header=True)
+        header = ((1, self.TEXT_NAMES[0]), (2, self.TEXT_NAMES[1]))
+        if not is_test_split(split):
+            header += ((3, "label"),)
+        return Columns(1, 2, 3, skip_header=True, header=header)
 
 
 class RTE(_IndexedPairTask):
@@ -424,6 +501,7 @@ class RTE(_IndexedPairTask):
 class QNLI(_IndexedPairTask):
     NAME = "qnli"
     LABELS = ("entailment", "not_entailment")
+    TEXT_NAMES = ("question", "sentence")
 
 
 class WNLI(_IndexedPairTask):
@@ -449,8 +527,12 @@ class MNLI(ClassificationTask):
 
     def columns(self, split):
         if split == "diagnostic":
-            return Columns(1, 2, None, skip_header=True)
-        return Columns(8, 9, -1, skip_header=True)
+            return Columns(1, 2, None, skip_header=True,
+                           header=((1, "sentence1"), (2, "sentence2")))
+        header = ((8, "sentence1"), (9, "sentence2"))
+        if not is_test_split(split):
+            header += ((-1, "gold_label"),)
+        return Columns(8, 9, -1, skip_header=True, header=header)
 
 
 class STS(RegressionTask):
@@ -462,8 +544,10 @@ class STS(RegressionTask):
 
     def columns(self, split):
         if split == "test":
-            return Columns(-2, -1, None, skip_header=True)
-        return Columns(-3, -2, -1, skip_header=True)
+            return Columns(-2, -1, None, skip_header=True,
+                           header=((-2, "sentence1"), (-1, "sentence2")))
+        return Columns(-3, -2, -1, skip_header=True,
+                       header=((-3, "sentence1"), (-2, "sentence2"), (-1, "score")))
 
 
 GLUE_TASKS: Dict[str, Type[GlueTask]] = {

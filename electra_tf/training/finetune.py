@@ -4,10 +4,16 @@ Generic over tasks: each task (``electra_tf.finetuning.task.Task``) brings its o
 features (cached by ``finetuning.feature_cache``), head, scorer and test-output writer.
 Training runs under any tf.distribute strategy (evaluation runs the model outside the
 strategy's replicas).
+
+A run holds a lock per model and tasks, checkpoints each trial while it trains, on
+SIGTERM and on Ctrl-C, and a re-run of the same command resumes an interrupted trial at
+its step and reuses finished ones (``training/finetuning_state.py``): a deliberate
+difference from the original, which starts every trial afresh.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -22,13 +28,16 @@ import tensorflow as tf
 from electra_tf import checkpoints, loading
 from electra_tf.data.progress import format_duration
 from electra_tf.finetuning.feature_cache import (all_feature_specs, cached_features,
-                                                 feature_dataset)
+                                                 cached_fingerprint, feature_dataset)
 from electra_tf.finetuning.model import FinetuningModel
 from electra_tf.finetuning.registry import get_task, task_class
 from electra_tf.formats import tf1
-from electra_tf.io_utils import write_text_atomic
+from electra_tf.io_utils import first_line, write_text_atomic
 from electra_tf.optimization import finetuning_optimizer_arguments
 from electra_tf.training.accumulation import make_update_step
+from electra_tf.training.finetuning_state import (FinetuningError, Trial, run_lock,
+                                                  saves_on_time, trial_settings)
+from electra_tf.training.run_directory import StopSignal, Terminated
 from electra_tf.training.runtime import Runtime, scale_loss
 from electra_tf.training.strategy import CLUSTER_FAILURES, cluster_failure
 
@@ -53,6 +62,8 @@ class FinetuneOptions:
     seed: int = 0
     log_every_steps: int = 50
     quiet: bool = False
+    check_glue_columns: bool = True     # False: GLUE columns by position, as the original
+    checkpoint_minutes: float = 10.0    # also save a trial this often (0: steps/signals only)
 
 
 def _tasks(config, options, tokenizer) -> list:
@@ -94,9 +105,24 @@ def evaluate(model: FinetuningModel, tasks, split: str, config, options,
 
 
 def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
-    """Trains and evaluates ``config.num_trials`` times; returns each trial's results."""
-    from electra_tf.tokenization import FullTokenizer, default_vocab_file
+    """Trains and evaluates ``config.num_trials`` times; returns each trial's results.
+
+    Holds the lock of ``options.model_dir`` (a second run on the same model and tasks
+    stops with a FinetuningError naming the holder). SIGTERM saves the trial being
+    trained and raises :class:`Terminated`; Ctrl-C saves it and re-raises. A re-run
+    resumes an interrupted trial and reuses finished ones of the same settings.
+    """
     runtime = Runtime.from_options(options)  # first: before other TF ops
+    with contextlib.ExitStack() as stack:
+        if runtime.chief and options.model_dir:
+            stack.enter_context(run_lock(options.model_dir))
+        stop_signal = stack.enter_context(StopSignal())
+        return _run_trials(config, options, runtime, stop_signal)
+
+
+def _run_trials(config, options: FinetuneOptions, runtime: Runtime,
+                stop_signal: StopSignal) -> List[Dict[str, dict]]:
+    from electra_tf.tokenization import FullTokenizer, default_vocab_file
     strategy, chief = runtime.strategy, runtime.chief  # other workers train in lockstep
     say = runtime.printer(options.quiet)
 
@@ -123,13 +149,31 @@ def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
     say(f"fine-tuning {', '.join(task.name for task in tasks)} in "
         f"{runtime.mixed_precision or 'float32'} ({runtime.precision_reason}), XLA "
         f"{'on' if runtime.jit_compile else 'off'}, {runtime.replicas} replica(s)")
+    settings = None
+    if config.do_train:  # what each trial's training depends on (resumed or reused by it)
+        settings = trial_settings(config, options, weights, vocab_file,
+                                  cached_fingerprint(prepared["train"][0]),
+                                  runtime.mixed_precision)
     all_results = []
     for trial in range(1, config.num_trials + 1):
+        if stop_signal.received:  # between trials: the finished ones are all saved
+            say(f"stopped by signal {stop_signal.received} before trial {trial}. Re-run the "
+                "same command to continue.")
+            raise Terminated(stop_signal.received, 0)
         keras.utils.set_random_seed(options.seed + trial)
         with strategy.scope():
             model = FinetuningModel(disc_config, tasks, config)
             model.build()
-        if weights is not None:
+        state = Trial(options.model_dir, trial, settings, strategy, chief) \
+            if config.do_train else None
+        action, note = state.plan() if state is not None else (None, None)
+        if action == "reuse":
+            checkpoints.load_original_checkpoint(state.final_checkpoint(state.steps), model)
+            state.remove_resume_state()  # left by a stop just after the trial's end
+            say(f"trial {trial}: trained before with these settings; evaluating its model "
+                f"{state.final_checkpoint(state.steps)} (move {state.directory} away to train "
+                "it again)")
+        elif weights is not None:
             report = checkpoints.assign_original_weights(
                 weights.values, model, allow_missing=[r"^task_specific/"], source=weights.source)
             say(f"trial {trial}: initialised from {init['init_checkpoint']}"
@@ -138,9 +182,12 @@ def run_finetuning(config, options: FinetuneOptions) -> List[Dict[str, dict]]:
         else:
             say(f"trial {trial}: no pre-trained weights (init_checkpoint none): random "
                 "initialisation")
-        if config.do_train:
+        if note:
+            say(f"trial {trial}: {note}")
+        if action in ("train", "resume"):
             _train(model, tasks, specs, config, options, trial, say, runtime,
-                   features=prepared["train"])
+                   features=prepared["train"], state=state, resume=action == "resume",
+                   stop_signal=stop_signal, vocab_file=vocab_file)
         if config.do_eval:
             results = evaluate(model, tasks, "dev", config, options, features=prepared["dev"])
             all_results.append(results)
@@ -205,7 +252,12 @@ def write_test_outputs(model, tasks, trial: int, config, options) -> List[str]:
 
 
 def _train(model, tasks, specs, config, options, trial, say, runtime: Runtime,
-           features: Optional[tuple] = None) -> None:
+           features: Optional[tuple] = None, state: Optional[Trial] = None,
+           resume: bool = False, stop_signal: Optional[StopSignal] = None,
+           vocab_file: Optional[str] = None) -> None:
+    """Trains trial ``trial`` to its last step, checkpointing it in ``state`` (a
+    :class:`Trial`; None: no checkpoints) and, with ``resume``, from its newest one. The
+    fine-tuned model is written with its config and ``vocab_file`` beside it."""
     strategy, chief = runtime.strategy, runtime.chief
     path, n = features or cached_features(tasks, "train", True, config.train_batch_size,
                                           config, options, say=say)
@@ -217,6 +269,16 @@ def _train(model, tasks, specs, config, options, trial, say, runtime: Runtime,
     base_optimizer, optimizer = runtime.create_optimizer(
         model, **finetuning_optimizer_arguments(config, steps, model.config.num_hidden_layers))
     variables = base_optimizer.built_variables
+    checkpoint = state.checkpoint(model, base_optimizer) if state is not None else None
+    start = 0
+    if resume:
+        start, warning = state.restore(checkpoint)
+        if warning:
+            say(f"warning: trial {trial}: {warning}")
+        say(f"trial {trial}: resuming at step {start}/{steps} from "
+            f"{os.path.join(state.resume_dir, f'ckpt-{start}')}")
+    if state is not None:
+        state.start(steps, afresh=not resume)
 
     def loss_and_gradients(features, micro_index):
         # The loss is a sum over the batch (spec 6.3): per-replica sums, summed by the
@@ -236,32 +298,78 @@ def _train(model, tasks, specs, config, options, trial, say, runtime: Runtime,
 
     started = time.time()
     # Micro-batches of train_batch_size / k; every worker shuffles with the same seed
-    # and keeps its share of each batch, so no example is read by two workers.
+    # and keeps its share of each batch, so no example is read by two workers. A resumed
+    # trial skips the micro-batches its first `start` updates read.
     dataset = feature_dataset(path, specs, config.train_batch_size // k, True,
-                              options.seed + trial)
+                              options.seed + trial, skip_batches=start * k)
     if strategy.num_replicas_in_sync > 1:
         shard = tf.data.Options()
         shard.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         dataset = dataset.with_options(shard)
     iterator = iter(dataset if strategy.num_replicas_in_sync == 1
                     else strategy.experimental_distribute_dataset(dataset))
-    for step in range(1, steps + 1):
-        try:
-            loss = float(train_step(iterator))
-        except CLUSTER_FAILURES as e:
-            if strategy.num_replicas_in_sync == 1:
-                raise
-            # Fine-tuning keeps no mid-run checkpoint: a restart runs the trial again.
-            raise cluster_failure(e, step - 1, f"{options.model_dir}_{trial}") from e
-        if step % options.log_every_steps == 0 or step == steps:
-            elapsed = time.time() - started
-            say(f"trial {trial} step {step}/{steps} ({100 * step / steps:.0f}%) | loss {loss:.4f}"
-                f" | elapsed {format_duration(elapsed)}, ETA "
-                f"{format_duration(elapsed / step * (steps - step))}")
+    timed = state is not None and options.checkpoint_minutes > 0 and saves_on_time(strategy)
+    saved_step, saved_at = start, time.time()
+
+    def completed() -> int:
+        # The optimizer's step, not the loop's: an interrupt may land just before or just
+        # after an update, and the input read is `completed() * k` micro-batches either way.
+        return int(base_optimizer.iterations.numpy())
+
+    def save() -> int:
+        nonlocal saved_step, saved_at
+        at_step = completed()
+        if state is not None and at_step != saved_step:
+            state.save(checkpoint, at_step)
+            saved_step, saved_at = at_step, time.time()
+        return at_step
+
+    def stopped_note(at_step: int) -> str:
+        if not at_step:
+            return f"step 0/{steps}; nothing trained yet."
+        if state is None:
+            return f"step {at_step}/{steps}; no checkpoint: the trial starts again."
+        return f"step {at_step}/{steps}; checkpoint saved. Re-run the same command to resume."
+
+    try:
+        for step in range(start + 1, steps + 1):
+            if stop_signal is not None and stop_signal.received:
+                at_step = save()
+                say(f"trial {trial}: stopped by signal {stop_signal.received} at "
+                    + stopped_note(at_step))
+                raise Terminated(stop_signal.received, at_step)
+            try:
+                loss = float(train_step(iterator))
+            except CLUSTER_FAILURES as e:
+                if strategy.num_replicas_in_sync == 1:
+                    raise
+                raise cluster_failure(e, step - 1, state.resume_dir if state is not None
+                                      else f"{options.model_dir}_{trial}") from e
+            if step % options.log_every_steps == 0 or step == steps:
+                elapsed = time.time() - started
+                say(f"trial {trial} step {step}/{steps} ({100 * step / steps:.0f}%) | loss "
+                    f"{loss:.4f} | elapsed {format_duration(elapsed)}, ETA "
+                    f"{format_duration(elapsed / (step - start) * (steps - step))}")
+            if step < steps and (step % config.save_checkpoints_steps == 0 or (
+                    timed and time.time() - saved_at >= 60 * options.checkpoint_minutes)):
+                save()
+    except KeyboardInterrupt:
+        say(f"trial {trial}: interrupted at " + stopped_note(save()))
+        raise
     if chief:
-        checkpoints.save_original_checkpoint(
-            os.path.join(f"{options.model_dir}_{trial}", f"model.ckpt-{steps}"), model,
-            variables=tf1.slot_variables(base_optimizer), global_step=steps)
+        prefix = os.path.join(f"{options.model_dir}_{trial}", f"model.ckpt-{steps}")
+        try:
+            checkpoints.save_original_checkpoint(
+                prefix, model, variables=tf1.slot_variables(base_optimizer), global_step=steps,
+                config=config, vocab_file=vocab_file)
+        except (tf.errors.OpError, OSError) as e:
+            save()
+            raise FinetuningError(
+                f"could not write the fine-tuned model {prefix}: {first_line(e)}; free space "
+                "(or fix the directory) and re-run the same command: it resumes the trial "
+                "from its last checkpoint") from e
+    if state is not None:
+        state.finish(steps)
 
 
 def _init_description(weights) -> dict:

@@ -9,6 +9,14 @@
         .../results/mnli_results.{txt,json} (with the init checkpoint and its step).
         --init_checkpoint=none: no pre-trained weights (random initialisation, a baseline).
 
+A run holds .../finetuning_models/.<tasks>_model.lock: a second run of the same tasks on
+the same model stops with one line naming the holder. Each trial is checkpointed while it
+trains (--checkpoint_every_minutes, save_checkpoints_steps), on SIGTERM (exit 143) and on
+Ctrl-C (exit 130); re-running the same command resumes the interrupted trial at its step
+(with the result of an uninterrupted run) and evaluates finished trials without training
+them again. GLUE files are checked against the task's column layout
+(--nocheck_glue_columns reads them by position, as the original).
+
 Hyperparameters: --hparams (JSON dict or .json path, keys of the original FinetuningConfig);
 per-task and per-size defaults follow the original (configs/finetuning.json); --strategy,
 --jit_compile and --mixed_precision as in run_pretraining.py.
@@ -67,6 +75,14 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                       "(downloads).", **fv)
     flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets data dir for "
                         "--data_source=tfds.", **fv)
+    flags.DEFINE_boolean("check_glue_columns", True, "Check each GLUE file's first line "
+                         "against the task's column layout (a header's names; CoLA's column "
+                         "count); --nocheck_glue_columns reads the columns by position, as "
+                         "the original does.", **fv)
+    flags.DEFINE_float("checkpoint_every_minutes", 10.0, "Also checkpoint a trial this often "
+                       "while it trains (single-process runs; 0: only every "
+                       "save_checkpoints_steps steps and on SIGTERM / Ctrl-C).", **fv)
+    flags.DEFINE_integer("log_every_steps", 50, "Progress line cadence (steps).", **fv)
 
 
 def default_init_checkpoint(pretrained: str) -> str:
@@ -87,15 +103,16 @@ def default_init_checkpoint(pretrained: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs ``run_finetuning.py`` with ``argv`` (default ``sys.argv``); returns the exit
-    status (1 for a user error, 130 on Ctrl-C)."""
+    status (1 for a user error, 128 + signal after SIGTERM, 130 on Ctrl-C)."""
     cli.quiet_tensorflow_startup()  # the error types below import TensorFlow
     from electra_tf.checkpoints import CheckpointError
     from electra_tf.config import ConfigError
     from electra_tf.finetuning.task import TaskDataError
+    from electra_tf.training.run_directory import RunDirectoryError
     from electra_tf.training.strategy import StrategyError
     return cli.run(define_flags, _main, argv, description=__doc__,
                    user_errors=(ConfigError, CheckpointError, TaskDataError, StrategyError,
-                                NotImplementedError, ValueError))
+                                RunDirectoryError, NotImplementedError, ValueError))
 
 
 console_main = cli.console(main)
@@ -105,6 +122,8 @@ def _main(FLAGS: flags.FlagValues, positional: Sequence[str]) -> int:
     """Fine-tunes from parsed flags; returns the exit status."""
     if positional:
         raise cli.UsageError(f"unexpected arguments: {' '.join(positional)}")
+    if FLAGS.log_every_steps <= 0:
+        raise cli.UsageError(f"--log_every_steps must be positive, got {FLAGS.log_every_steps}")
     cli.quiet_absl_logging()
     from electra_tf.config import FinetuningConfig
     from electra_tf.training import finetune
@@ -129,6 +148,11 @@ def _main(FLAGS: flags.FlagValues, positional: Sequence[str]) -> int:
         preprocessed_dir=os.path.join(pretrained, "finetuning_tfrecords", f"{tasks}_tfrecords"),
         init_checkpoint=init, vocab_file=vocab if os.path.exists(vocab) else None,
         seed=FLAGS.seed, **runtime_options(FLAGS),
-        data_source=FLAGS.data_source, tfds_data_dir=FLAGS.tfds_data_dir)
-    finetune.run_finetuning(config, options)
+        data_source=FLAGS.data_source, tfds_data_dir=FLAGS.tfds_data_dir,
+        log_every_steps=FLAGS.log_every_steps, check_glue_columns=FLAGS.check_glue_columns,
+        checkpoint_minutes=FLAGS.checkpoint_every_minutes)
+    try:
+        finetune.run_finetuning(config, options)
+    except finetune.Terminated as e:  # SIGTERM: the trial being trained was saved
+        return 128 + e.signum  # the usual status of a process ended by a signal
     return 0

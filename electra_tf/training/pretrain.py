@@ -34,8 +34,10 @@ from electra_tf.training.accumulation import make_update_step
 from electra_tf.training.input_pipeline import (find_unreadable_file, pretraining_dataset,
                                                 validate_records)
 from electra_tf.training.run_directory import (CONFIG_FILE, PretrainingError, StopSignal,
-                                               Terminated, check_same_run, exclusive_lock,
-                                               remove_partial_saves, run_checkpoints)
+                                               Terminated, check_model_dir, check_same_run,
+                                               dropout_rng_states, exclusive_lock,
+                                               remove_partial_saves, run_checkpoints,
+                                               run_record, write_run_record)
 from electra_tf.training.runtime import Runtime, scale_loss
 from electra_tf.training.strategy import CLUSTER_FAILURES, cluster_failure
 
@@ -111,7 +113,7 @@ class PretrainingRun:
         self.checkpoint = tf.train.Checkpoint(optimizer=self.base_optimizer, **tracked)
         # Dropout RNG states are not reachable through Keras' object graph; track them so
         # that a resumed run draws the same dropout masks as an uninterrupted one.
-        self.checkpoint.dropout_rng = _dropout_rng_states(self.models.models)
+        self.checkpoint.dropout_rng = dropout_rng_states(self.models.models)
         # With accumulation the input yields micro-batches; an update sums k of them.
         batch = (config.train_batch_size // config.gradient_accumulation_steps if training
                  else config.eval_batch_size)
@@ -208,17 +210,6 @@ class PretrainingRun:
         log.info("initialised from %s: %s; %s", path, report, slots)
 
 
-def _dropout_rng_states(models) -> list:
-    states, seen = [], set()
-    for model in models:
-        for layer in model._flatten_layers(include_self=False):
-            generator = getattr(layer, "seed_generator", None)
-            if generator is not None and id(layer) not in seen:
-                seen.add(id(layer))
-                states.append(generator.state.value)
-    return states
-
-
 # ---------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------
@@ -304,20 +295,29 @@ def _scalar_summary(name: str, value: float) -> None:
 
 
 def _export(run: PretrainingRun, step: int) -> dict:
-    """TF1-name exports: everything (with Adam slots) and the discriminator alone."""
+    """TF1-name exports: everything (with Adam slots) and the discriminator alone.
+
+    A failed write (a full disk) is one PretrainingError naming the export: the run's
+    checkpoint of ``step`` is saved, and re-running the command writes the exports again.
+    """
     model_dir = run.options.model_dir
-    full = checkpoints.save_original_checkpoint(
-        os.path.join(model_dir, "tf1", f"model.ckpt-{step}"), *run.models.models,
-        variables=tf1.slot_variables(run.base_optimizer), global_step=step)
     finetune_model = run.models.discriminator or run.models.generator.encoder
-    disc = checkpoints.save_original_checkpoint(
-        os.path.join(model_dir, "discriminator", f"model.ckpt-{step}"), finetune_model,
-        global_step=step)
-    for directory in ("tf1", "discriminator"):
-        run.config.to_json(os.path.join(model_dir, directory, CONFIG_FILE))
-        tf.io.gfile.copy(run.vocab_file, os.path.join(model_dir, directory, "vocab.txt"),
-                         overwrite=True)
-    return {"tf1": full, "discriminator": disc}
+    contents = {"tf1": (run.models.models, tf1.slot_variables(run.base_optimizer)),
+                "discriminator": ([finetune_model], None)}
+    written = {}
+    for name, (models, variables) in contents.items():
+        directory = os.path.join(model_dir, name)
+        try:
+            # The config and vocab are written before the index: one atomic export.
+            written[name] = checkpoints.save_original_checkpoint(
+                os.path.join(directory, f"model.ckpt-{step}"), *models, variables=variables,
+                global_step=step, config=run.config, vocab_file=run.vocab_file)
+        except (tf.errors.OpError, OSError) as e:
+            raise PretrainingError(
+                f"could not write the final export {directory}: {first_line(e)}; the run's "
+                f"checkpoint ckpt-{step} is saved: free space (or fix the directory) and re-run "
+                "the same command: it writes the exports again") from e
+    return written
 
 
 def train(config: PretrainingConfig, options: RunOptions) -> dict:
@@ -338,10 +338,16 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
     if options.log_every_steps <= 0:
         raise PretrainingError(f"--log_every_steps must be positive, got "
                                f"{options.log_every_steps}")
-    check_same_run(config, options.model_dir)
+    check_model_dir(options.model_dir)
+    check_same_run(config, options.model_dir,
+                   vocab_file=options.vocab_file or default_vocab_file())
     empty = validate_records(options.pretrain_tfrecords, config.max_seq_length,
                              vocab_file=options.vocab_file or default_vocab_file())
-    tf.io.gfile.makedirs(options.model_dir)
+    try:
+        tf.io.gfile.makedirs(options.model_dir)
+    except tf.errors.OpError as e:  # e.g. a read-only parent directory
+        raise PretrainingError(f"cannot create --model_dir {options.model_dir} "
+                               f"({first_line(e)}): pass a writable --model_dir") from e
     with contextlib.ExitStack() as stack:
         run = PretrainingRun(config, options, training=True)
         if run.chief:
@@ -381,6 +387,8 @@ def _train(run: PretrainingRun, stop_signal: StopSignal, empty_files: list) -> d
               f"summaries and exports (scratch: {run.write_dir})", file=sys.stderr, flush=True)
     if run.chief:
         config.to_json(os.path.join(options.model_dir, CONFIG_FILE))
+        # What the run is built with: a later resume under other inputs is refused.
+        write_run_record(options.model_dir, run_record(config, run.vocab_file))
         # The run directory is a model too (electra_tf.loading reads its ckpt-N).
         tf.io.gfile.copy(run.vocab_file, os.path.join(options.model_dir, "vocab.txt"),
                          overwrite=True)

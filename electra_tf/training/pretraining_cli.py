@@ -121,10 +121,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cli.quiet_tensorflow_startup()  # the error types below import TensorFlow
     from electra_tf.checkpoints import CheckpointError
     from electra_tf.data.errors import PretrainingDataError
-    from electra_tf.training.pretrain import PretrainingError
+    from electra_tf.training.run_directory import RunDirectoryError
     from electra_tf.training.strategy import StrategyError
     return cli.run(define_flags, _main, argv, description=__doc__,
-                   user_errors=(ConfigError, PretrainingError, PretrainingDataError,
+                   user_errors=(ConfigError, RunDirectoryError, PretrainingDataError,
                                 StrategyError, CheckpointError))
 
 
