@@ -389,7 +389,11 @@ def main(argv=None) -> int:
     if "data" in stages:
         stage_data(args.work_dir, args.pilots, args.heldout_files)
     if "train" in stages:
-        stage_train(args.work_dir, args.pilots, args.cpu_minutes, args.cpus)
+        try:
+            stage_train(args.work_dir, args.pilots, args.cpu_minutes, args.cpus)
+        except KeyboardInterrupt:
+            say("stopped: every pilot saved a checkpoint; re-run the same command to resume")
+            return 130
     if "eval" in stages:
         stage_eval(args.work_dir, args.pilots, args.eval_batches)
     if "report" in stages:

@@ -3,6 +3,10 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The CPU defaults of precision and XLA come from a speed probe on the machine at hand
+# (electra_tf.training.precision_probe); tests of the drivers run under the fixed rule, so
+# their results do not depend on the machine (the probe's tests inject its timings).
+os.environ.setdefault("ELECTRA_TF_PROBE", "off")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -27,3 +31,15 @@ def _float32_keras_policy():
         import keras
         if keras.mixed_precision.global_policy().name != "float32":
             keras.mixed_precision.set_global_policy("float32")
+
+
+def one_error_line(status, err, *fragments):
+    """The one ``error:`` line of a failed command's stderr ``err``; asserts exit status 1,
+    no traceback, and that the line holds every fragment."""
+    assert status == 1, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err[-3000:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]

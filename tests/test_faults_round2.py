@@ -18,19 +18,13 @@ import tensorflow as tf
 
 from electra_tf import convert, export
 from electra_tf.training import pretraining_cli, run_directory
+import conftest
 from pretraining_fixtures import tiny_hparams, write_learnable_records
 
 
 def one_error_line(status, capsys, *fragments):
-    """The one ``error:`` line of a failed command; asserts status 1 and the fragments."""
-    err = capsys.readouterr().err
-    assert status == 1, err[-3000:]
-    assert "Traceback" not in err, err[-3000:]
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, err[-3000:]
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
+    """The one ``error:`` line of a failed command (conftest.one_error_line on stderr)."""
+    return conftest.one_error_line(status, capsys.readouterr().err, *fragments)
 
 
 def pretrain(data_dir, *args):

@@ -17,7 +17,7 @@ import sys
 import pytest
 from absl import flags
 
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, one_error_line
 from electra_tf.data import build_cli
 from electra_tf.training import finetuning_cli
 from test_finetuning_driver import sst_tsv, write_sst_task
@@ -26,16 +26,6 @@ PLAIN = DATA / "corpus" / "plain.txt"
 TINY_FINETUNING = {"max_seq_length": 16, "train_batch_size": 8, "eval_batch_size": 8,
                    "num_train_epochs": 1, "embedding_size": 16,
                    "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}}
-
-
-def one_error_line(status, err, *fragments):
-    assert status == 1, err[-3000:]
-    assert "Traceback" not in err, err[-3000:]
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, err[-3000:]
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 def warnings_about(err, name):

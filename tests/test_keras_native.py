@@ -210,6 +210,7 @@ def test_loss_is_shown_per_example_and_the_update_is_the_batch_sums():
     # The update follows the gradient of the batch *sum* (the original's loss), not of the
     # mean shown: one SGD step of fit moves every weight by lr x that gradient.
     model = tiny_classifier(dropout=0.0)
+    model.head.dropout.rate = 0.0  # the head's own dropout (0.1) would draw other masks
     model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=False)
     features = model.preprocessor(TEXTS)
     before = [v.numpy().copy() for v in model.trainable_variables]
