@@ -45,10 +45,17 @@ is one pass over all of them; s/batch = pass time / batches):
   same groups of strings, padding to the longest) and ``text_max_length`` (strings, padding
   to L, like the SavedModel).
   Ours in bfloat16: the discriminator built under the ``mixed_bfloat16`` policy (what
-  ``--mixed_precision=bfloat16`` of detect and export sets), which runs the model under XLA
-  by default (``inference.use_xla``; batches padded to a multiple of 16 positions). In
-  float32 the default skips XLA; the detect and logits rows are then timed a second time
-  with ``jit_compile=True`` (rows marked XLA, ``"default": false``).
+  ``--mixed_precision=bfloat16`` of detect and export sets). The detect and logits rows
+  are timed with the default XLA setting (``inference.use_xla``: on a CPU the probe's
+  choice for the precision; under XLA batches are padded to a multiple of 16 positions)
+  and with the other one (``"default": false``); the SavedModel keeps the default.
+
+The "defaults" fine-tuning row (``--defaults``; on by default when float32 and bfloat16 are
+timed with ``--xla=both``) runs the driver without --mixed_precision and --jit_compile:
+both chosen by the runtime (on a CPU by the cached CPU probe of
+``electra_tf.training.precision_probe``); the row records what was chosen and why. The
+summary sets it beside our best fine-tuning configuration and the peer's best, per round
+(``--rounds``: every row timed once per round, in a rotated order) and as medians.
 
 Ratios ours/peer (examples/s; > 1: electra-tf faster) pair each of our rows with the peer row
 of the same inputs and padding, at the same precision: fine-tuning step vs
@@ -119,6 +126,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--peer_threads", type=int, default=0,
                     help="torch threads of the peer (0: torch's default, all cores)")
     ap.add_argument("--peer_timeout", type=int, default=3600, help="seconds per peer process")
+    ap.add_argument("--defaults", choices=["auto", "on", "off"], default="auto",
+                    help="also time the fine-tuning step with the default precision and XLA "
+                         "(chosen by the runtime); auto: when float32 and bfloat16 are timed "
+                         "with --xla=both")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="time every row this many times (rotated order); the summary gives "
+                         "per-round ratios and their medians")
     ap.add_argument("--json", default="", help="append JSON lines (one per row + a summary)")
     ap.add_argument("--keep_dir", action="store_true", help="keep the temporary directory")
     ap.add_argument("--_child", default="", help=argparse.SUPPRESS)  # task,precision,xla,dir
@@ -136,6 +150,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.batch_size < 1 or args.num_sentences < args.batch_size:
         ap.error("--num_sentences must be at least --batch_size >= 1")
     args.num_sentences -= args.num_sentences % args.batch_size
+    if args.rounds < 1:
+        ap.error("--rounds must be >= 1")
+    args.time_defaults = "finetune" in args.tasks and (args.defaults == "on" or (
+        args.defaults == "auto" and set(PRECISIONS) <= set(args.precisions)
+        and args.xla_modes == [False, True]))
     return args
 
 
@@ -233,8 +252,11 @@ def summarize(times, batches_per_repeat: int, batch: int) -> dict:
 STEP_MESSAGE = re.compile(r"step (\d+)/(\d+) .*\| loss (\S+)")
 
 
-def time_finetuning(args, precision: str, xla: bool, directory: str) -> dict:
-    """Times the fine-tuning driver's training loop step by step (see the module docstring)."""
+def time_finetuning(args, precision: str, xla, directory: str) -> dict:
+    """Times the fine-tuning driver's training loop step by step (see the module docstring).
+
+    ``precision="auto"`` and ``xla=None``: the driver's defaults (chosen by the runtime).
+    """
     import keras
     import numpy as np
     from electra_tf.finetuning.feature_cache import all_feature_specs, cached_features
@@ -244,15 +266,24 @@ def time_finetuning(args, precision: str, xla: bool, directory: str) -> dict:
     from electra_tf.training.runtime import Runtime
 
     config = finetuning_config(args)
-    name = f"{precision}-xla{int(xla)}"
+    default = precision == "auto"
+    name = f"{precision}-xla{'auto' if xla is None else int(xla)}-{os.getpid()}"
     options = finetune.FinetuneOptions(
         data_dir=os.path.join(directory, "data"),
         model_dir=os.path.join(directory, f"model-{name}"),
         results_dir=os.path.join(directory, f"results-{name}"),
         preprocessed_dir=os.path.join(directory, f"features-{name}"),
-        jit_compile=xla, mixed_precision=None if precision == "float32" else precision,
+        jit_compile=xla, mixed_precision=(precision if default else
+                                          None if precision == "float32" else precision),
         seed=0, log_every_steps=1, quiet=True)
+    started = time.perf_counter()
     runtime = Runtime.from_options(options)  # first: sets the Keras policy
+    chosen = {}
+    if default:
+        precision, xla = runtime.mixed_precision or "float32", runtime.jit_compile
+        chosen = {"default": True, "precision_reason": runtime.precision_reason,
+                  "xla_reason": getattr(runtime, "xla_reason", None),
+                  "runtime_s": time.perf_counter() - started}
     tokenizer = FullTokenizer(default_vocab_file(), do_lower_case=config.do_lower_case)
     tasks = finetune._tasks(config, options, tokenizer)
     specs = all_feature_specs(tasks, config.max_seq_length)
@@ -287,7 +318,7 @@ def time_finetuning(args, precision: str, xla: bool, directory: str) -> dict:
     disc = config.discriminator_config()
     return {"impl": "electra_tf", "task": "finetune", "path": "training.finetune._train step",
             "input": "ids", "padding": "max_length", "precision": precision, "xla": xla,
-            "first_s": durations[0], "losses": [loss for _, _, loss in steps],
+            **chosen, "first_s": durations[0], "losses": [loss for _, _, loss in steps],
             "loss_reduction": "sum over the batch",
             "max_weight_change": change, "weights_changed": change > 0,
             "params_m": sum(int(np.prod(v.shape)) for v in model.trainable_variables) / 1e6,
@@ -345,9 +376,9 @@ def time_inference(args, precision: str, directory: str, inputs_path: str) -> li
     def logits(xla):
         inference.discriminator_logits(discriminator, examples, B, jit_compile=xla)
 
-    # The default (XLA in bfloat16 only), then the other jit_compile setting where the
-    # default skips XLA: a user's choice for long jobs (compiling costs ~1.5 s per shape).
-    for xla in [default_xla] + ([True] if not default_xla else []):
+    # The default (inference.use_xla: on a CPU the probe's choice for this precision), then
+    # the other jit_compile setting (compiling costs ~1.5 s per shape).
+    for xla in (default_xla, not default_xla):
         for path, run, kind in (("detect_replaced_tokens", detect, "strings"),
                                 ("discriminator_logits", logits, "ids")):
             first, times = _timed(lambda: run(xla), args.warmup, args.repeats)
@@ -380,8 +411,9 @@ def time_inference(args, precision: str, directory: str, inputs_path: str) -> li
 def run_ours(args, task: str, precision: str, xla: bool, directory: str,
              inputs_path: str) -> list:
     """Our rows of one configuration, measured in a fresh process."""
+    xla_field = "auto" if xla is None else int(xla)
     cmd = [sys.executable, os.path.abspath(__file__),
-           f"--_child={task},{precision},{int(xla)},{directory},{inputs_path}",
+           f"--_child={task},{precision},{xla_field},{directory},{inputs_path}",
            f"--batch_size={args.batch_size}", f"--seq_length={args.seq_length}",
            f"--num_sentences={args.num_sentences}", f"--repeats={args.repeats}",
            f"--warmup={args.warmup}", f"--model_size={args.model_size}"]
@@ -400,7 +432,8 @@ def run_ours(args, task: str, precision: str, xla: bool, directory: str,
 def child_main(args) -> int:
     task, precision, xla, directory, inputs_path = args._child.split(",", 4)
     if task == "finetune":
-        rows = [time_finetuning(args, precision, bool(int(xla)), directory)]
+        rows = [time_finetuning(args, precision, None if xla == "auto" else bool(int(xla)),
+                                directory)]
     else:
         rows = time_inference(args, precision, directory, inputs_path)
     for row in rows:
@@ -453,10 +486,12 @@ def run_peer(args, task: str, precision: str, inputs_path: str) -> list:
 # ---------------------------------------------------------------------------
 
 def label_of(row) -> str:
-    precision = {"float32": "fp32", "bfloat16": "bf16"}[row.get("precision", "float32")]
+    precision = {"float32": "fp32", "bfloat16": "bf16", "auto": "auto"}[
+        row.get("precision", "float32")]
     if row["impl"] == "electra_tf":
         xla = " XLA" if row.get("xla") else ""
-        return f"electra-tf {row['path']}{xla} {precision}"
+        default = "DEFAULT " if row.get("default") else ""
+        return f"electra-tf {default}{row['path']}{xla} {precision}"
     return f"HF {row['path']} {precision}"
 
 
@@ -471,12 +506,96 @@ def ratios(rows) -> list:
             peer_path = f"ElectraForPreTraining {INFERENCE_PAIRS[mine['path']]}"
         for peer in ok:
             if peer["impl"] == "hf" and peer["path"] == peer_path and \
-                    peer["precision"] == mine["precision"]:
+                    peer["precision"] == mine["precision"] and \
+                    peer.get("round", 0) == mine.get("round", 0):
                 ratio = mine["examples_per_s"] / peer["examples_per_s"]
                 out.append({"task": mine["task"], "precision": mine["precision"],
+                            "round": mine.get("round", 0),
                             "ours": label_of(mine), "peer": label_of(peer),
                             "ratio_examples_per_s": ratio})
     return out
+
+
+FINETUNE_PEER_PATH = "ElectraForSequenceClassification + torch AdamW"
+
+
+def defaults_summary(rows) -> dict:
+    """The default fine-tuning step beside our best configuration and the peer's best.
+
+    Per round: the default row's examples/s, our fastest explicitly configured
+    fine-tuning row (precision x XLA), the peer's fastest fine-tuning row;
+    ``default_vs_best`` = default / best examples/s (1.0: the default is the fastest),
+    ``default_vs_peer_best``, ``best_vs_peer_best`` (> 1: electra-tf faster). Then the
+    median of each over the rounds.
+    """
+    ok = [r for r in rows if "error" not in r and r.get("task") == "finetune"
+          and "examples_per_s" in r]
+    per_round = []
+    for round_ in sorted({r.get("round", 0) for r in ok}):
+        these = [r for r in ok if r.get("round", 0) == round_]
+        default = next((r for r in these if r["impl"] == "electra_tf" and r.get("default")),
+                       None)
+        ours = [r for r in these if r["impl"] == "electra_tf" and not r.get("default")]
+        peers = [r for r in these if r["impl"] == "hf" and r.get("path") == FINETUNE_PEER_PATH]
+        if default is None or not ours:
+            continue
+        best = max(ours, key=lambda r: r["examples_per_s"])
+        entry = {"round": round_, "default": label_of(default),
+                 "default_examples_per_s": default["examples_per_s"],
+                 "best": label_of(best), "best_examples_per_s": best["examples_per_s"],
+                 "default_vs_best": default["examples_per_s"] / best["examples_per_s"],
+                 "default_is_best_config": (default["precision"], bool(default["xla"])) ==
+                 (best["precision"], bool(best["xla"]))}
+        if peers:
+            peer = max(peers, key=lambda r: r["examples_per_s"])
+            entry.update(peer_best=label_of(peer),
+                         peer_best_examples_per_s=peer["examples_per_s"],
+                         default_vs_peer_best=default["examples_per_s"] / peer["examples_per_s"],
+                         best_vs_peer_best=best["examples_per_s"] / peer["examples_per_s"])
+        per_round.append(entry)
+    medians = {}
+    if per_round:
+        medians["rounds"] = len(per_round)
+        for key in ("default_examples_per_s", "best_examples_per_s", "peer_best_examples_per_s",
+                    "default_vs_best", "default_vs_peer_best", "best_vs_peer_best"):
+            values = [e[key] for e in per_round if key in e]
+            if values:
+                medians[key] = statistics.median(values)
+        for key in ("default", "best", "peer_best"):
+            labels = [e[key] for e in per_round if key in e]
+            if labels:
+                medians[key] = max(set(labels), key=labels.count)
+    return {"per_round": per_round, "medians": medians}
+
+
+def print_defaults_summary(summary) -> None:
+    if not summary["per_round"]:
+        return
+    print("\ndefaults: the default fine-tuning step beside our best configuration and the "
+          "peer's best (examples/s; ratios > 1: the first is faster)")
+    for e in summary["per_round"]:
+        line = (f"  round {e['round']}: {e['default']} {e['default_examples_per_s']:.1f} | best "
+                f"{e['best']} {e['best_examples_per_s']:.1f} | default/best "
+                f"{e['default_vs_best']:.3f}x")
+        if "peer_best" in e:
+            line += (f" | peer best {e['peer_best']} {e['peer_best_examples_per_s']:.1f} | "
+                     f"default/peer {e['default_vs_peer_best']:.2f}x, best/peer "
+                     f"{e['best_vs_peer_best']:.2f}x")
+        print(line)
+    m = summary["medians"]
+    line = f"  median of {m['rounds']} round(s): default/best {m['default_vs_best']:.3f}x"
+    if "default_vs_peer_best" in m:
+        line += (f", default/peer best {m['default_vs_peer_best']:.2f}x, best/peer best "
+                 f"{m['best_vs_peer_best']:.2f}x")
+    print(line)
+
+
+def rotated(items, round_):
+    """``items`` starting at position ``round_`` (mod len): rounds vary the order."""
+    if not items:
+        return items
+    k = round_ % len(items)
+    return items[k:] + items[:k]
 
 
 def print_table(rows) -> None:
@@ -519,7 +638,8 @@ def main(argv=None) -> int:
             "tensorflow": package_version("tensorflow"), "load_avg_1m": load,
             "model_size": args.model_size,
             "model_hparams": args.model_hparams, "batch": args.batch_size,
-            "seq": args.seq_length, "warmup": args.warmup, "repeats": args.repeats}
+            "seq": args.seq_length, "warmup": args.warmup, "repeats": args.repeats,
+            "rounds": args.rounds}
 
     workdir = tempfile.mkdtemp(prefix="electra-finetune-inference-")
     rows = []
@@ -531,12 +651,18 @@ def main(argv=None) -> int:
                 todo += [("ours", "finetune", precision, xla) for xla in args.xla_modes]
             if "inference" in args.tasks:
                 todo.append(("ours", "inference", precision, False))
+        if args.time_defaults:
+            todo.append(("ours", "finetune", "auto", None))
         if peers:
             todo += [("peer", task, precision, False) for precision in args.precisions
                      for task in args.tasks]
-        for who, task, precision, xla in todo:
-            print(f"{who} {task} {precision}{' XLA' if xla else ''}: {args.warmup} warm-up + "
-                  f"{args.repeats} timed repeats ...", flush=True)
+        for round_, (who, task, precision, xla) in ((r, item) for r in range(args.rounds)
+                                                   for item in rotated(todo, r)):
+            print(f"{who} {task} {precision}{' XLA' if xla else ''}"
+                  + (" (defaults: --mixed_precision and --jit_compile not given)"
+                     if precision == "auto" else "")
+                  + (f", round {round_ + 1}/{args.rounds}" if args.rounds > 1 else "")
+                  + f": {args.warmup} warm-up + {args.repeats} timed repeats ...", flush=True)
             if who == "ours":
                 new = run_ours(args, task, precision, xla, workdir, inputs_path)
             else:
@@ -544,6 +670,10 @@ def main(argv=None) -> int:
             for row in new:
                 row.setdefault("batch", args.batch_size)
                 row.setdefault("seq", args.seq_length)
+                row["round"] = round_
+                if row.get("default") and "error" not in row:
+                    print(f"    chose {row['precision']}, XLA {'on' if row['xla'] else 'off'}: "
+                          f"{row['precision_reason']}", flush=True)
                 if "error" in row:
                     print(f"    ERROR {label_of(row)}: {row['error']}", flush=True)
                 else:
@@ -565,11 +695,16 @@ def main(argv=None) -> int:
     if ratio_rows:
         print("\nratio ours/peer (examples/s; > 1 = electra-tf faster)")
         for r in ratio_rows:
-            print(f"  {r['ours']:<58} / {r['peer']:<52} {r['ratio_examples_per_s']:.2f}x")
+            print(f"  {r['ours']:<58} / {r['peer']:<52} {r['ratio_examples_per_s']:.2f}x"
+                  + (f"  (round {r['round']})" if args.rounds > 1 else ""))
+    defaults = defaults_summary(rows)
+    print_defaults_summary(defaults)
     append_json(args.json, {**meta, "record": "summary", "ratios": ratio_rows,
+                            **({"defaults": defaults} if defaults["per_round"] else {}),
                             "results": [{k: r.get(k) for k in
-                                         ("impl", "task", "path", "precision", "xla",
-                                          "median_s_per_batch", "examples_per_s", "error")}
+                                         ("impl", "task", "path", "precision", "xla", "round",
+                                          "default", "median_s_per_batch", "examples_per_s",
+                                          "error")}
                                         for r in rows]})
     return 1 if any("error" in r for r in rows) else 0
 

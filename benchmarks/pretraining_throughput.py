@@ -35,6 +35,14 @@ float16 compute, float32 variables, losses and softmax statistics), HF transform
 ``--bf16`` (torch.autocast), Model Garden under tf-keras' ``mixed_bfloat16`` /
 ``mixed_float16`` policy (benchmarks/peers/keras_policy.py). HF has no float16 mode on CPU.
 
+The "defaults" row (``--defaults``; on by default when float32 and bfloat16 are timed with
+XLA off and on) times the step as ``run_pretraining.py`` runs it without --mixed_precision
+and --jit_compile: both chosen by the runtime (on a CPU by the cached CPU probe of
+``electra_tf.training.precision_probe``); the row records what was chosen and why. The
+summary then sets the default beside the best of our four configurations and the peers'
+best: default/best and ours/peer ratios per round, and their medians over ``--rounds``
+(each round times every row once, in a rotated order).
+
 --peers also runs the peer implementations of /work/shared/bench (TF Model Garden, with and
 without XLA, and Hugging Face transformers on PyTorch) one after another in their own venvs,
 with the same batch, sequence length, warm-up and step counts, and prints throughput ratios
@@ -109,21 +117,46 @@ def parse_args(argv=None):
     ap.add_argument("--peers", nargs="?", const="auto", default="",
                     help="also run peers: comma list of mg, mg_jit, hf; bare --peers = mg (if "
                          "XLA off is timed), mg_jit (if XLA on is timed) and hf")
+    ap.add_argument("--peer_precisions", default=None,
+                    help="precisions the peers run in (default: those of --mixed_precision)")
     ap.add_argument("--bench_dir", default=DEFAULT_BENCH_DIR, help="where peers_*.py live")
     ap.add_argument("--peer_timeout", type=int, default=3600, help="seconds per peer run")
     ap.add_argument("--json", default="", help="append JSON lines (one per result + a summary)")
+    ap.add_argument("--defaults", choices=["auto", "on", "off"], default="auto",
+                    help="also time the default configuration (precision and XLA chosen by "
+                         "the runtime); auto: when float32 and bfloat16 x XLA off/on are timed")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="time every row this many times (rotated order); the summary gives "
+                         "per-round ratios and their medians")
+    ap.add_argument("--interleave", action="store_true",
+                    help="run every configuration (ours, the defaults row, the peers) in its "
+                         "own live process and alternate their steps: round k times step k of "
+                         "each, so the ratios of a round share the machine's load; needs the "
+                         "memory of all of them at once")
+    ap.add_argument("--peak_repeats", type=int, default=10,
+                    help="timed 2048^2 matmuls per peak measurement (0: skip the peaks)")
     ap.add_argument("--keep_dir", action="store_true", help="keep the temporary directory")
     ap.add_argument("--_child", default="", help=argparse.SUPPRESS)  # batch,xla,prec,glob,dir
+    ap.add_argument("--_serve", default="", help=argparse.SUPPRESS)  # the same, --interleave
     args = ap.parse_args(argv)
     args.precisions = (list(PRECISIONS) if args.mixed_precision == "all" else
                        [p.strip() for p in args.mixed_precision.split(",") if p.strip()])
     bad = [p for p in args.precisions if p not in PRECISIONS]
     if bad or not args.precisions:
         ap.error(f"--mixed_precision: unknown {bad}; choose from {', '.join(PRECISIONS)} or all")
+    args.peer_precisions = (args.precisions if args.peer_precisions is None else
+                            [p.strip() for p in args.peer_precisions.split(",") if p.strip()])
+    if any(p not in args.precisions for p in args.peer_precisions):
+        ap.error("--peer_precisions must be among --mixed_precision's")
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     args.xla_modes = {"both": [False, True], "on": [True], "off": [False]}[args.xla]
     if args.steps < 1 or args.warmup < 1:
         ap.error("--steps and --warmup must be >= 1 (the first step traces/compiles)")
+    if args.rounds < 1:
+        ap.error("--rounds must be >= 1")
+    args.time_defaults = args.defaults == "on" or (
+        args.defaults == "auto" and {"float32", "bfloat16"} <= set(args.precisions)
+        and args.xla_modes == [False, True])
     if args.peers == "auto":
         args.peers = (["mg"] if False in args.xla_modes else []) + \
                      (["mg_jit"] if True in args.xla_modes else []) + ["hf"]
@@ -180,19 +213,26 @@ def measure_tf_peak_gflops(precision, n=2048, repeats=10, jit_compile=False):
     return 2.0 * n ** 3 * chain / best / 1e9
 
 
-def measure_peaks(precisions, float32_override=None):
-    """{precision: (GFLOP/s, how measured)} for MFU."""
+def measure_peaks(precisions, float32_override=None, repeats=10):
+    """{precision: (GFLOP/s, how measured)} for MFU (NaN for every precision when
+    ``repeats`` is 0, but an explicit float32 override)."""
     peaks = {}
+    if repeats < 1:
+        for precision in precisions:
+            peaks[precision] = ((float32_override, "--peak_gflops")
+                                if precision == "float32" and float32_override
+                                else (float("nan"), "not measured (--peak_repeats=0)"))
+        return peaks
     for precision in precisions:
-        tf_peak = measure_tf_peak_gflops(precision)
+        tf_peak = measure_tf_peak_gflops(precision, repeats=repeats)
         if precision == "float32":
-            np_peak = measure_peak_gflops()
+            np_peak = measure_peak_gflops(repeats=repeats)
             best = max(tf_peak, np_peak)
             how = f"2048^2 matmul best: numpy {np_peak:.0f}, TensorFlow {tf_peak:.0f}"
             peaks[precision] = ((float32_override, how + "; --peak_gflops used")
                                 if float32_override else (best, how))
         else:
-            xla_peak = measure_tf_peak_gflops(precision, jit_compile=True)
+            xla_peak = measure_tf_peak_gflops(precision, repeats=repeats, jit_compile=True)
             peaks[precision] = (max(tf_peak, xla_peak),
                                 f"2048^2 TensorFlow {precision} matmul best: {tf_peak:.0f} "
                                 f"without XLA, {xla_peak:.0f} with XLA")
@@ -262,20 +302,34 @@ def write_synthetic_tfrecords(directory, length, vocab_size, special, num_files=
 # Our step
 # ---------------------------------------------------------------------------
 
-def time_ours(config, xla, precision, data_glob, model_dir, args):
-    """Builds the run exactly as the driver does and times its train step."""
+def build_ours(config, xla, precision, data_glob, model_dir, args):
+    """Builds the run exactly as the driver does: (one-step function returning the losses,
+    the row's fields so far). The run stays alive as long as the step function.
+
+    ``precision="auto"`` and ``xla=None``: the defaults of ``run_pretraining.py`` (what the
+    runtime chooses without --mixed_precision and --jit_compile).
+    """
     import keras
     import tensorflow as tf
     from electra_tf.training.pretrain import RunOptions, make_train_step, PretrainingRun
 
     keras.backend.clear_session()
+    default = precision == "auto"
     options = RunOptions(model_dir=model_dir, pretrain_tfrecords=data_glob, jit_compile=xla,
-                         mixed_precision=None if precision == "float32" else precision,
+                         mixed_precision=(precision if default else
+                                          None if precision == "float32" else precision),
                          seed=0, quiet=True)
     os.makedirs(model_dir, exist_ok=True)
     t = time.perf_counter()
     run = PretrainingRun(config, options, training=True)
     build_s = time.perf_counter() - t
+    chosen = {}
+    if default:
+        runtime = run.runtime
+        precision, xla = runtime.mixed_precision or "float32", runtime.jit_compile
+        chosen = {"default": True, "precision_reason": runtime.precision_reason,
+                  "xla_reason": getattr(runtime, "xla_reason", None),
+                  "runtime_s": build_s}
     n_params = sum(int(np.prod(v.shape)) for v in run.objective.trainable_variables)
     train_step = make_train_step(run, xla)
     iterator = run.iterator
@@ -287,6 +341,15 @@ def time_ours(config, xla, precision, data_glob, model_dir, args):
     def step():
         return {k: float(v) for k, v in train_step(iterator).items()}  # float() waits
 
+    return step, {"impl": "electra_tf", "xla": xla, "precision": precision,
+                  "input": args.input, **chosen, "params_m": n_params / 1e6,
+                  "build_s": build_s}
+
+
+def time_ours(config, xla, precision, data_glob, model_dir, args):
+    """Builds the run exactly as the driver does and times its train step (see
+    :func:`build_ours`)."""
+    step, row = build_ours(config, xla, precision, data_glob, model_dir, args)
     t = time.perf_counter()
     stats = step()
     first_s = time.perf_counter() - t
@@ -297,13 +360,32 @@ def time_ours(config, xla, precision, data_glob, model_dir, args):
         t = time.perf_counter()
         stats = step()
         times.append(time.perf_counter() - t)
-    del run  # the closure above keeps the step and iterator until it is collected
+    del step  # holds the run, its step and iterator until collected
     gc.collect()
-    return {"impl": "electra_tf", "xla": xla, "precision": precision, "input": args.input,
-            "params_m": n_params / 1e6,
-            "build_s": build_s, "first_step_s": first_s, "step_times": times,
+    return {**row, "first_step_s": first_s, "step_times": times,
             "median_step_s": statistics.median(times), "min_step_s": min(times),
             "last_loss": stats["total_loss"]}
+
+
+def serve_ours(config, xla, precision, data_glob, model_dir, args):
+    """``--interleave``'s child: builds, warms up, prints ``READY {row}``, then runs one step
+    per ``step`` line on stdin, answering ``TIME <seconds> <loss>``, until ``quit``."""
+    step, row = build_ours(config, xla, precision, data_glob, model_dir, args)
+    t = time.perf_counter()
+    step()
+    row["first_step_s"] = time.perf_counter() - t
+    for _ in range(args.warmup - 1):
+        step()
+    print("READY " + json.dumps(row), flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "quit":
+            break
+        if command == "step":
+            t = time.perf_counter()
+            stats = step()
+            print(f"TIME {time.perf_counter() - t:.6f} {stats['total_loss']:.6f}", flush=True)
+    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -342,6 +424,160 @@ def time_peer(name, batch, precision, args):
 
 
 # ---------------------------------------------------------------------------
+# Interleaved: every configuration in its own live process, steps alternating
+# ---------------------------------------------------------------------------
+
+STEPPER = os.path.join(ROOT, "benchmarks", "peers", "stepper.py")
+
+
+class Stepper:
+    """A live process that runs one training step per request (ours: ``--_serve``; a peer:
+    ``benchmarks/peers/stepper.py`` around its script)."""
+
+    def __init__(self, cmd, row, log_path):
+        self.row = dict(row)
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True, bufsize=1,
+                                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        self.error = None
+
+    def _read(self, prefix):
+        for line in self.proc.stdout:
+            if line.startswith(prefix):
+                return line[len(prefix):].strip()
+        self.error = f"exit {self.proc.wait()} (log: {self.log.name})"
+        return None
+
+    def ready(self):
+        """Waits until built and warmed up; False if the process failed."""
+        info = self._read("READY ")
+        if info is not None:
+            self.row.update({k: v for k, v in json.loads(info).items()
+                             if k not in ("loss", "warmup")})
+            self.row["step_times"] = []
+        return info is not None
+
+    def step(self):
+        """Runs one step; its seconds (None if the process failed)."""
+        self.proc.stdin.write("step\n")
+        self.proc.stdin.flush()
+        answer = self._read("TIME ")
+        if answer is None:
+            return None
+        seconds = float(answer.split()[0])
+        self.row["step_times"].append(seconds)
+        return seconds
+
+    def close(self):
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+        self.log.close()
+
+
+def stepper_command(batch, what, precision, xla, data_glob, model_dir, args):
+    """(command, row) of one configuration in --interleave mode, or (None, error row)."""
+    if what == "ours":
+        xla_field = "auto" if xla is None else int(xla)
+        cmd = [sys.executable, os.path.abspath(__file__), f"--_serve={batch},{xla_field},"
+               f"{precision},{data_glob},{model_dir}", f"--seq_length={args.seq_length}",
+               f"--warmup={args.warmup}", f"--model_size={args.model_size}",
+               f"--input={args.input}"] + ([f"--hparams={args.hparams}"] if args.hparams else [])
+        return cmd, {"impl": "electra_tf", "xla": xla, "precision": precision}
+    python, _, _, label = PEERS[what]
+    row = {"impl": what, "label": label, "precision": precision, "xla": what == "mg_jit"}
+    peer = peer_command(what, precision, args.bench_dir)
+    if not os.path.exists(python):
+        return None, {**row, "error": f"{python} missing (see {args.bench_dir}/README.md)"}
+    if peer is None or peer[1] == KERAS_POLICY_RUNNER:
+        return None, {**row, "skipped": True,
+                      "error": f"{label} has no {precision} mode with --interleave"}
+    return ([python, STEPPER, *peer[1:], "--batch", str(batch), "--seq", str(args.seq_length),
+             "--steps", "1", "--warmup", str(args.warmup)], row)
+
+
+def time_interleaved(batch, todo, data_glob, workdir, args):
+    """Every configuration of ``todo`` in its own process at once; after all are built and
+    warmed up (one after another), ``--steps`` rounds each run one step of every
+    configuration, in an order rotated per round. Returns the rows, each with its
+    ``step_times`` (index = round).
+
+    The defaults row is built first; the explicit configuration it resolves to is then not
+    built again: the default's process stands for it (``stands_for``), which saves the
+    memory of one process (all of them are alive at once).
+    """
+    steppers, rows = [], []
+    todo = sorted(todo, key=lambda item: item[0] != "auto")  # the default first
+    try:
+        for index, (precision, what, xla) in enumerate(todo):
+            twin = next((s for s in steppers if s.row.get("default") and what == "ours" and
+                         (s.row["precision"], s.row["xla"]) == (precision, xla)), None)
+            if twin is not None:
+                twin.row["stands_for"] = label_of({"impl": "electra_tf", "xla": xla,
+                                                   "precision": precision})
+                print(f"  ({precision}, XLA {xla}) is the default: timed by its process",
+                      flush=True)
+                continue
+            cmd, row = stepper_command(batch, what, precision, xla, data_glob,
+                                       os.path.join(workdir, f"serve-{batch}-{index}"), args)
+            if cmd is None:
+                rows.append(row)
+                continue
+            print(f"  starting {' '.join(os.path.basename(c) for c in cmd[:3])} "
+                  f"({precision}, {what}, XLA {xla}) ...", flush=True)
+            stepper = Stepper(cmd, row, os.path.join(workdir, f"serve-{batch}-{index}.log"))
+            if stepper.ready():
+                steppers.append(stepper)
+            else:
+                rows.append({**row, "error": stepper.error})
+                stepper.close()
+        for round_ in range(args.steps):
+            time_round(steppers, round_)
+    finally:
+        for stepper in steppers:
+            stepper.close()
+    for stepper in steppers:
+        row, times = stepper.row, stepper.row.get("step_times", [])
+        if stepper.error or not times:
+            rows.append({**row, "error": stepper.error or "no step timed"})
+            continue
+        row.update(median_step_s=statistics.median(times), min_step_s=min(times),
+                   interleaved=True)
+        rows.append(row)
+    return rows
+
+
+def time_round(steppers, round_):
+    """One step of every live configuration, starting at a rotating position."""
+    times = []
+    for stepper in rotated(list(steppers), round_):
+        if stepper.error is None:
+            times.append(stepper.step())
+    print(f"    round {round_ + 1}: " + ", ".join(
+        f"{label_of(s.row)} {s.row['step_times'][-1]:.2f}" for s in steppers
+        if s.error is None and s.row.get("step_times")), flush=True)
+    return times
+
+
+def rounds_of(rows):
+    """Interleaved rows split into one row per round (step), for :func:`defaults_summary`."""
+    out = []
+    for row in rows:
+        if row.get("interleaved"):
+            for step, seconds in enumerate(row["step_times"]):
+                out.append({**row, "round": row.get("round", 0) * 1000 + step,
+                            "median_step_s": seconds})
+        else:
+            out.append(row)
+    return out
+
+
+# ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
 
@@ -355,10 +591,11 @@ def complete(res, batch, length, flops, peak, nominal):
 
 
 def label_of(res):
-    precision = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[
+    precision = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "auto": "auto"}[
         res.get("precision", "float32")]
     if res["impl"] == "electra_tf":
-        return f"electra-tf {'XLA' if res['xla'] else 'no XLA'} {precision}"
+        return (f"electra-tf {'DEFAULT ' if res.get('default') else ''}"
+                f"{'XLA' if res['xla'] else 'no XLA'} {precision}")
     return f"{res.get('label', PEERS.get(res['impl'], ('', '', '', res['impl']))[3])} {precision}"
 
 
@@ -383,10 +620,14 @@ def ratios(results):
     """ours/peer tokens/s at each batch and precision: ours without XLA vs Model Garden, with
     XLA vs Model Garden XLA, and our faster mode vs every peer."""
     out = []
-    for batch, precision in sorted({(r["batch"], r.get("precision", "float32"))
-                                    for r in results}):
+    # The default rows are in defaults_summary; one that stands for its configuration
+    # (--interleave) is that configuration's row here.
+    results = [r for r in results if not r.get("default") or r.get("stands_for")]
+    for batch, precision, round_ in sorted({(r["batch"], r.get("precision", "float32"),
+                                             r.get("round", 0)) for r in results}):
         rows = [r for r in results if r["batch"] == batch and "error" not in r
-                and r.get("precision", "float32") == precision]
+                and r.get("precision", "float32") == precision
+                and r.get("round", 0) == round_]
         ours = {r["xla"]: r for r in rows if r["impl"] == "electra_tf"}
         peers = [r for r in rows if r["impl"] != "electra_tf"]
         if not ours:
@@ -398,10 +639,90 @@ def ratios(results):
                     and ours[peer["xla"]] is not best:
                 pairs.insert(0, ours[peer["xla"]])
             for mine in pairs:
-                out.append({"batch": batch, "precision": precision, "ours": label_of(mine),
+                out.append({"batch": batch, "precision": precision, "round": round_,
+                            "ours": label_of(mine),
                             "peer": label_of(peer),
                             "ratio_tokens_per_s": mine["tokens_per_s"] / peer["tokens_per_s"]})
     return out
+
+
+def defaults_summary(results):
+    """The default beside the best of our configurations and the peers' best, per batch.
+
+    Per round (rows timed in the same round): the default row's s/step, our fastest
+    configuration among the four (float32/bfloat16 x XLA off/on, the default row counted as
+    the configuration it chose), the fastest peer; ``default_vs_best`` = best s / default s (1.0: the default is the
+    fastest; 0.95: 5% slower), ``default_vs_peer_best`` and ``best_vs_peer_best`` = peer s /
+    ours s (> 1: electra-tf faster). Then, per batch, the median of each ratio over rounds.
+    """
+    ok = [r for r in results if "error" not in r and "median_step_s" in r]
+    per_round = []
+    for batch, round_ in sorted({(r["batch"], r.get("round", 0)) for r in ok}):
+        rows = [r for r in ok if r["batch"] == batch and r.get("round", 0) == round_]
+        default = next((r for r in rows if r["impl"] == "electra_tf" and r.get("default")),
+                       None)
+        ours = [r for r in rows if r["impl"] == "electra_tf"]
+        peers = [r for r in rows if r["impl"] != "electra_tf"]
+        if default is None:
+            continue
+        best = min(ours, key=lambda r: r["median_step_s"])
+        entry = {"batch": batch, "round": round_, "default": label_of(default),
+                 "default_s": default["median_step_s"], "best": label_of(best),
+                 "best_s": best["median_step_s"],
+                 "default_vs_best": best["median_step_s"] / default["median_step_s"],
+                 "default_is_best_config": (default["precision"], default["xla"]) ==
+                 (best["precision"], best["xla"])}
+        if peers:
+            peer = min(peers, key=lambda r: r["median_step_s"])
+            entry.update(peer_best=label_of(peer), peer_best_s=peer["median_step_s"],
+                         default_vs_peer_best=peer["median_step_s"] / default["median_step_s"],
+                         best_vs_peer_best=peer["median_step_s"] / best["median_step_s"])
+        per_round.append(entry)
+    medians = []
+    for batch in sorted({e["batch"] for e in per_round}):
+        entries = [e for e in per_round if e["batch"] == batch]
+        summary = {"batch": batch, "rounds": len(entries)}
+        for key in ("default_s", "best_s", "peer_best_s", "default_vs_best",
+                    "default_vs_peer_best", "best_vs_peer_best"):
+            values = [e[key] for e in entries if key in e]
+            if values:
+                summary[key] = statistics.median(values)
+        for key in ("default", "best", "peer_best"):
+            labels = [e[key] for e in entries if key in e]
+            if labels:
+                summary[key] = max(set(labels), key=labels.count)  # the most frequent
+        medians.append(summary)
+    return {"per_round": per_round, "medians": medians}
+
+
+def print_defaults_summary(summary):
+    if not summary["per_round"]:
+        return
+    print("\ndefaults: the default configuration beside our best of the four and the peers' "
+          "best (s/step; ratios > 1: the first is faster)")
+    for e in summary["per_round"]:
+        line = (f"  B={e['batch']:<4} round {e['round']}: {e['default']} {e['default_s']:.3f}"
+                f" | best {e['best']} {e['best_s']:.3f} | default/best "
+                f"{e['default_vs_best']:.3f}x")
+        if "peer_best" in e:
+            line += (f" | peer best {e['peer_best']} {e['peer_best_s']:.3f} | default/peer "
+                     f"{e['default_vs_peer_best']:.2f}x, best/peer {e['best_vs_peer_best']:.2f}x")
+        print(line)
+    for m in summary["medians"]:
+        line = (f"  B={m['batch']:<4} median of {m['rounds']} round(s): default/best "
+                f"{m['default_vs_best']:.3f}x")
+        if "default_vs_peer_best" in m:
+            line += (f", default/peer best {m['default_vs_peer_best']:.2f}x, best/peer best "
+                     f"{m['best_vs_peer_best']:.2f}x")
+        print(line)
+
+
+def rotated(items, round_):
+    """``items`` starting at position ``round_`` (mod len): rounds vary the order."""
+    if not items:
+        return items
+    k = round_ % len(items)
+    return items[k:] + items[:k]
 
 
 def append_json(path, obj):
@@ -423,12 +744,14 @@ def machine_info():
 
 
 def time_ours_isolated(batch, xla, precision, data_glob, model_dir, args):
-    """Times one configuration of ours in a fresh process, so runs do not share memory.
+    """Times one configuration of ours in a fresh process, so runs do not share memory
+    (``precision="auto"``, ``xla=None``: the defaults row).
 
     (Keeping every configuration in one process let TensorFlow's caches grow to
     ~17 GB over four configurations and the OOM killer stopped the benchmark.)
     """
-    cmd = [sys.executable, os.path.abspath(__file__), f"--_child={batch},{int(xla)},"
+    xla_field = "auto" if xla is None else int(xla)
+    cmd = [sys.executable, os.path.abspath(__file__), f"--_child={batch},{xla_field},"
            f"{precision},{data_glob},{model_dir}", f"--seq_length={args.seq_length}",
            f"--steps={args.steps}", f"--warmup={args.warmup}",
            f"--model_size={args.model_size}", f"--input={args.input}"]
@@ -443,26 +766,28 @@ def time_ours_isolated(batch, xla, precision, data_glob, model_dir, args):
 
 
 def child_main(args):
-    batch, xla, precision, data_glob, model_dir = args._child.split(",", 4)
+    batch, xla, precision, data_glob, model_dir = (args._child or args._serve).split(",", 4)
     from electra_tf.config import PretrainingConfig
     config = PretrainingConfig.from_preset(args.model_size, args.hparams,
                                            max_seq_length=args.seq_length,
                                            train_batch_size=int(batch))
-    print("OURS " + json.dumps(time_ours(config, bool(int(xla)), precision, data_glob,
-                                         model_dir, args)))
+    xla = None if xla == "auto" else bool(int(xla))
+    if args._serve:
+        return serve_ours(config, xla, precision, data_glob, model_dir, args)
+    print("OURS " + json.dumps(time_ours(config, xla, precision, data_glob, model_dir, args)))
     return 0
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args._child:
+    if args._child or args._serve:
         return child_main(args)
     started = datetime.datetime.now().isoformat(timespec="seconds")
     load = os.getloadavg()[0]
     machine = machine_info()
     print(f"{machine['cpu']} ({machine['cpus']} CPUs); load average {load:.2f}"
           + ("  WARNING: the machine is busy, timings will be noisy" if load > 0.5 else ""))
-    peaks = measure_peaks(args.precisions, args.peak_gflops)
+    peaks = measure_peaks(args.precisions, args.peak_gflops, args.peak_repeats)
     for precision, (gflops, how) in peaks.items():
         print(f"peak {precision}: {gflops:.1f} GFLOP/s ({how})", flush=True)
     print(f"nominal float32 peak of the reference machine: {args.nominal_peak_gflops:.1f}")
@@ -475,7 +800,7 @@ def main(argv=None):
             "tensorflow": tf.__version__, "load_avg_1m": load,
             "peak_gflops": {p: g for p, (g, _) in peaks.items()},
             "nominal_peak_gflops": args.nominal_peak_gflops, "model_size": args.model_size,
-            "warmup": args.warmup, "steps": args.steps}
+            "warmup": args.warmup, "steps": args.steps, "rounds": args.rounds}
 
     workdir = tempfile.mkdtemp(prefix="electra-throughput-")
     results = []
@@ -486,35 +811,66 @@ def main(argv=None):
         data_glob = write_synthetic_tfrecords(
             workdir, args.seq_length, base.vocab_size, special,
             records_per_file=max(256, max(args.batch_sizes)))
-        for batch in args.batch_sizes:
+        for round_, batch in ((r, b) for r in range(args.rounds) for b in args.batch_sizes):
             config = PretrainingConfig.from_preset(args.model_size, args.hparams,
                                                    max_seq_length=args.seq_length,
                                                    train_batch_size=batch)
             flops = step_flops(config, batch)
-            print(f"\nB={batch} L={args.seq_length}: {flops['train'] / 1e9:.1f} GFLOP/step "
+            print(f"\nB={batch} L={args.seq_length}"
+                  + (f", round {round_ + 1}/{args.rounds}" if args.rounds > 1 else "")
+                  + f": {flops['train'] / 1e9:.1f} GFLOP/step "
                   f"(forward: discriminator {flops['discriminator_forward'] / 1e9:.2f}, "
                   f"generator encoder {flops['generator_encoder_forward'] / 1e9:.2f}, generator "
                   f"head at {flops['masked_positions']} positions "
                   f"{flops['generator_head_forward'] / 1e9:.2f}; x3 for training)", flush=True)
             todo = [(precision, "ours", xla) for precision in args.precisions
                     for xla in args.xla_modes] + \
-                   [(precision, p, None) for precision in args.precisions for p in args.peers]
-            for precision, what, xla in todo:
+                   ([("auto", "ours", None)] if args.time_defaults else []) + \
+                   [(precision, p, None) for precision in args.peer_precisions
+                    for p in args.peers]
+            if args.interleave:
+                print(f"  interleaved: {len(todo)} configurations in live processes, "
+                      f"{args.warmup} warm-up steps each, then {args.steps} rounds of one step "
+                      "each", flush=True)
+                for res in time_interleaved(batch, rotated(todo, round_), data_glob, workdir,
+                                            args):
+                    res.update(batch=batch, seq=args.seq_length, round=round_)
+                    if "error" in res:
+                        print(f"    {'n/a' if res.get('skipped') else 'ERROR'} "
+                              f"{label_of(res)}: {res['error']}", flush=True)
+                    else:
+                        peak = peaks.get(res["precision"], (float("nan"), ""))[0]
+                        complete(res, batch, args.seq_length, flops["train"], peak,
+                                 args.nominal_peak_gflops)
+                    results.append(res)
+                    append_json(args.json, {**meta, "record": "result", **res})
+                todo = []  # timed above
+            for precision, what, xla in rotated(todo, round_):
                 if what == "ours":
-                    print(f"  electra-tf {precision}, XLA {'on' if xla else 'off'}: "
-                          f"{args.warmup} warm-up + {args.steps} timed steps ...", flush=True)
+                    print(f"  electra-tf " + ("defaults (--mixed_precision and --jit_compile "
+                                              "not given)" if precision == "auto" else
+                                              f"{precision}, XLA {'on' if xla else 'off'}")
+                          + f": {args.warmup} warm-up + {args.steps} timed steps ...",
+                          flush=True)
                     res = time_ours_isolated(
                         batch, xla, precision, data_glob,
-                        os.path.join(workdir, f"model-{batch}-{xla}-{precision}"), args)
+                        os.path.join(workdir, f"model-{batch}-{xla}-{precision}-{round_}"),
+                        args)
                 else:
                     res = time_peer(what, batch, precision, args)
+                res["round"] = round_
                 if "error" in res:
                     res.update(batch=batch, seq=args.seq_length)
                     print(f"    {'n/a' if res.get('skipped') else 'ERROR'}: {res['error']}",
                           flush=True)
                 else:
-                    complete(res, batch, args.seq_length, flops["train"], peaks[precision][0],
+                    peak = peaks.get(res["precision"], (float("nan"), ""))[0]
+                    complete(res, batch, args.seq_length, flops["train"], peak,
                              args.nominal_peak_gflops)
+                    if res.get("default"):
+                        print(f"    chose {res['precision']}, XLA "
+                              f"{'on' if res['xla'] else 'off'}: {res['precision_reason']}",
+                              flush=True)
                     print(f"    first step {res['first_step_s']:.1f} s, median "
                           f"{res['median_step_s']:.3f} s/step, {res['tokens_per_s']:.0f} tokens/s, "
                           f"MFU {100 * res['mfu']:.1f}%  (steps: "
@@ -537,10 +893,14 @@ def main(argv=None):
         print("\nthroughput ratio ours/peer (tokens/s; > 1 = electra-tf faster)")
         for r in ratio_rows:
             print(f"  B={r['batch']:<4} {r['ours']:<28} / {r['peer']:<32} "
-                  f"{r['ratio_tokens_per_s']:.2f}x")
+                  f"{r['ratio_tokens_per_s']:.2f}x"
+                  + (f"  (round {r['round']})" if args.rounds > 1 else ""))
+    defaults = defaults_summary(rounds_of(results) if args.interleave else results)
+    print_defaults_summary(defaults)
     append_json(args.json, {**meta, "record": "summary", "ratios": ratio_rows,
+                            "defaults": defaults,
                             "results": [{k: r.get(k) for k in ("impl", "xla", "precision",
-                                                               "batch",
+                                                               "batch", "round", "default",
                                                                "median_step_s", "tokens_per_s",
                                                                "mfu", "error")}
                                         for r in results]})

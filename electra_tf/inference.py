@@ -195,15 +195,24 @@ XLA_LENGTH_MULTIPLE = 16
 
 
 def use_xla(model, jit_compile: bool | None = None) -> bool:
-    """``jit_compile``, or by default: XLA iff the model computes in bfloat16 or float16.
+    """``jit_compile``, or the default of the model's compute precision on this device.
 
-    Measured on CPU (ELECTRA-Small, B=32, L=128): a bfloat16 forward takes 664 ms with
-    oneDNN and 415 ms under XLA; in float32 both take ~370 ms, so float32 skips compiling.
-    On GPUs and TPUs half precision is where XLA's fusion matters most.
+    On one CPU the default is measured (:func:`electra_tf.training.strategy.xla_is_default`:
+    the CPU probe, run once per machine and cached): XLA where it was faster in that
+    precision. (An AVX-512-bf16 Xeon without AMX ran a bfloat16 ELECTRA-Small forward in
+    664 ms with oneDNN and 415 ms under XLA, float32 in ~370 ms both ways; a Zen 4 EPYC's
+    oneDNN bfloat16 matmuls run at 2.3x XLA's.) On GPUs and TPUs: XLA in bfloat16/float16,
+    where its fusion matters most, not in float32.
     """
     if jit_compile is not None:
         return bool(jit_compile)
-    return str(getattr(model, "compute_dtype", "float32")) in ("bfloat16", "float16")
+    import tensorflow as tf
+    from electra_tf.training import strategy
+    dtype = str(getattr(model, "compute_dtype", "float32"))
+    distribution = tf.distribute.get_strategy()
+    if strategy.xla_is_probed(distribution):
+        return strategy.xla_is_default(distribution, dtype)
+    return dtype in ("bfloat16", "float16")
 
 
 def _discriminator_logits(model_ref, jit_compile: bool = False):
@@ -285,8 +294,8 @@ def detect_replaced_tokens(model_or_path, texts: Iterable[TextInput], *, tokeniz
       max_seq_length: word-pieces per example including [CLS]/[SEP]; default:
         the checkpoint's pre-training ``max_seq_length``.
       batch_size: examples per forward pass.
-      jit_compile: run the model under XLA; default: in bfloat16/float16 only
-        (:func:`use_xla`). The precision is the Keras policy the model was built under
+      jit_compile: run the model under XLA; default: on a CPU where the CPU probe found
+        XLA faster in the model's precision, elsewhere in bfloat16/float16 (:func:`use_xla`). The precision is the Keras policy the model was built under
         (``python -m electra_tf.detect --mixed_precision``).
     Returns:
       one :class:`Detection` per text, in order.
@@ -357,8 +366,9 @@ def define_common_flags(flag_values) -> None:
                          flag_values=flag_values)
     flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "bfloat16", "float16"],
                       "compute precision of the model (weights load as float32): auto = "
-                      "bfloat16 on TPUs and on GPUs with bfloat16 tensor cores, else "
-                      "float32. In bfloat16/float16 the model runs under XLA",
+                      "bfloat16 on TPUs and on GPUs with bfloat16 tensor cores, float32 on "
+                      "other GPUs, on CPUs the faster one measured by the CPU probe (cached "
+                      "per machine), which also decides whether the model runs under XLA",
                       flag_values=flag_values)
 
 
@@ -367,8 +377,9 @@ def keras_precision(mixed_precision: str):
     """The Keras policy of the models built inside (``--mixed_precision``), restored after.
 
     Yields the precision used: "float32", "bfloat16" or "float16" ("auto": the device's
-    default, :func:`electra_tf.training.strategy.default_precision`). Built models keep
-    their policy, so they may run after the block.
+    default, :func:`electra_tf.training.strategy.default_precision`: on a CPU the faster
+    one in the CPU probe, cached per machine). Built models keep their policy, so they may
+    run after the block.
     """
     import keras
     from electra_tf.training import strategy

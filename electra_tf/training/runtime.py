@@ -13,6 +13,10 @@ step needs the one before it:
    (:meth:`Runtime.create_optimizer`);
 6. XLA default: ``--jit_compile``, or the strategy's default (:func:`xla_is_default`).
 
+On a CPU the defaults of 1. and 6. come from a short measurement on the machine, run once
+and cached (:mod:`electra_tf.training.precision_probe`); the run's first line gives its
+figures (``precision_reason``).
+
 The runtime flags (``--strategy``, ``--tpu``, ``--jit_compile``, ``--mixed_precision``)
 are defined here once for both command lines (:func:`define_runtime_flags`).
 """
@@ -27,9 +31,10 @@ import tensorflow as tf
 from absl import flags
 
 from electra_tf.optimization import create_optimizer, with_loss_scaling
+from electra_tf.training import precision_probe
 from electra_tf.training.strategy import (STRATEGIES, create_strategy, default_precision,
                                          is_chief, set_precision, worker_directory,
-                                         xla_is_default)
+                                         xla_is_default, xla_is_probed)
 
 RUNTIME_FLAGS = ("strategy", "tpu", "jit_compile", "mixed_precision")
 DEFAULT_STRATEGY = "default"
@@ -48,6 +53,8 @@ class Runtime:
         scaling): the one asked for, or the device's default (:func:`default_precision`).
       precision_reason: why, in words ("asked for", or the default's reason).
       jit_compile: whether train steps are XLA-compiled.
+      xla_reason: why ("asked for"; on one CPU replica the probe's figures, as in
+        ``precision_reason`` when the precision is the default).
     """
 
     def __init__(self, strategy: str = DEFAULT_STRATEGY, tpu: Optional[str] = None,
@@ -67,9 +74,16 @@ class Runtime:
         self.chief = is_chief(self.strategy)
         self.write_dir = (worker_directory(model_dir, self.strategy) if model_dir is not None
                           else None)
-        # A pure function of the devices: decided now, used by the train steps built later.
+        # A function of the devices (and on a CPU of the probe, cached per machine):
+        # decided now, used by the train steps built later.
         self.jit_compile = jit_compile if jit_compile is not None else xla_is_default(
             self.strategy, mixed_precision)
+        if jit_compile is not None:
+            self.xla_reason = "asked for"
+        elif mixed_precision != "float16" and xla_is_probed(self.strategy):
+            self.xla_reason = precision_probe.cpu_defaults().reason()
+        else:
+            self.xla_reason = "the default on this strategy and device"
 
     @classmethod
     def from_options(cls, options, model_dir: Optional[str] = None) -> "Runtime":
@@ -118,15 +132,18 @@ def define_runtime_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.",
                         flag_values=flag_values)
     flags.DEFINE_boolean("jit_compile", None,
-                         "XLA-compile the step. Default: on with one GPU or a TPU; on a CPU "
-                         "only in bfloat16/float16 (float32 is faster without, see "
-                         "benchmarks/).", flag_values=flag_values)
+                         "XLA-compile the step. Default: on with one GPU or a TPU, off with "
+                         "several CPU replicas; on one CPU measured: on where XLA was faster "
+                         "in the run's precision in the CPU probe (cached per machine; "
+                         "python -m electra_tf.training.precision_probe re-measures).",
+                         flag_values=flag_values)
     flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "bfloat16", "float16"],
                       "Compute precision (weights, losses, softmax/LayerNorm statistics and "
                       "pre-training's sampling stay float32; float16 adds dynamic loss "
                       "scaling). auto: bfloat16 on a TPU and on GPUs with bfloat16 tensor cores "
-                      "(compute capability >= 8.0), float32 elsewhere (on CPUs without AMX "
-                      "bfloat16 measured 1.4x slower, see benchmarks/).",
+                      "(compute capability >= 8.0), float32 on other GPUs; on CPUs the faster "
+                      "of float32 and bfloat16 measured by the CPU probe (the run's first line "
+                      "gives its figures).",
                       flag_values=flag_values)
 
 

@@ -11,6 +11,8 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from electra_tf.training import precision_probe
+
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -130,28 +132,41 @@ def xla_is_default(strategy: tf.distribute.Strategy,
                    mixed_precision: Optional[str] = None) -> bool:
     """Whether to XLA-compile the train step when --jit_compile is not given.
 
-    On with a single GPU (or TPU). On CPUs only for one replica in bfloat16/float16: there
-    oneDNN's bfloat16 matmuls (without AMX) run at half XLA's rate, and the ELECTRA-Small
-    fine-tuning step took 1.75 s compiled against 2.37 s (B=32). In float32 the compiled
-    step was 1.2x slower than the TensorFlow graph (benchmarks/), and XLA with several
-    replicas on logical CPU devices fails outright.
+    On with a single GPU (or TPU); off with several replicas on CPUs (XLA with several
+    replicas on logical CPU devices fails outright). For one CPU replica it is measured:
+    on if XLA was at least 5% faster than the TensorFlow graph in ``mixed_precision``
+    (None/"float32" or "bfloat16"; float16 always on) in the probe of
+    :func:`electra_tf.training.precision_probe.cpu_defaults` (run once per machine and
+    cached): which one wins depends on the CPU (XLA's bfloat16 matmuls ran at 1.6x
+    oneDNN's on an AVX-512-bf16 Xeon without AMX, at 0.4x on a Zen 4 EPYC).
     """
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return True
     if strategy.num_replicas_in_sync != 1:
         return False
-    return bool(tf.config.list_logical_devices("GPU")) or mixed_precision in ("bfloat16",
-                                                                               "float16")
+    if tf.config.list_logical_devices("GPU"):
+        return True
+    return precision_probe.cpu_defaults().xla_for(mixed_precision)
+
+
+def xla_is_probed(strategy: tf.distribute.Strategy) -> bool:
+    """Whether :func:`xla_is_default` decides from the CPU probe (one CPU replica)."""
+    return (not isinstance(strategy, tf.distribute.TPUStrategy)
+            and strategy.num_replicas_in_sync == 1
+            and not tf.config.list_logical_devices("GPU"))
 
 
 def default_precision(strategy_name: str) -> tuple[Optional[str], str]:
     """The precision a run uses when --mixed_precision is not given, and why.
 
     Returns ``("bfloat16", reason)`` on a TPU and on GPUs with bfloat16 tensor cores
-    (compute capability 8.0 and up), else ``(None, reason)`` for float32. CPUs stay in
-    float32: on the AVX-512-bf16 Xeon without AMX that the benchmarks ran on, the bfloat16
-    ELECTRA-Small step was 1.4x slower than float32 (benchmarks/results.jsonl).
-    Decided before the strategy is built, from the physical devices only.
+    (compute capability 8.0 and up), ``(None, reason)`` (float32) on other GPUs. On CPUs
+    the precision is measured: the fastest configuration of the probe of
+    :func:`electra_tf.training.precision_probe.cpu_defaults` (float32 unless bfloat16 was
+    at least 5% faster), and the reason gives its figures. Several CPU workers
+    (``multi_worker``) take float32 without a probe: they must agree, and their strategy
+    must exist before any TensorFlow op runs.
+    Decided before the strategy is built, from the physical devices (and the probe).
     """
     if strategy_name == "tpu":
         return "bfloat16", "the default on a TPU"
@@ -167,7 +182,10 @@ def default_precision(strategy_name: str) -> tuple[Optional[str], str]:
                             "capability >= 8.0)")
     if capabilities:
         return None, "the default on GPUs without bfloat16 tensor cores"
-    return None, "the default on CPUs (bfloat16 measured slower without AMX; see benchmarks/)"
+    if strategy_name == "multi_worker":
+        return None, "the default for several CPU workers (no probe: they must agree)"
+    defaults = precision_probe.cpu_defaults()
+    return defaults.precision, defaults.reason()
 
 
 def set_precision(mixed_precision: Optional[str]) -> None:
