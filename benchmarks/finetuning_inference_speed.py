@@ -84,7 +84,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-from pretraining_throughput import append_json, machine_info  # noqa: E402
+from pretraining_throughput import append_json, machine_info, rotated  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PEER_PYTHON = "/tmp/peers-pt/bin/python"
@@ -590,14 +590,6 @@ def print_defaults_summary(summary) -> None:
     print(line)
 
 
-def rotated(items, round_):
-    """``items`` starting at position ``round_`` (mod len): rounds vary the order."""
-    if not items:
-        return items
-    k = round_ % len(items)
-    return items[k:] + items[:k]
-
-
 def print_table(rows) -> None:
     head = f"{'row':<62}{'first s':>9}{'s/batch':>10}{'examples/s':>12}"
     print(head)
@@ -671,7 +663,7 @@ def main(argv=None) -> int:
                 row.setdefault("batch", args.batch_size)
                 row.setdefault("seq", args.seq_length)
                 row["round"] = round_
-                if row.get("default") and "error" not in row:
+                if row.get("precision_reason") and "error" not in row:  # the default row
                     print(f"    chose {row['precision']}, XLA {'on' if row['xla'] else 'off'}: "
                           f"{row['precision_reason']}", flush=True)
                 if "error" in row:
