@@ -84,7 +84,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-from pretraining_throughput import append_json, machine_info, rotated  # noqa: E402
+from pretraining_throughput import (Stepper, append_json, machine_info, rotated,  # noqa: E402
+                                    time_round)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PEER_PYTHON = "/tmp/peers-pt/bin/python"
@@ -135,7 +136,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                          "per-round ratios and their medians")
     ap.add_argument("--json", default="", help="append JSON lines (one per row + a summary)")
     ap.add_argument("--keep_dir", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--interleave", action="store_true",
+                    help="fine-tuning rows: every configuration (ours, the defaults row, the "
+                         "peer) in its own live process, their steps alternating; round k "
+                         "times step k of each (--repeats rounds)")
     ap.add_argument("--_child", default="", help=argparse.SUPPRESS)  # task,precision,xla,dir
+    ap.add_argument("--_serve", default="", help=argparse.SUPPRESS)  # the same, --interleave
     args = ap.parse_args(argv)
     args.tasks = [t.strip() for t in args.what.split(",") if t.strip()]
     if not args.tasks or any(t not in TASKS for t in args.tasks):
@@ -252,10 +258,13 @@ def summarize(times, batches_per_repeat: int, batch: int) -> dict:
 STEP_MESSAGE = re.compile(r"step (\d+)/(\d+) .*\| loss (\S+)")
 
 
-def time_finetuning(args, precision: str, xla, directory: str) -> dict:
+def time_finetuning(args, precision: str, xla, directory: str, serve: bool = False) -> dict:
     """Times the fine-tuning driver's training loop step by step (see the module docstring).
 
     ``precision="auto"`` and ``xla=None``: the driver's defaults (chosen by the runtime).
+    ``serve`` (``--interleave``'s child): after the warm-up steps print ``READY {row}``,
+    then before each further step wait for a ``step`` line on stdin and answer
+    ``TIME <seconds> <loss>`` (the time from the request to the driver's progress message).
     """
     import keras
     import numpy as np
@@ -297,13 +306,34 @@ def time_finetuning(args, precision: str, xla, directory: str) -> dict:
     before = [v.numpy().copy() for v in model.trainable_variables]
 
     messages = []  # (time, message): the driver reports every step after it finished
+    resumed = [0.0]
 
     def say(message):
-        messages.append((time.perf_counter(), message))
+        now = time.perf_counter()
+        messages.append((now, message))
+        match = STEP_MESSAGE.search(message) if serve else None
+        if match is None:
+            return
+        step = int(match.group(1))
+        if step == args.warmup:
+            print("READY " + json.dumps({
+                "impl": "electra_tf", "task": "finetune",
+                "path": "training.finetune._train step", "input": "ids",
+                "padding": "max_length", "precision": precision, "xla": xla, **chosen,
+                "first_s": messages[0][0] - started if messages else None}), flush=True)
+        elif step > args.warmup:
+            print(f"TIME {now - resumed[0]:.6f} {float(match.group(3)):.6f}", flush=True)
+        if args.warmup <= step < args.warmup + args.repeats:
+            command = sys.stdin.readline().strip()
+            if command != "step":  # "quit" or the parent went away
+                os._exit(0)
+            resumed[0] = time.perf_counter()
 
     started = time.perf_counter()
     finetune._train(model, tasks, specs, config, options, trial, say, runtime,
                     features=features)
+    if serve:
+        return {}
     steps = [(t, STEP_MESSAGE.search(m)) for t, m in messages]
     steps = [(t, int(m.group(1)), float(m.group(3))) for t, m in steps if m]
     expected = args.warmup + args.repeats
@@ -430,6 +460,11 @@ def run_ours(args, task: str, precision: str, xla: bool, directory: str,
 
 
 def child_main(args) -> int:
+    if args._serve:
+        _, precision, xla, directory, _ = args._serve.split(",", 4)
+        time_finetuning(args, precision, None if xla == "auto" else bool(int(xla)), directory,
+                        serve=True)
+        return 0
     task, precision, xla, directory, inputs_path = args._child.split(",", 4)
     if task == "finetune":
         rows = [time_finetuning(args, precision, None if xla == "auto" else bool(int(xla)),
@@ -445,10 +480,8 @@ def child_main(args) -> int:
 # The peer
 # ---------------------------------------------------------------------------
 
-def run_peer(args, task: str, precision: str, inputs_path: str) -> list:
-    """The peer's rows of one task and precision (its own process, in its venv)."""
-    if not os.path.exists(args.peer_python):
-        return []
+def peer_command(args, task: str, precision: str, inputs_path: str) -> list:
+    """The peer script's command line for one task and precision."""
     config = finetuning_config(args) if task == "finetune" else None
     shape = (config.discriminator_config() if config else discriminator_config(args))
     cmd = [args.peer_python, PEER_SCRIPT, f"--task={task}", f"--inputs={inputs_path}",
@@ -466,6 +499,14 @@ def run_peer(args, task: str, precision: str, inputs_path: str) -> list:
         cmd.append("--bf16")
     if args.peer_threads:
         cmd.append(f"--threads={args.peer_threads}")
+    return cmd
+
+
+def run_peer(args, task: str, precision: str, inputs_path: str) -> list:
+    """The peer's rows of one task and precision (its own process, in its venv)."""
+    if not os.path.exists(args.peer_python):
+        return []
+    cmd = peer_command(args, task, precision, inputs_path)
     print(f"  peer: {' '.join(cmd)}", flush=True)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.peer_timeout)
@@ -479,6 +520,74 @@ def run_peer(args, task: str, precision: str, inputs_path: str) -> list:
         return [{"impl": "hf", "task": task, "precision": precision, "path": task,
                  "error": f"exit {proc.returncode}: {tail}"}]
     return rows
+
+
+# ---------------------------------------------------------------------------
+# Interleaved fine-tuning rows
+# ---------------------------------------------------------------------------
+
+def time_finetuning_interleaved(args, todo, directory: str, inputs_path: str) -> list:
+    """The fine-tuning rows of ``todo`` ((who, precision, xla) items), each configuration in
+    its own live process at once, built and warmed up one after another; then
+    ``--repeats`` rounds each run one step of every configuration (rotated order). The
+    defaults row is built first and stands for the configuration it chose."""
+    steppers, rows = [], []
+    todo = sorted(todo, key=lambda item: item[1] != "auto")
+    try:
+        for index, (who, precision, xla) in enumerate(todo):
+            if who == "ours":
+                twin = next((s for s in steppers if s.row.get("default") and
+                             (s.row["precision"], s.row["xla"]) == (precision, xla)), None)
+                if twin is not None:
+                    twin.row["stands_for"] = f"{precision}, XLA {'on' if xla else 'off'}"
+                    print(f"  ({precision}, XLA {xla}) is the default: timed by its process",
+                          flush=True)
+                    continue
+                xla_field = "auto" if xla is None else int(xla)
+                cmd = [sys.executable, os.path.abspath(__file__),
+                       f"--_serve=finetune,{precision},{xla_field},{directory},{inputs_path}",
+                       f"--batch_size={args.batch_size}", f"--seq_length={args.seq_length}",
+                       f"--num_sentences={args.num_sentences}", f"--repeats={args.repeats}",
+                       f"--warmup={args.warmup}", f"--model_size={args.model_size}"] + (
+                    [f"--model_hparams={args.model_hparams}"] if args.model_hparams else [])
+                row = {"impl": "electra_tf", "task": "finetune", "precision": precision,
+                       "xla": xla, "path": "training.finetune._train step"}
+            else:
+                cmd = peer_command(args, "finetune", precision, inputs_path) + ["--serve"]
+                row = {"impl": "hf", "task": "finetune", "precision": precision, "xla": False,
+                       "path": FINETUNE_PEER_PATH}
+            print(f"  starting {who} {precision} XLA {xla} ...", flush=True)
+            stepper = Stepper(cmd, row, os.path.join(directory, f"serve-ft-{index}.log"))
+            if stepper.ready():
+                steppers.append(stepper)
+            else:
+                rows.append({**row, "error": stepper.error})
+                stepper.close()
+        for round_ in range(args.repeats):
+            time_round(steppers, round_)
+    finally:
+        for stepper in steppers:
+            stepper.close()
+    for stepper in steppers:
+        row, times = stepper.row, stepper.row.get("step_times", [])
+        if stepper.error or not times:
+            rows.append({**row, "error": stepper.error or "no step timed"})
+            continue
+        rows.append({**row, "interleaved": True, **summarize(times, 1, args.batch_size)})
+    return rows
+
+
+def rounds_of(rows, batch: int) -> list:
+    """Interleaved rows split into one row per round (step), for :func:`defaults_summary`."""
+    out = []
+    for row in rows:
+        if row.get("interleaved"):
+            for step, seconds in enumerate(row["repeat_times"]):
+                out.append({**row, "round": row.get("round", 0) * 1000 + step,
+                            "examples_per_s": batch / seconds})
+        else:
+            out.append(row)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -522,8 +631,8 @@ FINETUNE_PEER_PATH = "ElectraForSequenceClassification + torch AdamW"
 def defaults_summary(rows) -> dict:
     """The default fine-tuning step beside our best configuration and the peer's best.
 
-    Per round: the default row's examples/s, our fastest explicitly configured
-    fine-tuning row (precision x XLA), the peer's fastest fine-tuning row;
+    Per round: the default row's examples/s, our fastest fine-tuning row (precision x XLA;
+    the default row counts as the configuration it chose), the peer's fastest one;
     ``default_vs_best`` = default / best examples/s (1.0: the default is the fastest),
     ``default_vs_peer_best``, ``best_vs_peer_best`` (> 1: electra-tf faster). Then the
     median of each over the rounds.
@@ -535,9 +644,9 @@ def defaults_summary(rows) -> dict:
         these = [r for r in ok if r.get("round", 0) == round_]
         default = next((r for r in these if r["impl"] == "electra_tf" and r.get("default")),
                        None)
-        ours = [r for r in these if r["impl"] == "electra_tf" and not r.get("default")]
+        ours = [r for r in these if r["impl"] == "electra_tf"]  # the default counts too
         peers = [r for r in these if r["impl"] == "hf" and r.get("path") == FINETUNE_PEER_PATH]
-        if default is None or not ours:
+        if default is None:
             continue
         best = max(ours, key=lambda r: r["examples_per_s"])
         entry = {"round": round_, "default": label_of(default),
@@ -613,7 +722,7 @@ def package_version(name: str):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args._child:
+    if args._child or args._serve:
         return child_main(args)
     started = datetime.datetime.now().isoformat(timespec="seconds")
     load = os.getloadavg()[0]
@@ -648,6 +757,28 @@ def main(argv=None) -> int:
         if peers:
             todo += [("peer", task, precision, False) for precision in args.precisions
                      for task in args.tasks]
+        if args.interleave and "finetune" in args.tasks:
+            interleaved = [(who, precision, xla) for who, task, precision, xla in todo
+                           if task == "finetune"]
+            todo = [item for item in todo if item[1] != "finetune"]
+            for round_ in range(args.rounds):
+                print(f"fine-tuning, interleaved: {len(interleaved)} configurations in live "
+                      f"processes, {args.warmup} warm-up steps each, then {args.repeats} "
+                      "rounds of one step each"
+                      + (f" (round {round_ + 1}/{args.rounds})" if args.rounds > 1 else ""),
+                      flush=True)
+                for row in time_finetuning_interleaved(args, rotated(interleaved, round_),
+                                                       workdir, inputs_path):
+                    row.update(batch=args.batch_size, seq=args.seq_length, round=round_)
+                    if "error" in row:
+                        print(f"    ERROR {label_of(row)}: {row['error']}", flush=True)
+                    else:
+                        print(f"    {label_of(row)}: {row['median_s_per_batch']:.4f} s/batch, "
+                              f"{row['examples_per_s']:.1f} examples/s"
+                              + (f" (stands for {row['stands_for']})"
+                                 if row.get("stands_for") else ""), flush=True)
+                    rows.append(row)
+                    append_json(args.json, {**meta, "record": "result", **row})
         for round_, (who, task, precision, xla) in ((r, item) for r in range(args.rounds)
                                                    for item in rotated(todo, r)):
             print(f"{who} {task} {precision}{' XLA' if xla else ''}"
@@ -689,7 +820,7 @@ def main(argv=None) -> int:
         for r in ratio_rows:
             print(f"  {r['ours']:<58} / {r['peer']:<52} {r['ratio_examples_per_s']:.2f}x"
                   + (f"  (round {r['round']})" if args.rounds > 1 else ""))
-    defaults = defaults_summary(rows)
+    defaults = defaults_summary(rounds_of(rows, args.batch_size) if args.interleave else rows)
     print_defaults_summary(defaults)
     append_json(args.json, {**meta, "record": "summary", "ratios": ratio_rows,
                             **({"defaults": defaults} if defaults["per_round"] else {}),

@@ -114,10 +114,11 @@ def test_finetuning_summary_sets_the_default_beside_the_best_and_the_peers_best(
     assert first["default"] == "electra-tf DEFAULT training.finetune._train step fp32"
     assert first["peer_best"].endswith("bf16") and first["default_is_best_config"]
     assert first["default_vs_best"] == pytest.approx(19.5 / 20.0)
-    assert second["default_vs_best"] == pytest.approx(20.5 / 20.0)
+    # faster than the explicit twin in round 2: the default is that round's best itself
+    assert second["default_vs_best"] == 1.0 and "DEFAULT" in second["best"]
     assert first["default_vs_peer_best"] == pytest.approx(19.5 / 17.0)
-    assert summary["medians"]["default_vs_best"] == pytest.approx(1.0)
-    assert summary["medians"]["best_vs_peer_best"] == pytest.approx(20.0 / 17.0)
+    assert summary["medians"]["default_vs_best"] == pytest.approx((19.5 / 20.0 + 1.0) / 2)
+    assert summary["medians"]["best_vs_peer_best"] == pytest.approx((20.0 + 20.5) / 2 / 17.0)
     # ratios pair rows of the same round only
     got = fis.ratios(rows)
     assert len([r for r in got if r["task"] == "finetune"]) == 2 * 5
@@ -193,3 +194,20 @@ def test_interleaved_rows_split_into_one_round_per_step():
     assert [(r["round"], r["median_step_s"]) for r in split[:2]] == [(1000, 2.0), (1001, 3.0)]
     summary = pt.defaults_summary(split)
     assert [e["default_vs_best"] for e in summary["per_round"]] == [1.0, pytest.approx(1 / 1.2)]
+
+
+def test_interleaved_finetuning_rows_split_into_rounds_and_the_default_counts_as_its_config():
+    rows = [{**finetune_row("electra_tf", "float32", False, 20.0, default=True),
+             "stands_for": "float32, XLA off", "interleaved": True, "repeat_times": [1.6, 1.5]},
+            {**finetune_row("electra_tf", "bfloat16", False, 16.0), "interleaved": True,
+             "repeat_times": [2.0, 1.4]},
+            {**finetune_row("hf", "float32", False, 18.0,
+                            path="ElectraForSequenceClassification + torch AdamW"),
+             "interleaved": True, "repeat_times": [1.6, 1.6]}]
+    split = fis.rounds_of(rows, batch=32)
+    assert [r["examples_per_s"] for r in split[:2]] == [32 / 1.6, 32 / 1.5]
+    first, second = fis.defaults_summary(split)["per_round"]
+    assert first["default_vs_best"] == 1.0 and first["default_is_best_config"]
+    assert first["default_vs_peer_best"] == pytest.approx(1.0)
+    assert second["best"].endswith("bf16") and second["default_vs_best"] == pytest.approx(
+        1.4 / 1.5)

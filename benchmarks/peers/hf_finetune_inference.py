@@ -57,6 +57,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="inference modes, comma list of " + ", ".join(INFERENCE_MODES))
     ap.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: default)")
+    ap.add_argument("--serve", action="store_true",
+                    help="finetune: after the warm-up print READY, then run one step per "
+                         "'step' line on stdin, answering 'TIME <seconds> <loss>' "
+                         "(finetuning_inference_speed.py --interleave)")
     # The model shape (default ELECTRA-Small); the electra-tf side passes its own config.
     ap.add_argument("--vocab", type=int, default=30522)
     ap.add_argument("--hidden", type=int, default=256)
@@ -141,15 +145,16 @@ def main(argv=None) -> int:
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
 
     if args.task == "finetune":
-        result = finetune(args, inputs, config, autocast, torch)
-        print("RESULT " + json.dumps({**common, **result}), flush=True)
+        result = finetune(args, inputs, config, autocast, torch, common)
+        if result is not None:
+            print("RESULT " + json.dumps({**common, **result}), flush=True)
     else:
         for result in inference(args, inputs, config, autocast, torch):
             print("RESULT " + json.dumps({**common, **result}), flush=True)
     return 0
 
 
-def finetune(args, inputs, config, autocast, torch) -> dict:
+def finetune(args, inputs, config, autocast, torch, common=None):
     from transformers import ElectraForSequenceClassification
     data = inputs["finetune"]
     batch = int(inputs["batch_size"])
@@ -192,6 +197,19 @@ def finetune(args, inputs, config, autocast, torch) -> dict:
     first_s = time.perf_counter() - start
     for i in range(1, args.warmup):
         losses.append(step(i))
+    if args.serve:  # one step per request, until "quit"
+        print("READY " + json.dumps({**(common or {}), "first_s": first_s}), flush=True)
+        i = args.warmup
+        for line in sys.stdin:
+            if line.strip() == "quit":
+                break
+            if line.strip() != "step":
+                continue
+            start = time.perf_counter()
+            loss = step(i)
+            print(f"TIME {time.perf_counter() - start:.6f} {loss:.6f}", flush=True)
+            i += 1
+        return None
     for i in range(args.warmup, args.warmup + args.repeats):
         start = time.perf_counter()
         losses.append(step(i))
