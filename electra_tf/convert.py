@@ -3,6 +3,7 @@ r"""Converts a pre-trained ELECTRA between checkpoint formats, exactly.
     python -m electra_tf.convert --input=models/electra_small --output=out/hf --to=hf
     python -m electra_tf.convert --input=out/hf --output=out/tf1 --to=tf1
     python -m electra_tf.convert --input=$DATA/models/run/tf1 --output=out/keras --to=keras
+    python -m electra_tf.convert --input=electra_small_discriminator --output=out/kh --to=keras_hub
 
 The input's format is detected; every weight is copied bit for bit (float32),
 with the global step when the source has one; optimizer slots are not carried.
@@ -23,6 +24,14 @@ with the global step when the source has one; optimizer slots are not carried.
   ``tf.train.Checkpoint`` whose ``weights`` attribute is ``{original name:
   variable}`` (plus ``global_step`` when known), with ``pretraining_config.json`` and
   ``vocab.txt`` (see :mod:`electra_tf.formats.keras`).
+* ``keras_hub``: a keras-hub ``ElectraBackbone`` preset directory (``config.json``,
+  ``model.weights.h5``, the tokenizer), which ``keras_hub.models.ElectraBackbone.from_preset``
+  loads: one encoder, the discriminator's (or an MLM-only network's); heads and the
+  generator are not written (see :mod:`electra_tf.formats.keras_hub`). Writing needs
+  keras-hub; keras-hub runs GELU in its tanh form.
+
+``--input`` may also name a released model (``electra_small_discriminator``,
+``google/electra-base-generator``, ...: :mod:`electra_tf.presets`), downloaded on first use.
 
 This module is the command line; the formats are :mod:`electra_tf.formats`, the models
 are built by :mod:`electra_tf.loading`.
@@ -72,6 +81,15 @@ def _input_exists(path: str) -> bool:
     return os.path.exists(path) or os.path.exists(path + ".index")
 
 
+def _preset(path: str) -> bool:
+    from electra_tf import presets
+    return presets.find(path) is not None
+
+
+# How the written description names each input format.
+_FORMAT_NAMES = {"keras_hub": "keras-hub preset", "preset": "preset"}
+
+
 def check_arguments(input_path: str, output_dir: str, to: str, overwrite: bool = False,
                     hf_kind: str = "auto", vocab_file: str | None = None) -> None:
     """The checks that need no TensorFlow; raises ConversionError or FileExistsError."""
@@ -83,14 +101,17 @@ def check_arguments(input_path: str, output_dir: str, to: str, overwrite: bool =
         raise ConversionError(f"--to must be one of {', '.join(FORMATS)}, got {to!r}")
     if hf_kind not in HF_KINDS:
         raise ConversionError(f"--hf_kind must be one of {', '.join(HF_KINDS)}, got {hf_kind!r}")
-    if not _input_exists(input_path):
-        raise ConversionError(f"input not found: {input_path}")
+    is_preset = not _input_exists(input_path) and _preset(input_path)
+    if not _input_exists(input_path) and not is_preset:
+        from electra_tf import presets
+        raise ConversionError(f"input not found: {input_path}"
+                              f"{presets.unknown_name_hint(input_path)}")
     if vocab_file and not _input_exists(vocab_file):
         raise ConversionError(f"--vocab_file not found: {vocab_file}")
     if "://" in output_dir:
         raise ConversionError(f"--output must be a local directory, got {output_dir}")
     output = os.path.abspath(output_dir)
-    if "://" not in input_path:
+    if "://" not in input_path and not is_preset:
         source = os.path.abspath(input_path)
         if os.path.commonpath([source, output]) == output:
             raise ConversionError(f"--output {output_dir} contains --input {input_path}; "
@@ -115,7 +136,7 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
       ``{path written: description}``.
     """
     from electra_tf import loading
-    from electra_tf.formats import hf, keras, tf1
+    from electra_tf.formats import hf, keras, keras_hub, tf1
     from electra_tf.modeling.electric import TwoTowerClozeGenerator
     input_path, output_dir = os.fspath(input_path), os.fspath(output_dir)
     check_arguments(input_path, output_dir, to, overwrite, hf_kind, vocab_file)
@@ -125,7 +146,8 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
     if vocab_file:
         model.weights.vocab_file = vocab_file
     notes = "" if model.vocab_file else "; no vocab.txt beside the input: pass --vocab_file"
-    source = f"{model.weights.format} {_describe(model)}"
+    fmt = model.weights.format
+    source = f"{_FORMAT_NAMES.get(fmt, fmt)} {_describe(model)}"
     output = os.path.abspath(output_dir)
     # The format writer fills a staged directory that records the converter as its
     # author, so a later --overwrite may replace it (and nothing else).
@@ -136,6 +158,18 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
                             vocab_file=model.vocab_file, global_step=model.weights.global_step,
                             overwrite=True)
             described = {prefix: f"{name} checkpoint of the {source}{notes}"}
+        elif to == "keras_hub":
+            left = [what for what, present in (
+                ("the replaced-token detection head", model.has_discriminator_head),
+                ("the generator", model.generator is not None and model.discriminator is not None),
+                ("the masked-LM head", model.discriminator is None))
+                if present]
+            if left:
+                notes += (f"; {' and '.join(left)} not written (a keras-hub ElectraBackbone "
+                          "is one encoder)")
+            path = keras_hub.write(staged, model.original_values(), config=model.config,
+                                   vocab_file=model.vocab_file, overwrite=True)
+            described = {path: f"keras-hub ElectraBackbone preset of the {source}{notes}"}
         else:
             if hf_kind == "auto" and isinstance(model.generator, TwoTowerClozeGenerator):
                 notes += ("; Electric's two-tower generator has no transformers equivalent: "
@@ -158,7 +192,9 @@ def define_flags(flag_values) -> None:
     from absl import flags
     flags.DEFINE_string("input", None, "Checkpoint to convert: TF1 checkpoint (directory, prefix "
                         "or .index), pre-training run directory or its ckpt-N, transformers "
-                        "directory, or keras-format directory.", flag_values=flag_values)
+                        "directory, keras-format directory, keras-hub preset directory, or a "
+                        "released model's name (e.g. electra_small_discriminator).",
+                        flag_values=flag_values)
     flags.DEFINE_string("output", None, "Directory to write (must not exist or be empty, "
                         "unless --overwrite).", flag_values=flag_values)
     flags.DEFINE_string("to", None, f"Output format: {', '.join(FORMATS)}.",

@@ -490,9 +490,11 @@ def export_checkpoint(checkpoint: str, output: str, task_names: Sequence[str] = 
     checkpoint = os.fspath(checkpoint)
     _check_not_inside(output, checkpoint)
     _check_output(output, overwrite)
+    from electra_tf import presets
     if "://" not in checkpoint and not os.path.exists(checkpoint) and \
-            not os.path.exists(checkpoint + ".index"):
-        raise ExportError(f"checkpoint not found: {checkpoint}")  # before importing TF
+            not os.path.exists(checkpoint + ".index") and presets.find(checkpoint) is None:
+        raise ExportError(f"checkpoint not found: {checkpoint}"  # before importing TF
+                          f"{presets.unknown_name_hint(checkpoint)}")
     from electra_tf import checkpoints, loading
     from electra_tf.config import ConfigError
     try:

@@ -32,9 +32,10 @@ from typing import Optional, Union
 
 import tensorflow as tf
 
-from electra_tf import checkpoints, formats
+from electra_tf import checkpoints, formats, presets
 from electra_tf.config import PretrainingConfig, parse_hparams
-from electra_tf.formats import CONFIG_FILE, VOCAB_FILE, PretrainedWeights, hf, keras, tf1
+from electra_tf.formats import (CONFIG_FILE, VOCAB_FILE, PretrainedWeights, hf, keras,
+                                keras_hub, tf1)
 from electra_tf.io_utils import first_line
 from electra_tf.modeling.discriminator import Discriminator
 from electra_tf.modeling.electric import TwoTowerClozeGenerator
@@ -81,18 +82,26 @@ def read_weights(path: str, *, keep_models: bool = False) -> PretrainedWeights:
     Args:
       path: a TF1-name checkpoint (directory, prefix or ``.index``), a pre-training run
         directory (its newest complete ``ckpt-N``) or one ``ckpt-N`` prefix, a
-        transformers directory or a keras-format directory.
+        transformers directory, a keras-format directory or a keras-hub preset directory;
+        or the name of a released model (:mod:`electra_tf.presets`, e.g.
+        ``electra_small_discriminator`` or ``google/electra-base-generator``: downloaded
+        into the cache and verified on first use), unless a path of that name exists.
       keep_models: for a training checkpoint, keep the models restored to read it on
         the result (``built``) for :func:`build_from_weights` to reuse.
     """
     path = os.fspath(path)
+    if presets.find(path) is not None:
+        return presets.read(path)
     if not tf.io.gfile.exists(path) and not tf.io.gfile.exists(path + ".index"):
-        raise checkpoints.CheckpointError(f"checkpoint not found: {path}")
+        raise checkpoints.CheckpointError(
+            f"checkpoint not found: {path}{presets.unknown_name_hint(path)}")
     kind = formats.detect_format(path)
     if kind == "hf":
         return hf.read_hf_directory(path)
     if kind == "keras":
         return keras.read(path)
+    if kind == "keras_hub":
+        return keras_hub.read(path)
     for attempt in range(2):
         prefix, _, shapes = checkpoints.open_checkpoint(path)
         if checkpoints.OBJECT_GRAPH_KEY not in shapes:

@@ -370,7 +370,7 @@ def test_cli_argument_errors(tmp_path):
         (["--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o"), "--to", "hf"],
          r"^error: input not found: .*nope$"),
         (["--input", bare, "--output", str(tmp_path / "o"), "--to", "onnx"],
-         r"^error: --to must be one of tf1, hf, keras, got 'onnx'$"),
+         r"^error: --to must be one of tf1, hf, keras, keras_hub, got 'onnx'$"),
         (["--input", bare, "--output", str(tmp_path / "full"), "--to", "tf1"],
          r"^error: --output .*full holds 2 entries \(bare, x\), which electra_tf.convert "
          r"did not write"),  # issue 23: never replaced, --overwrite or not

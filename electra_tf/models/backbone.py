@@ -129,7 +129,8 @@ class ElectraBackbone(keras.Model):
           path: anything ``loading.read_weights`` reads (a pre-training run directory at
             its newest complete checkpoint, one ``ckpt-N``, a TF1 export such as
             ``<model_dir>/tf1``, ``<model_dir>/discriminator`` or a released model, a
-            transformers or keras-format directory), or weights it returned.
+            transformers, keras-format or keras-hub preset directory, or a released
+            model's name such as ``electra_small_discriminator``), or weights it returned.
           hparams: PretrainingConfig overrides (dict, JSON or .json path), e.g.
             ``{"model_hparam_overrides": {"hidden_dropout_prob": 0.0}}``; sizes come from
             the checkpoint.
@@ -139,6 +140,15 @@ class ElectraBackbone(keras.Model):
         backbone.build()
         assign_weights(weights, backbone)
         return backbone
+
+    @classmethod
+    def from_preset(cls, preset, hparams=None) -> "ElectraBackbone":
+        """keras-hub's name for :meth:`from_pretrained`: a released model by name
+        (``electra_small_discriminator``, keras-hub's ``electra_base_generator_uncased_en``,
+        ``google/electra-large-discriminator``; downloaded and verified on first use, see
+        :mod:`electra_tf.presets`), a keras-hub preset directory, or any path
+        :meth:`from_pretrained` reads. A generator preset gives the generator's encoder."""
+        return cls.from_pretrained(preset, hparams)
 
     @classmethod
     def for_weights(cls, weights, hparams=None) -> "ElectraBackbone":

@@ -127,8 +127,9 @@ class ElectraTask(keras.Model):
 
         Args:
           path: anything ``loading.read_weights`` reads (see
-            :meth:`ElectraBackbone.from_pretrained`). A fine-tuned checkpoint whose head
-            has this model's ``task_name`` gives the head too.
+            :meth:`ElectraBackbone.from_pretrained`), a released model's name included. A
+            fine-tuned checkpoint whose head has this model's ``task_name`` gives the head
+            too.
           preprocessor: True: an :class:`ElectraPreprocessor` of the checkpoint's vocab at
             ``sequence_length``; False: none (features in only); or one to attach.
           hparams: PretrainingConfig overrides for the encoder (e.g. dropout).
@@ -151,6 +152,14 @@ class ElectraTask(keras.Model):
         model.build()  # the encoder, then the head: fine-tuning's order of initial draws
         assign_weights(weights, model)
         return model
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs) -> "ElectraTask":
+        """keras-hub's name for :meth:`from_pretrained` (same arguments): ``preset`` is a
+        released model's name (``electra_small_discriminator``, keras-hub's
+        ``..._uncased_en`` or ``google/electra-...``; see :mod:`electra_tf.presets`), a
+        keras-hub preset directory or any path :meth:`from_pretrained` reads."""
+        return cls.from_pretrained(preset, **kwargs)
 
     def _run_head(self, encoded: Mapping[str, tf.Tensor], features: Mapping[str, tf.Tensor],
                   placeholders: Mapping[str, tf.Tensor], training) -> dict:
