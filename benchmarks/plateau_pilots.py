@@ -12,6 +12,8 @@ with a larger ``--cpu_minutes`` continues it, nothing is thrown away.
     python benchmarks/plateau_pilots.py --work_dir=$HOME/electra_study \\
         --pilots=L64_bert,L128_bert --cpus=0,1     # two at once, a core each
     python benchmarks/plateau_pilots.py --work_dir=$HOME/electra_study --stages=eval,report
+    python benchmarks/plateau_pilots.py --work_dir=$HOME/electra_study \
+        --stages=finetune,report --finetune_pilot=L64_bert --finetune_steps=1000,2000
 
 Stages (``--stages``, default ``data,train,eval,report``):
 
@@ -24,11 +26,15 @@ Stages (``--stages``, default ``data,train,eval,report``):
           shrink a pilot's compute.
           With ``--cpus=0,1`` pilots run side by side, each pinned to one core.
   eval    every checkpoint not yet evaluated, on ``--eval_batches`` held-out batches.
+  finetune (not in the default) the discriminator of ``--finetune_pilot`` at each of
+          ``--finetune_steps`` and random initialisation, identical settings
+          (``FINETUNE_HPARAMS``), ``FINETUNE_SEEDS`` seeds, on SST-2, MRPC, CoLA and a QNLI
+          split; every finished arm x task is kept in the state file and not re-run.
   report  ``<results_dir>/plateau_pilots.{json,md}``: per pilot its command, FLOPs per
           step (``electra_tf.flops``, the paper's convention), the held-out curve and the
           FLOPs at which it left the plateau (masked-LM accuracy of the generator above
           ``EXIT_MLM_ACC`` and replaced-token AUC above ``EXIT_AUC``), or "not within
-          the pilot".
+          the pilot"; and the fine-tuning table when stage finetune has results.
 
 The plateau this looks past is the one of ``benchmarks/results/quality_study.md``:
 generator masked-LM accuracy 0.18-0.19 and AUC 0.57-0.60 from step 2000 to 4000 of a
@@ -72,9 +78,10 @@ PILOTS = {
                   "train_batch_size": 32, "learning_rate": 5e-4, "num_warmup_steps": 1000},
     "L64_bert": {"model": SMALL4, "max_seq_length": 64, "vocab": "bert",
                  "train_batch_size": 32, "learning_rate": 5e-4, "num_warmup_steps": 1000},
+    # Warm-up as L64_bert's, so that within a pilot's budget the peak rate is reached.
     "L64_bert_lr1e-3": {"model": SMALL4, "max_seq_length": 64, "vocab": "bert",
                         "train_batch_size": 32, "learning_rate": 1e-3,
-                        "num_warmup_steps": 2000},
+                        "num_warmup_steps": 1000},
     "L64_bert_gen0.5": {"model": SMALL4, "max_seq_length": 64, "vocab": "bert",
                         "train_batch_size": 32, "learning_rate": 5e-4,
                         "num_warmup_steps": 1000, "generator_hidden_size": 0.5},
@@ -82,6 +89,18 @@ PILOTS = {
                    "train_batch_size": 32, "learning_rate": 5e-4, "num_warmup_steps": 1000},
 }
 HORIZON_STEPS = 50_000  # the long run's decay horizon, shared by every pilot
+
+# Stage finetune: the discriminator at points of a pilot's curve, and random initialisation,
+# with identical settings (quality_study.py's cpu scale: the paper's Small learning rate 3e-4,
+# layer-wise decay 0.8, batch 32, 2 epochs; L=64 as the pilots pre-train) on the first
+# FINETUNE_MAX_TRAIN examples; QNLI (only its dev set is in shared/data) is split in two.
+FINETUNE_TASKS = ("sst", "mrpc", "cola", "qnli")
+GLUE = os.path.join(os.path.dirname(ROOT), "shared", "data", "glue")
+GLUE_DIRS = {"sst": "SST-2", "mrpc": "MRPC", "cola": "CoLA", "qnli": "QNLI"}
+FINETUNE_MAX_TRAIN = 3000
+FINETUNE_SEEDS = 3
+FINETUNE_HPARAMS = {"max_seq_length": 64, "num_train_epochs": 2.0, "learning_rate": 3e-4,
+                    "layerwise_lr_decay": 0.8, "train_batch_size": 32}
 
 
 def say(msg: str) -> None:
@@ -318,6 +337,8 @@ def stage_report(work_dir: str, pilots: list, results_dir: str) -> dict:
                        "disc_auc": round(c.get("disc_auc", 0), 4),
                        "sampled_acc": round(c.get("sampled_masked_lm_accuracy", 0), 4)}
                       for c in curve]}
+    report["finetune"] = state.data.get("finetune", {})
+    report["finetune_lines"] = finetune_table(work_dir)
     os.makedirs(results_dir, exist_ok=True)
     write_text_atomic(os.path.join(results_dir, "plateau_pilots.json"),
                       json.dumps(report, indent=2) + "\n")
@@ -341,7 +362,7 @@ def format_markdown(report: dict) -> str:
             f"{last.get('disc_auc', '-')} | "
             + (f"step {exit_['step']} ({exit_['flops']:.2e} FLOPs) |" if exit_
                else "not within the pilot |"))
-    lines += ["", "## Curves", ""]
+    lines += [""] + report.get("finetune_lines", []) + ["## Curves", ""]
     for name, p in report["pilots"].items():
         lines += [f"### {name}", "", f"`{p['command']}`", "",
                   "| step | FLOPs | MLM acc | MLM loss | sampled acc | AUC |",
@@ -351,6 +372,128 @@ def format_markdown(report: dict) -> str:
         lines.append("")
     return "\n".join(lines) + "\n"
 
+
+
+def prepare_finetuning_data(work_dir: str, task: str) -> str:
+    """<work_dir>/glue/finetuning_data/<task>/{train,dev}.tsv, once; returns <work_dir>/glue.
+
+    Train sets are cut to their first FINETUNE_MAX_TRAIN examples; QNLI's dev set (the only
+    split in shared/data) is shuffled with seed 0 and split into FINETUNE_MAX_TRAIN train
+    and the rest dev."""
+    import random
+    root = os.path.join(work_dir, "glue")
+    out = os.path.join(root, "finetuning_data", task)
+    if os.path.exists(os.path.join(out, "dev.tsv")):
+        return root
+    os.makedirs(out, exist_ok=True)
+    src = os.path.join(GLUE, GLUE_DIRS[task])
+    header = task != "cola"
+
+    def lines(name):
+        with open(os.path.join(src, name), encoding="utf-8") as f:
+            rows = f.read().splitlines()
+        return (rows[:1], rows[1:]) if header else ([], rows)
+
+    if task == "qnli":
+        head, rows = lines("dev.tsv")
+        random.Random(0).shuffle(rows)
+        train, dev = rows[:FINETUNE_MAX_TRAIN], rows[FINETUNE_MAX_TRAIN:]
+    else:
+        head, train = lines("train.tsv")
+        train = train[:FINETUNE_MAX_TRAIN]
+        dev = lines("dev.tsv")[1]
+    for name, rows in (("train", train), ("dev", dev)):  # dev last: it marks completion
+        write_text_atomic(os.path.join(out, f"{name}.tsv"), "\n".join(head + rows) + "\n")
+    say(f"finetune data {task}: {len(train)} train / {len(dev)} dev examples in {out}")
+    return root
+
+
+def finetune_arms(work_dir: str, pilot: str, steps: list) -> dict:
+    """{arm name: init checkpoint (None: random init)}: ``random`` and ``<pilot>@<step>``."""
+    arms = {"random": None}
+    for step in steps:
+        prefix = os.path.join(work_dir, "pilots", pilot, f"ckpt-{step}")
+        if not os.path.exists(prefix + ".index"):
+            have = sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in glob.glob(
+                os.path.join(work_dir, "pilots", pilot, "ckpt-*.index")))
+            raise SystemExit(f"error: no checkpoint {prefix}; {pilot} has steps {have}")
+        arms[f"{pilot}@{step}"] = prefix
+    return arms
+
+
+def stage_finetune(work_dir: str, pilot: str, steps: list, tasks: list) -> None:
+    """Every arm x task, FINETUNE_SEEDS seeds each, through the fine-tuning driver;
+    results kept in the state file (a finished pair is not run again)."""
+    import keras
+    from electra_tf.config import FinetuningConfig
+    from electra_tf.finetuning.registry import task_class
+    from electra_tf.training.finetune import FinetuneOptions, run_finetuning
+    state = State(work_dir)
+    results = state.data.setdefault("finetune", {})
+    model = PILOTS[pilot]["model"]
+    for arm, checkpoint in finetune_arms(work_dir, pilot, steps).items():
+        for task in tasks:
+            key = f"{arm}:{task}"
+            if key in results:
+                continue
+            data_dir = prepare_finetuning_data(work_dir, task)
+            config = FinetuningConfig.from_preset("small", [task], {
+                **FINETUNE_HPARAMS, "num_trials": FINETUNE_SEEDS,
+                "model_hparam_overrides": model})
+            base = os.path.join(work_dir, "finetune", arm.replace("@", "_at_"), task)
+            options = FinetuneOptions(
+                data_dir=data_dir, model_dir=os.path.join(base, "model"), results_dir=base,
+                preprocessed_dir=os.path.join(work_dir, "finetune", "cache", task),
+                init_checkpoint=checkpoint, vocab_file=BERT_VOCAB, seed=0,
+                mixed_precision=None, quiet=True)
+            say(f"finetune {key}: {FINETUNE_SEEDS} seeds from {checkpoint or 'random init'}")
+            started = time.time()
+            trials = run_finetuning(config, options)
+            keras.backend.clear_session()
+            metric = task_class(task).METRIC
+            values = [trial[task][metric] for trial in trials]
+            results[key] = {"arm": arm, "task": task, "metric": metric, "values": values,
+                            "init_checkpoint": checkpoint,
+                            "wall_s": round(time.time() - started, 1)}
+            write_text_atomic(state.path, json.dumps(state.data, indent=2, sort_keys=True)
+                              + "\n")
+            for trial in range(1, FINETUNE_SEEDS + 1):
+                subprocess.call(["rm", "-rf", f"{options.model_dir}_{trial}"])
+            say(f"finetune {key}: {metric} " + ", ".join(f"{v:.2f}" for v in values))
+
+
+def finetune_table(work_dir: str) -> list:
+    """Markdown lines: arm x task (median, min-max of the seeds) and the task average."""
+    import statistics
+    results = State(work_dir).data.get("finetune", {})
+    if not results:
+        return []
+    arms = list(dict.fromkeys(r["arm"] for r in results.values()))
+    tasks = [t for t in FINETUNE_TASKS if any(r["task"] == t for r in results.values())]
+    lines = ["## Fine-tuning: ELECTRA along its curve against random initialisation", "",
+             f"{FINETUNE_SEEDS} seeds each, {json.dumps(FINETUNE_HPARAMS)}, first "
+             f"{FINETUNE_MAX_TRAIN} training examples (QNLI: its dev set split "
+             f"{FINETUNE_MAX_TRAIN}/rest); cells: median (min-max). Regenerate with "
+             "`python benchmarks/plateau_pilots.py --stages=finetune,report "
+             "--finetune_pilot=... --finetune_steps=...`.", "",
+             "| arm | " + " | ".join(tasks) + " | average: median (worst-best seed) |",
+             "|---" * (len(tasks) + 2) + "|"]
+    for arm in arms:
+        cells, per_seed = [], []
+        for task in tasks:
+            r = results.get(f"{arm}:{task}")
+            if r is None:
+                cells.append("-")
+                continue
+            v = r["values"]
+            cells.append(f"{statistics.median(v):.1f} ({min(v):.1f}-{max(v):.1f})")
+            per_seed.append(v)
+        average = ""
+        if len(per_seed) == len(tasks):
+            seeds = [statistics.mean(v[i] for v in per_seed) for i in range(FINETUNE_SEEDS)]
+            average = f"{statistics.median(seeds):.1f} ({min(seeds):.1f}-{max(seeds):.1f})"
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {average} |")
+    return lines + [""]
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -367,12 +510,26 @@ def parse_args(argv=None):
                         help="comma-separated CPU sets (taskset -c) for pilots side by side")
     parser.add_argument("--heldout_files", type=int, default=2)
     parser.add_argument("--eval_batches", type=int, default=20)
+    parser.add_argument("--finetune_pilot", default="",
+                        help="stage finetune: the pilot whose checkpoints are fine-tuned")
+    parser.add_argument("--finetune_steps", default="",
+                        help="stage finetune: comma-separated checkpoint steps of the pilot")
+    parser.add_argument("--finetune_tasks", default=",".join(FINETUNE_TASKS))
     args = parser.parse_args(argv)
     args.pilots = [p for p in args.pilots.split(",") if p]
     unknown = [p for p in args.pilots if p not in PILOTS]
     if unknown:
         parser.error(f"unknown pilot(s) {unknown}; known: {', '.join(PILOTS)}")
     args.cpus = [c for c in args.cpus.split(",") if c]
+    args.finetune_steps = [int(s) for s in args.finetune_steps.split(",") if s]
+    args.finetune_tasks = [t for t in args.finetune_tasks.split(",") if t]
+    if "finetune" in args.stages.split(","):
+        if args.finetune_pilot not in PILOTS or not args.finetune_steps:
+            parser.error("--stages=finetune needs --finetune_pilot (one of PILOTS) and "
+                         "--finetune_steps")
+        bad = [t for t in args.finetune_tasks if t not in FINETUNE_TASKS]
+        if bad:
+            parser.error(f"--finetune_tasks: unknown {bad}; known: {', '.join(FINETUNE_TASKS)}")
     return args
 
 
@@ -396,6 +553,9 @@ def main(argv=None) -> int:
             return 130
     if "eval" in stages:
         stage_eval(args.work_dir, args.pilots, args.eval_batches)
+    if "finetune" in stages:
+        stage_finetune(args.work_dir, args.finetune_pilot, args.finetune_steps,
+                       args.finetune_tasks)
     if "report" in stages:
         report = stage_report(args.work_dir, args.pilots, args.results_dir)
         for name, p in report["pilots"].items():
