@@ -436,27 +436,6 @@ def _model_size(models) -> Optional[str]:
     return None
 
 
-def objective_hparams(names) -> dict:
-    """The objective flags that weights by these original names were trained with.
-
-    MLM-only (``electra/`` + ``generator_predictions/``, no discriminator head),
-    Electric (``generator_ltr/``), ELECTRA with a generator (``generator/``), else a
-    discriminator alone (built without a generator).
-    """
-    names = list(names)
-    has = lambda prefix: any(n.startswith(prefix) for n in names)  # noqa: E731
-    if has("electra/encoder/") and not has("discriminator_predictions/") and \
-            has("generator_predictions/") and not has("generator/"):
-        return {"electra_objective": False, "electric_objective": False}
-    if has("generator_ltr/"):
-        return {"electra_objective": False, "electric_objective": True}
-    if has("generator/"):
-        return {"electra_objective": True, "electric_objective": False,
-                "uniform_generator": False}
-    return {"electra_objective": True, "electric_objective": False,
-            "uniform_generator": True, "two_tower_generator": False}
-
-
 def merge_hparams(*layers) -> dict:
     """Hparams (dicts, JSON or .json paths) merged, later ones winning;
     ``model_hparam_overrides`` are merged key by key, so that e.g.
@@ -480,7 +459,8 @@ def model_hparams(*models, names=None) -> Optional[dict]:
     Every field of the discriminator's ``TransformerConfig`` (sizes, heads, activation,
     dropout, positions, token types), the embedding width and vocab size, the size
     preset (the backbone's ``model_size``, else the preset of that width and depth, else
-    ``small``), the objective the names show and the generator's width and depth as
+    ``small``), the objective the names show (the recipe they are recognised as, see
+    :mod:`electra_tf.pretraining.recipes`) and the generator's width and depth as
     fractions. Not what models cannot tell (casing, training hyperparameters): readers
     take those from the preset.
     """
@@ -497,14 +477,13 @@ def model_hparams(*models, names=None) -> Optional[dict]:
                                           if k not in ("vocab_size", "embedding_size")}}
     if disc.max_position_embeddings < load_preset(size)["pretraining"]["max_seq_length"]:
         hparams["max_seq_length"] = disc.max_position_embeddings
-    hparams.update(objective_hparams(names))
-    scope = next((s for s in _GENERATOR_SCOPES[:2] if s in encoders), None)
-    if scope is not None:
-        gen = encoders[scope]
+    from electra_tf.pretraining.recipes import Recipe
+    recipe = Recipe.from_checkpoint_names(names)
+    hparams.update(recipe.checkpoint_hparams(names))
+    gen = encoders.get(recipe.generator_scope)
+    if gen is not None:
         hparams.update(generator_hidden_size=gen.hidden_size / disc.hidden_size,
-                       generator_layers=gen.num_hidden_layers / disc.num_hidden_layers,
-                       untied_generator_embeddings=any(
-                           n.startswith(f"{scope}/embeddings/") for n in names))
+                       generator_layers=gen.num_hidden_layers / disc.num_hidden_layers)
     return hparams
 
 
@@ -714,17 +693,14 @@ def infer_pretraining_config_from_shapes(shapes: Mapping, source: str, hparams=N
         inferred["max_seq_length"] = positions
     if model_overrides:
         inferred["model_hparam_overrides"] = model_overrides
-    for scope in ("generator", "generator_ltr"):
-        gen_query = f"{scope}/encoder/layer_0/attention/self/query/kernel"
-        if gen_query in shapes:
-            inferred["generator_hidden_size"] = shapes[gen_query][1] / hidden
-            inferred["generator_layers"] = _num_layers(shapes, scope) / layers
-            inferred["untied_generator_embeddings"] = (
-                f"{scope}/embeddings/word_embeddings" in shapes)
-            if scope == "generator_ltr":
-                inferred.update(electric_objective=True, electra_objective=False,
-                                two_tower_generator=True)
-            break
+    from electra_tf.pretraining.recipes import Recipe
+    recipe = Recipe.from_checkpoint_names(shapes)
+    scope = recipe.generator_scope
+    gen_query = f"{scope}/encoder/layer_0/attention/self/query/kernel"
+    if scope and gen_query in shapes:  # a generator's sizes, and the objective that trains it
+        inferred["generator_hidden_size"] = shapes[gen_query][1] / hidden
+        inferred["generator_layers"] = _num_layers(shapes, scope) / layers
+        inferred.update(recipe.checkpoint_hparams(shapes))
     merged = merge_hparams(inferred, user)
     return PretrainingConfig.from_preset(merged.get("model_size", size), merged)
 

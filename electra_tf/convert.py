@@ -63,17 +63,6 @@ class ConversionError(ValueError):
     """Bad command-line input (paths, formats)."""
 
 
-def _describe(model) -> str:
-    parts = []
-    if model.discriminator is not None:
-        parts.append("discriminator" + ("" if model.has_discriminator_head else " (no head)"))
-    if model.generator is not None:
-        parts.append("MLM network" if model.discriminator is None else
-                     type(model.generator).__name__.replace("TwoTowerClozeGenerator",
-                                                            "two-tower generator").lower())
-    return " + ".join(parts)
-
-
 def _input_exists(path: str) -> bool:
     if "://" in path:
         import tensorflow as tf
@@ -137,7 +126,6 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
     """
     from electra_tf import loading
     from electra_tf.formats import hf, keras, keras_hub, tf1
-    from electra_tf.modeling.electric import TwoTowerClozeGenerator
     input_path, output_dir = os.fspath(input_path), os.fspath(output_dir)
     check_arguments(input_path, output_dir, to, overwrite, hf_kind, vocab_file)
     # Built (not only read) so that the weights are checked against the models they make.
@@ -147,7 +135,8 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
         model.weights.vocab_file = vocab_file
     notes = "" if model.vocab_file else "; no vocab.txt beside the input: pass --vocab_file"
     fmt = model.weights.format
-    source = f"{_FORMAT_NAMES.get(fmt, fmt)} {_describe(model)}"
+    networks = model.recipe.describe(model.has_discriminator_head)
+    source = f"{_FORMAT_NAMES.get(fmt, fmt)} {networks}"
     output = os.path.abspath(output_dir)
     # The format writer fills a staged directory that records the converter as its
     # author, so a later --overwrite may replace it (and nothing else).
@@ -171,7 +160,7 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
                                    vocab_file=model.vocab_file, overwrite=True)
             described = {path: f"keras-hub ElectraBackbone preset of the {source}{notes}"}
         else:
-            if hf_kind == "auto" and isinstance(model.generator, TwoTowerClozeGenerator):
+            if hf_kind == "auto" and model.recipe.cloze_generator:
                 notes += ("; Electric's two-tower generator has no transformers equivalent: "
                           "not written")
             written = hf.write_hf_directory(model, staged, model.vocab_file, kind=hf_kind,

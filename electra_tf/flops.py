@@ -351,17 +351,17 @@ def flops_for_config(config, output_frac: float | None = PAPER_OUTPUT_FRAC,
                      ) -> TrainingFlops:
     """The FLOPs of pre-training with a :class:`electra_tf.config.PretrainingConfig`.
 
-    Networks follow spec 3.4: the discriminator (RTD/Electric objectives) with its binary
-    head; the generator from ``generator_config()`` (width ``generator_hidden_size`` of H,
-    embedding width E when tied), none for ``uniform_generator``, a full-size masked LM
-    for the MLM-only objective or ``untied_generator=False``, and two towers with a cloze
-    head at every position for ``two_tower_generator``. ``output_frac=None`` uses the
-    config's own ``max_predictions_per_seq / max_seq_length`` for the MLM head instead of
-    the paper's 0.15625.
+    The networks are the run's recipe's (``Recipe.flops_networks`` of
+    :mod:`electra_tf.pretraining.recipes`, spec 3.4): the discriminator with its binary head; a small generator (width
+    ``generator_hidden_size`` of H, embedding width E when tied), none for a uniform
+    generator, a full-size masked LM for the MLM-only objective or a shared generator, and
+    two towers with a cloze head at every position for Electric's generator.
+    ``output_frac=None`` uses the config's own ``max_predictions_per_seq / max_seq_length``
+    for the MLM head instead of the paper's 0.15625.
     """
     from electra_tf.config import ConfigError
+    from electra_tf.pretraining.recipes import Recipe
 
-    disc_config = config.discriminator_config()
     s = config.max_seq_length
     frac = config.max_predictions_per_seq / s if output_frac is None else output_frac
 
@@ -372,21 +372,11 @@ def flops_for_config(config, output_frac: float | None = PAPER_OUTPUT_FRAC,
                             num_heads=t.num_attention_heads, output_frac=frac,
                             sparse_embed_lookup=sparse_embed_lookup)
 
-    disc = hparams(disc_config)
-    rtd = config.electra_objective or config.electric_objective
-    networks = [Network("discriminator", disc, "binary")] if rtd else []
-    if config.uniform_generator:
-        pass  # no variables, no FLOPs
-    elif rtd and config.untied_generator:
-        gen = hparams(config.generator_config())
-        if config.two_tower_generator:
-            networks.append(Network("generator (two towers, cloze head)",
-                                    gen.replace(output_frac=1.0), "mlm", towers=2))
-        else:
-            networks.append(Network("generator", gen, "mlm"))
-    else:
-        networks.append(Network("masked LM" if not rtd else "generator (full size)",
-                                disc, "mlm"))
+    disc = hparams(config.discriminator_config())
+    networks = [Network(n.name, hparams(n.transformer).replace(output_frac=1.0)
+                        if n.every_position else hparams(n.transformer), n.head,
+                        towers=n.towers)
+                for n in Recipe.for_config(config).flops_networks()]
     if not networks:
         raise ConfigError("uniform_generator without an RTD/Electric objective trains nothing")
     return TrainingFlops(name or f"config:{config.model_size}", tuple(networks),

@@ -41,6 +41,7 @@ from electra_tf.modeling.discriminator import Discriminator
 from electra_tf.modeling.electric import TwoTowerClozeGenerator
 from electra_tf.modeling.generator import Generator
 from electra_tf.modeling.pretraining_models import build_pretraining_models
+from electra_tf.pretraining.recipes import Recipe
 
 
 
@@ -66,6 +67,11 @@ class PretrainedModel:
     @property
     def vocab_file(self) -> Optional[str]:
         return self.weights.vocab_file
+
+    @property
+    def recipe(self) -> Recipe:
+        """The kind of pre-training run the models are (:mod:`electra_tf.pretraining.recipes`)."""
+        return Recipe.for_config(self.config)
 
     def original_values(self) -> dict:
         """``{original name: numpy array}`` of the models (no head for a head-less source)."""
@@ -192,7 +198,7 @@ def config_for_weights(weights: PretrainedWeights, hparams, *,
     names = weights.values
     has = lambda prefix: any(n.startswith(prefix) for n in names)  # noqa: E731
     if not has("electra/encoder/"):
-        scope = next((s for s in ("generator", "generator_ltr") if has(f"{s}/encoder/")), None)
+        scope = next((s for s in Recipe.generator_scopes() if has(f"{s}/encoder/")), None)
         if scope is not None:
             raise checkpoints.CheckpointError(
                 f"{weights.source} holds a generator only ({scope}/*, no electra/encoder/*), "
@@ -207,7 +213,7 @@ def config_for_weights(weights: PretrainedWeights, hparams, *,
             "google/electra-small-discriminator, or a directory holding discriminator/ and "
             "generator/); to use this network's encoder anyway, convert it to an "
             f"{hf.MODEL} first (python -m electra_tf.convert --to=hf --hf_kind=model)")
-    kind = checkpoints.objective_hparams(names)
+    kind = Recipe.from_checkpoint_names(names).checkpoint_hparams(names)
     if weights.hparams:
         merged = checkpoints.merge_hparams(weights.hparams, kind, hparams)
         return PretrainingConfig.from_preset(merged.get("model_size", "small"), merged)
@@ -261,7 +267,7 @@ def load_pretrained(path: str, hparams=None, *, require: tuple = ()) -> Pretrain
         raise checkpoints.CheckpointError(
             f"{src} has no generator weights: use the full export <model_dir>/tf1 or a HF "
             "ElectraForMaskedLM directory")
-    if "electric" in require and not isinstance(model.generator, TwoTowerClozeGenerator):
+    if "electric" in require and not model.recipe.cloze_generator:
         raise checkpoints.CheckpointError(
             f"{src} is not an Electric model (no generator_ltr/ and generator_rtl/ weights): "
             "pre-train with --hparams='{\"electric_objective\": true, "

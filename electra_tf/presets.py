@@ -265,11 +265,12 @@ def expected_shapes(config) -> dict:
                    "discriminator_predictions/dense/bias": [h],
                    "discriminator_predictions/dense_1/kernel": [h, 1],
                    "discriminator_predictions/dense_1/bias": [1]})
-    if config.electra_objective and not config.uniform_generator and \
-            not config.electric_objective and config.untied_generator:
+    from electra_tf.pretraining.recipes import Recipe
+    recipe = Recipe.for_config(config)
+    if recipe.kind == "electra":
         gen = config.generator_config()
         g = gen.hidden_size
-        if config.untied_generator_embeddings:
+        if not recipe.tied_embeddings:
             shapes.update(_encoder_shapes("generator", "generator/embeddings", gen, g))
             width = g
         else:

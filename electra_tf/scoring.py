@@ -112,12 +112,11 @@ def _result(tokenizer, text: str, example: Encoded, scores, method: str) -> Sent
 
 def _electric(model_or_path, tokenizer, vocab_file, do_lower_case, max_seq_length):
     from electra_tf.loading import PretrainedModel
-    from electra_tf.modeling.electric import TwoTowerClozeGenerator
     model, tokenizer, max_len, transformer = resolve(
         model_or_path, ("electric", "discriminator_head"), tokenizer, vocab_file,
         do_lower_case, max_seq_length)
     if isinstance(model, PretrainedModel):
-        if not isinstance(model.generator, TwoTowerClozeGenerator):
+        if not model.recipe.cloze_generator:
             raise InputError(f"{model.weights.source} is not an Electric model (no "
                              "generator_ltr/ and generator_rtl/ weights): its discriminator "
                              "output is not an energy; use method='mlm' with a generator")
@@ -238,8 +237,11 @@ def _mlm(model_or_path, tokenizer, vocab_file, do_lower_case, max_seq_length):
     from electra_tf.modeling.electric import TwoTowerClozeGenerator
     model, tokenizer, max_len, transformer = resolve(
         model_or_path, ("generator",), tokenizer, vocab_file, do_lower_case, max_seq_length)
-    generator = model.generator if isinstance(model, PretrainedModel) else model
-    if isinstance(generator, TwoTowerClozeGenerator):
+    if isinstance(model, PretrainedModel):
+        generator, cloze = model.generator, model.recipe.cloze_generator
+    else:  # a bare Keras generator
+        generator, cloze = model, isinstance(model, TwoTowerClozeGenerator)
+    if cloze:
         raise InputError("this checkpoint's generator is Electric's two-tower cloze model, "
                          "not a masked LM: score it with method 'electric'")
     check_max_seq_length(max_len, transformer.max_position_embeddings, error=InputError)

@@ -7,28 +7,31 @@ from typing import Mapping, Optional
 import tensorflow as tf
 
 from electra_tf.config import PretrainingConfig
-from electra_tf.modeling import PretrainingModels, TwoTowerClozeGenerator, build_pretraining_models
-from electra_tf.modeling.layers import gather_positions
+from electra_tf.modeling import PretrainingModels
 from electra_tf.pretraining import losses
 from electra_tf.pretraining.masking import candidate_mask, mask_inputs, masked_lm_weights
 from electra_tf.pretraining.sampling import replace_tokens, sample_tokens
+from electra_tf.pretraining.recipes import Recipe
 
 
 class PretrainingObjective:
     """Masks a batch, runs generator and discriminator, and returns the losses.
 
+    What the networks are and how the generator is read comes from the run's recipe
+    (``recipe``, :mod:`electra_tf.pretraining.recipes`).
+
     Args:
       config: the run's :class:`PretrainingConfig`.
       special_ids: ids of "cls", "sep" and "mask" in the vocabulary.
-      models: the networks (built from ``config`` when omitted).
+      models: the networks (built by the config's recipe when omitted).
     """
 
     def __init__(self, config: PretrainingConfig, special_ids: Mapping[str, int],
                  models: Optional[PretrainingModels] = None):
         self.config = config
         self.special_ids = dict(special_ids)
-        self.models = models or build_pretraining_models(config)
-        self.rtd = config.electra_objective or config.electric_objective
+        self.recipe = Recipe.for_config(config)
+        self.models = models or PretrainingModels(*self.recipe.build_networks())
 
     @property
     def trainable_variables(self) -> list:
@@ -53,34 +56,9 @@ class PretrainingObjective:
         slots = tf.reduce_sum(masked_lm_weights(candidates, features["input_mask"],
                                                 self.config.mask_prob,
                                                 self.config.max_predictions_per_seq))
-        mlm = (tf.reduce_sum(tf.cast(candidates, tf.float32))
-               if isinstance(self.models.generator, TwoTowerClozeGenerator) else slots)
+        mlm = self.recipe.generator_denominator(candidates, slots)
         return {"mlm": mlm, "masked_slots": slots,
                 "disc": tf.reduce_sum(tf.cast(features["input_mask"], tf.float32))}
-
-    def _generator_logits(self, features, masked, training, denominator=None):
-        """(MLM logits at the masked slots [B, N, V], generator loss, cloze logits or None)."""
-        c, gen = self.config, self.models.generator
-        if gen is None:  # uniform generator: zero logits over the whole vocabulary
-            shape = tf.concat([tf.shape(masked["masked_lm_ids"]), [c.vocab_size]], 0)
-            logits = tf.zeros(shape, tf.float32)
-            loss, _ = losses.softmax_loss(logits, masked["masked_lm_ids"],
-                                          masked["masked_lm_weights"], denominator)
-            return logits, loss, None
-        if isinstance(gen, TwoTowerClozeGenerator):
-            # The cloze model reads the original input and predicts every candidate.
-            cloze = gen(features, training=training)["logits"]
-            candidates = candidate_mask(features["input_ids"], features["input_mask"],
-                                        self.special_ids)
-            loss, _ = losses.softmax_loss(cloze, features["input_ids"], candidates, denominator)
-            return gather_positions(cloze, masked["masked_lm_positions"]), loss, cloze
-        gen_inputs = {**features, "input_ids": masked["input_ids"],
-                      "masked_lm_positions": masked["masked_lm_positions"]}
-        logits = gen(gen_inputs, training=training)["logits"]
-        with tf.name_scope("generator_loss"):
-            loss, _ = losses.softmax_loss(logits, masked["masked_lm_ids"],
-                                          masked["masked_lm_weights"], denominator)
-        return logits, loss, None
 
     def __call__(self, features: Mapping[str, tf.Tensor], seed: tf.Tensor,
                  training: bool = True, denominators: Optional[Mapping] = None) -> dict:
@@ -107,22 +85,22 @@ class PretrainingObjective:
                                  max_predictions=c.max_predictions_per_seq,
                                  special_ids=self.special_ids, seed=seed)
         denominators = denominators or {}
-        mlm_logits, gen_loss, cloze = self._generator_logits(features, masked, training,
-                                                             denominators.get("mlm"))
+        mlm_logits, gen_loss, cloze = self.recipe.generator_logits(
+            self.models.generator, features, masked, self.special_ids, training,
+            denominators.get("mlm"))
         out = {**masked, "mlm_logits": mlm_logits, "mlm_loss": gen_loss,
                "total_loss": c.gen_weight * gen_loss}
-        if not self.rtd:
+        if not self.recipe.has_discriminator:
             return out
         with tf.name_scope("sampling"):
             sampled = sample_tokens(mlm_logits, seed, c.temperature,
                                     masked["masked_lm_ids"] if c.disallow_correct else None)
-            fake_ids, labels, _ = replace_tokens(features["input_ids"], sampled,
-                                                 masked["masked_lm_positions"],
-                                                 label_every_replacement=c.electric_objective)
+            fake_ids, labels, _ = replace_tokens(
+                features["input_ids"], sampled, masked["masked_lm_positions"],
+                label_every_replacement=self.recipe.label_every_replacement)
         disc_logits = self.models.discriminator(
             {**features, "input_ids": fake_ids}, training=training)["logits"]
-        if c.electric_objective:
-            disc_logits = losses.electric_logits(disc_logits, cloze, fake_ids, c.mask_prob)
+        disc_logits = self.recipe.discriminator_logits(disc_logits, cloze, fake_ids)
         with tf.name_scope("discriminator_loss"):
             disc_loss, per_example = losses.discriminator_loss(disc_logits, labels,
                                                                features["input_mask"],

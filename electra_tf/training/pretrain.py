@@ -214,32 +214,6 @@ class PretrainingRun:
 # Training
 # ---------------------------------------------------------------------------
 
-_TRAIN_STATS = ("total_loss", "mlm_loss", "disc_loss", "masked_lm_accuracy",
-                "sampled_masked_lm_accuracy", "disc_accuracy")
-
-
-def _batch_stats(out: dict, input_mask, totals: dict) -> dict:
-    """This shard's share of the update batch's statistics (they sum over shards).
-
-    ``totals``: ``PretrainingObjective.loss_denominators`` of the whole update batch.
-    """
-    weights = out["masked_lm_weights"]
-    preds = tf.argmax(out["mlm_logits"], -1, output_type=tf.int32)
-    slots = totals["masked_slots"] + 1e-6
-    stats = {"total_loss": out["total_loss"], "mlm_loss": out["mlm_loss"],
-             "masked_lm_accuracy": tf.reduce_sum(
-                 weights * tf.cast(tf.equal(preds, out["masked_lm_ids"]), tf.float32)) / slots}
-    if "disc_loss" in out:
-        stats["disc_loss"] = out["disc_loss"]
-        stats["sampled_masked_lm_accuracy"] = tf.reduce_sum(weights * tf.cast(
-            tf.equal(out["sampled_ids"], out["masked_lm_ids"]), tf.float32)) / slots
-        real = tf.cast(input_mask, tf.float32)
-        correct = tf.cast(tf.equal(tf.cast(out["disc_logits"] > 0, tf.int32), out["disc_labels"]),
-                          tf.float32)
-        stats["disc_accuracy"] = tf.reduce_sum(correct * real) / (totals["disc"] + 1e-6)
-    return {k: tf.cast(v, tf.float32) for k, v in stats.items()}
-
-
 def make_train_step(run: PretrainingRun, jit_compile: bool):
     """One update: k = gradient_accumulation_steps micro-batches, then one optimizer step.
 
@@ -258,7 +232,8 @@ def make_train_step(run: PretrainingRun, jit_compile: bool):
             out = objective(features, seed, training=True, denominators=totals)
             # This shard's share: the optimizer sums the replicas' gradients.
             loss = scale_loss(optimizer, out["total_loss"])
-        return tape.gradient(loss, variables), _batch_stats(out, features["input_mask"], totals)
+        return tape.gradient(loss, variables), objective.recipe.train_statistics(
+            out, features["input_mask"], totals)
 
     update = make_update_step(run.strategy, optimizer, variables,
                               tf.function(loss_and_gradients, jit_compile=jit_compile), k,
@@ -555,7 +530,7 @@ def _evaluate_all(run: PretrainingRun, results_dir: str) -> dict:
 def _eval_metrics(run: PretrainingRun) -> dict:
     """The metrics of the restored weights on the run's first ``num_eval_steps`` eval batches."""
     config, options = run.config, run.options
-    metrics = PretrainingMetrics(run.objective.rtd, config.disc_weight)
+    metrics = PretrainingMetrics(run.objective.recipe.has_discriminator, config.disc_weight)
     objective = run.objective
     iterator = run._input(config.eval_batch_size, False)  # the same batches every time
 

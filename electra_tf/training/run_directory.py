@@ -29,20 +29,17 @@ from electra_tf import checkpoints
 from electra_tf.checkpoints import run_checkpoints
 from electra_tf.formats import CONFIG_FILE
 from electra_tf.io_utils import describe_contents, write_text_atomic
+from electra_tf.pretraining.recipes import OBJECTIVE_HPARAMS, Recipe
 
 # Settings that fix a run's variables: a model directory cannot be resumed under others.
 _RUN_DEFINING = ("model_size", "debug", "model_hparam_overrides", "embedding_size", "vocab_size",
-                 "electra_objective", "electric_objective", "two_tower_generator",
-                 "uniform_generator", "untied_generator", "untied_generator_embeddings",
-                 "generator_hidden_size", "generator_layers", "optimizer")
+                 *OBJECTIVE_HPARAMS, "generator_hidden_size", "generator_layers", "optimizer")
 
 # What a run was built with; a resume under other values stops before any step.
 RUN_RECORD = "run_record.json"
 _SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                  "intermediate_size", "hidden_act", "max_position_embeddings",
                  "type_vocab_size", "embedding_size")
-_OBJECTIVE_FIELDS = ("electra_objective", "electric_objective", "two_tower_generator",
-                     "uniform_generator", "untied_generator", "untied_generator_embeddings")
 
 # Entries a pre-training run writes at the top of its directory; and those that show a
 # directory holds something else (a TF1 checkpoint or export, a SavedModel, a transformers
@@ -113,10 +110,9 @@ def _vocab_description(path: str) -> dict:
 def run_record(config, vocab_file: str) -> dict:
     """What a run is built with (written as ``run_record.json``): the vocabulary (its
     file, sha256 and token count), ``max_seq_length``, the networks' shapes and the
-    objective."""
-    shapes = {"discriminator": config.discriminator_config()}
-    if not config.two_tower_generator and not config.uniform_generator:
-        shapes["generator"] = config.generator_config()
+    objective (both the run's recipe's)."""
+    recipe = Recipe.for_config(config)
+    shapes = recipe.network_shapes()
     return {
         "written_by": "run_pretraining.py",
         "vocab": _vocab_description(vocab_file),
@@ -124,7 +120,7 @@ def run_record(config, vocab_file: str) -> dict:
         "model": {"model_size": config.model_size,
                   **{name: {field: getattr(shape, field) for field in _SHAPE_FIELDS}
                      for name, shape in shapes.items()}},
-        "objective": {field: getattr(config, field) for field in _OBJECTIVE_FIELDS},
+        "objective": recipe.identity(),
     }
 
 
