@@ -22,7 +22,6 @@ from electra_tf.config import (FinetuningConfig, PretrainingConfig, load_preset,
                                preset_for_shape)
 from electra_tf.formats.common import CONFIG_FILE, VOCAB_FILE, write_sidecar_files
 from electra_tf.io_utils import write_text_atomic
-from electra_tf.io_utils import write_text_atomic
 
 # The optimizer's two moments of a variable are saved as "<original name>/<suffix>".
 SLOT_SUFFIXES = ("adam_m", "adam_v")
@@ -576,6 +575,28 @@ def _shape_problems(config: PretrainingConfig, shapes: Mapping) -> list:
     return problems
 
 
+def pretraining_config_of(config) -> tuple:
+    """(what to write as ``pretraining_config.json``, the PretrainingConfig it builds) for a
+    PretrainingConfig (written whole), a FinetuningConfig (its model hparams and casing) or
+    a mapping of PretrainingConfig hparams.
+
+    Raises:
+      TypeError: any other object.
+    """
+    if isinstance(config, PretrainingConfig):
+        return config, config
+    if isinstance(config, FinetuningConfig):
+        payload = {k: getattr(config, k) for k in (
+            "model_size", "debug", "model_hparam_overrides", "embedding_size", "vocab_size",
+            "do_lower_case", "max_seq_length")}
+        return payload, PretrainingConfig.from_preset(config.model_size, payload)
+    if isinstance(config, Mapping):
+        payload = {k: v for k, v in config.items() if k != "max_predictions_per_seq"}
+        return payload, PretrainingConfig.from_preset(payload.get("model_size", "small"), payload)
+    raise TypeError(f"config must be a PretrainingConfig, a FinetuningConfig or a dict of "
+                    f"hparams, got {type(config).__name__}")
+
+
 def config_to_write(config, shapes: Mapping, where: str, encoders: Optional[Mapping] = None):
     """What to write as ``pretraining_config.json`` for ``config``, checked against the
     weights' shapes (and the models' encoders, when known).
@@ -588,19 +609,7 @@ def config_to_write(config, shapes: Mapping, where: str, encoders: Optional[Mapp
     Raises:
       CheckpointError: the config does not describe the weights.
     """
-    if isinstance(config, PretrainingConfig):
-        payload, built = config, config
-    elif isinstance(config, FinetuningConfig):
-        payload = {k: getattr(config, k) for k in (
-            "model_size", "debug", "model_hparam_overrides", "embedding_size", "vocab_size",
-            "do_lower_case", "max_seq_length")}
-        built = PretrainingConfig.from_preset(config.model_size, payload)
-    elif isinstance(config, Mapping):
-        payload = {k: v for k, v in config.items() if k != "max_predictions_per_seq"}
-        built = PretrainingConfig.from_preset(payload.get("model_size", "small"), payload)
-    else:
-        raise TypeError(f"config must be a PretrainingConfig, a FinetuningConfig or a dict of "
-                        f"hparams, got {type(config).__name__}")
+    payload, built = pretraining_config_of(config)
     problems = _config_problems(built, encoders or {}) + _shape_problems(built, shapes)
     if problems:
         raise CheckpointError(

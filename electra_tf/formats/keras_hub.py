@@ -396,25 +396,19 @@ def _has_keras_hub() -> bool:
 
 def _network_config(config, network: str):
     """(TransformerConfig of the encoder written, PretrainingConfig or None)."""
-    from electra_tf.checkpoints import CheckpointError
-    from electra_tf.config import FinetuningConfig, PretrainingConfig, TransformerConfig
+    from electra_tf.checkpoints import CheckpointError, pretraining_config_of
+    from electra_tf.config import TransformerConfig
     if isinstance(config, TransformerConfig):
         if network != "discriminator":
             raise ValueError("a TransformerConfig describes one encoder: network must be "
                              "'discriminator'")
         return config, None
-    if isinstance(config, FinetuningConfig):
-        full = PretrainingConfig.from_preset(config.model_size, {
-            k: getattr(config, k) for k in ("model_size", "debug", "model_hparam_overrides",
-                                            "embedding_size", "vocab_size", "do_lower_case")})
-    elif isinstance(config, PretrainingConfig):
-        full = config
-    elif isinstance(config, Mapping):
-        payload = {k: v for k, v in config.items() if k != "max_predictions_per_seq"}
-        full = PretrainingConfig.from_preset(payload.get("model_size", "small"), payload)
-    else:
+    try:
+        _, full = pretraining_config_of(config)
+    except TypeError:
         raise CheckpointError(f"config must be a PretrainingConfig, a FinetuningConfig, a "
-                              f"TransformerConfig or hparams, got {type(config).__name__}")
+                              f"TransformerConfig or hparams, got {type(config).__name__}"
+                              ) from None
     if network == "discriminator":
         return full.discriminator_config(), full
     if network == "generator":
