@@ -468,7 +468,9 @@ def finetune_table(work_dir: str) -> list:
     results = State(work_dir).data.get("finetune", {})
     if not results:
         return []
-    arms = list(dict.fromkeys(r["arm"] for r in results.values()))
+    arms = sorted({r["arm"] for r in results.values()},  # random first, then by step
+                  key=lambda a: (a != "random", a.split("@")[0], int(a.split("@")[-1])
+                                 if "@" in a else 0))
     tasks = [t for t in FINETUNE_TASKS if any(r["task"] == t for r in results.values())]
     lines = ["## Fine-tuning: ELECTRA along its curve against random initialisation", "",
              f"{FINETUNE_SEEDS} seeds each, {json.dumps(FINETUNE_HPARAMS)}, first "
@@ -490,7 +492,8 @@ def finetune_table(work_dir: str) -> list:
             per_seed.append(v)
         average = ""
         if len(per_seed) == len(tasks):
-            seeds = [statistics.mean(v[i] for v in per_seed) for i in range(FINETUNE_SEEDS)]
+            seeds = [statistics.mean(v[i] for v in per_seed)
+                     for i in range(min(len(v) for v in per_seed))]
             average = f"{statistics.median(seeds):.1f} ({min(seeds):.1f}-{max(seeds):.1f})"
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {average} |")
     return lines + [""]
