@@ -19,7 +19,7 @@ as s/batch and examples/s = batch / (s/batch)):
 Fine-tuning (SST-2 shapes: ``--batch_size`` 32, ``--seq_length`` 128; a repeat is one step):
 
 * ours: the step of ``run_finetuning.py``. The benchmark writes the sentences as an SST-2
-  ``train.tsv``, featurises them with the driver's ``cached_features`` and calls the driver's
+  ``train.tsv``, featurises them with the driver's ``FeatureStore`` and calls the driver's
   own training loop ``electra_tf.training.finetune._train`` (optimizer from
   ``Runtime.create_optimizer`` with ``finetuning_optimizer_arguments``: AdamWeightDecay,
   warm-up, layer-wise LR decay, clipping; ``make_update_step``; the tf.data input), with
@@ -268,8 +268,9 @@ def time_finetuning(args, precision: str, xla, directory: str, serve: bool = Fal
     """
     import keras
     import numpy as np
-    from electra_tf.finetuning.feature_cache import all_feature_specs, cached_features
+    from electra_tf.finetuning.feature_cache import FeatureStore
     from electra_tf.finetuning.model import FinetuningModel
+    from electra_tf.finetuning.registry import build_tasks
     from electra_tf.tokenization import FullTokenizer, default_vocab_file
     from electra_tf.training import finetune
     from electra_tf.training.runtime import Runtime
@@ -294,14 +295,13 @@ def time_finetuning(args, precision: str, xla, directory: str, serve: bool = Fal
                   "xla_reason": getattr(runtime, "xla_reason", None),
                   "runtime_s": time.perf_counter() - started}
     tokenizer = FullTokenizer(default_vocab_file(), do_lower_case=config.do_lower_case)
-    tasks = finetune._tasks(config, options, tokenizer)
-    specs = all_feature_specs(tasks, config.max_seq_length)
-    features = cached_features(tasks, "train", True, config.train_batch_size, config, options,
-                               say=lambda message: None)
+    tasks = build_tasks(config, options, tokenizer)
+    store = FeatureStore.for_run(tasks, config, options, say=lambda message: None)
+    store.features("train")
     trial = 1
     keras.utils.set_random_seed(options.seed + trial)
     with runtime.strategy.scope():
-        model = FinetuningModel(config.discriminator_config(), tasks, config)
+        model = FinetuningModel(config.discriminator_config(), tasks)
         model.build()
     before = [v.numpy().copy() for v in model.trainable_variables]
 
@@ -330,8 +330,7 @@ def time_finetuning(args, precision: str, xla, directory: str, serve: bool = Fal
             resumed[0] = time.perf_counter()
 
     started = time.perf_counter()
-    finetune._train(model, tasks, specs, config, options, trial, say, runtime,
-                    features=features)
+    finetune._train(model, store, config, options, trial, say, runtime)
     if serve:
         return {}
     steps = [(t, STEP_MESSAGE.search(m)) for t, m in messages]

@@ -456,6 +456,88 @@ _TASK_MATCHERS = {
 }
 
 
+# The task families' sections of the fine-tuning config (``configs/finetuning.json``:
+# ``"finetuning": {"glue": {...}, "qa": {...}, "tagging": {...}}``): each family reads its
+# own, typed (``electra_tf.finetuning.<family>.settings``), and gives it to its tasks.
+FINETUNING_FAMILIES = ("glue", "qa", "tagging")
+# Sections whose settings were flat FinetuningConfig fields before the families had sections
+# (the original's names): a flat hparam such as {"doc_stride": 64} still sets them.
+_FLAT_FAMILY_SECTIONS = ("glue", "qa")
+
+
+def _family_defaults(spec: Mapping) -> dict:
+    """``{family: its section of defaults}`` of the ``finetuning`` preset (finetuning.json)."""
+    defaults = spec["finetuning"]
+    missing = [f for f in FINETUNING_FAMILIES if not isinstance(defaults.get(f), Mapping)]
+    if missing:
+        raise ConfigError(f"configs/finetuning.json: the finetuning section lacks the "
+                          f"{', '.join(missing)} section(s) of settings")
+    return {family: dict(defaults[family]) for family in FINETUNING_FAMILIES}
+
+
+def _flat_family_names(families: Mapping[str, dict]) -> dict:
+    """Flat hparam name -> its family section (``doc_stride`` -> ``qa``)."""
+    return {name: family for family in _FLAT_FAMILY_SECTIONS for name in families[family]}
+
+
+def _setting_type(default: Any) -> Any:
+    """The type a family setting is checked against: its default's (JSON) type."""
+    for kind in (bool, int, float, str):
+        if isinstance(default, kind):
+            return kind
+    return Any
+
+
+def _apply_finetuning(values: dict, updates: Mapping, fields: dict,
+                      families: Mapping[str, dict]) -> None:
+    """``_apply`` for FinetuningConfig: a family section (``{"qa": {"doc_stride": 64}}``)
+    is merged setting by setting into the run's section, each setting checked against its
+    default's type; a flat original name (``{"doc_stride": 64}``) sets it in its section;
+    any other key is a field."""
+    kind = "finetuning hparam"
+    flat = _flat_family_names(families)
+    for key, value in updates.items():
+        if key in families:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{kind} {key!r} expects an object of {key} settings, "
+                                  f"got {value!r}")
+            settings = value
+        elif key in flat:
+            key, settings = flat[key], {key: value}
+        elif key in fields:
+            _apply(kind, values, {key: value}, fields)
+            continue
+        else:
+            raise _unknown_key_error(kind, key, [*fields, *flat])
+        section = values.setdefault(key, {})
+        for name, setting in settings.items():
+            if name not in families[key]:
+                raise _unknown_key_error(f"finetuning {key} setting", name, list(families[key]))
+            section[name] = _coerce(f"finetuning {key} setting", name, setting,
+                                    _setting_type(families[key][name]))
+
+
+def finetuning_family_defaults(family: str) -> dict:
+    """The defaults of a task family's settings: its section of ``configs/finetuning.json``."""
+    families = _family_defaults(load_preset("finetuning"))
+    if family not in families:
+        raise ConfigError(f"no finetuning settings section {family!r}; known: "
+                          f"{', '.join(FINETUNING_FAMILIES)}")
+    return families[family]
+
+
+def typed_settings(cls, kind: str, values: Mapping[str, Any]):
+    """``cls`` (a dataclass of settings) from ``values``: every field, each checked against
+    its annotation; a ConfigError names an unknown or a missing one."""
+    fields = _field_types(cls)
+    checked: dict = {}
+    _apply(kind, checked, values, fields)
+    missing = sorted(set(fields) - set(checked))
+    if missing:
+        raise ConfigError(f"{kind}s lack {', '.join(missing)}")
+    return cls(**checked)
+
+
 def _task_list(value: Any) -> Any:
     """``"rte,sts"`` -> ``["rte", "sts"]``; lists and tuples pass through (coerced later)."""
     if isinstance(value, str):
@@ -511,17 +593,12 @@ class FinetuningConfig(_ModelConfigMixin):
     gradient_accumulation_steps: int  # as PretrainingConfig.gradient_accumulation_steps
     eval_batch_size: int
     predict_batch_size: int
-    double_unordered: bool
-    max_query_length: int
-    doc_stride: int
-    n_best_size: int
-    max_answer_length: int
-    answerable_classifier: bool
-    answerable_uses_start_logits: bool
-    answerable_weight: float
-    joint_prediction: bool
-    beam_size: int
-    qa_na_threshold: float
+    # The task families' settings, one section each (FINETUNING_FAMILIES): the GLUE tasks'
+    # (double_unordered), the QA tasks' (windows, head, post-processing) and the conll:
+    # tasks' defaults. Each family reads its own, typed (finetuning/<family>/settings.py).
+    glue: dict
+    qa: dict
+    tagging: dict
 
     # -- construction -------------------------------------------------------
 
@@ -539,6 +616,10 @@ class FinetuningConfig(_ModelConfigMixin):
         user hparams -> per-task rules (only when exactly one task is given; the first
         matching rule of ``task_defaults``) -> ``debug_overrides`` if ``debug`` -> user
         hparams again.
+
+        A family's settings are set in its section (``{"qa": {"doc_stride": 64}}``, merged
+        into the defaults) or, for the GLUE and QA settings, by their original flat names
+        (``{"doc_stride": 64}``).
 
         Args:
           model_size: "small", "base" or "large"; a ``model_size`` in ``hparams`` wins.
@@ -558,22 +639,52 @@ class FinetuningConfig(_ModelConfigMixin):
         sizes = available_presets()
         if size not in sizes:
             raise ConfigError(f"unknown model size {size!r}; available: {', '.join(sizes)}")
-        kind = "finetuning hparam"
         fields = _field_types(cls)
         spec = load_preset("finetuning")
+        families = _family_defaults(spec)
+
+        def apply(updates):
+            _apply_finetuning(values, updates, fields, families)
+
         values: dict = {}
-        _apply(kind, values, spec["finetuning"], fields)                  # 1. defaults
-        _apply(kind, values, _size_finetuning_defaults(size), fields)     # 2. per size
-        _apply(kind, values, user, fields)                                # 3. user
+        apply(spec["finetuning"])                                         # 1. defaults
+        apply(_size_finetuning_defaults(size))                            # 2. per size
+        apply(user)                                                       # 3. user
         if len(values["task_names"]) == 1:                                # 4. per task
-            _apply(kind, values, cls._task_defaults(values["task_names"][0],
-                                                    spec["task_defaults"]), fields)
+            apply(cls._task_defaults(values["task_names"][0], spec["task_defaults"]))
         if values["debug"]:                                               # 5. debug
-            _apply(kind, values, spec["debug_overrides"], fields)
-        _apply(kind, values, user, fields)                                # 6. user
+            apply(spec["debug_overrides"])
+        apply(user)                                                       # 6. user
         config = cls(**values)
         config.validate()
         return config
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "FinetuningConfig":
+        """The config :meth:`to_dict` (or :meth:`flat_dict`, the shape of before the family
+        sections) gave: every field as given, each family section completed by its
+        defaults; no preset rule is applied."""
+        fields = _field_types(cls)
+        families = _family_defaults(load_preset("finetuning"))
+        checked: dict = {}
+        _apply_finetuning(checked, families, fields, families)
+        _apply_finetuning(checked, values, fields, families)
+        missing = sorted(set(fields) - set(checked))
+        if missing:
+            raise ConfigError(f"finetuning config lacks {', '.join(missing)}")
+        return cls(**checked)
+
+    def flat_dict(self) -> dict:
+        """The config as one flat mapping, the shape of the original's FinetuningConfig: the
+        GLUE and QA settings beside the run-wide fields (the ``tagging`` section, which the
+        original has not, stays a section)."""
+        flat: dict = {}
+        for key, value in self.to_dict().items():
+            if key in _FLAT_FAMILY_SECTIONS:
+                flat.update(value)
+            else:
+                flat[key] = value
+        return flat
 
     @staticmethod
     def _task_defaults(task: str, rules: list) -> dict:

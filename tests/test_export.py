@@ -113,7 +113,7 @@ def setup(tmp_path_factory):
     tasks = [glue.MNLI("", tok, L), glue.SST("", tok, L), glue.STS("", tok, L),
              tagging.ChunkingTask("", tok, L, label_mapping_dir=str(cache))]
     ft_config = FinetuningConfig.from_preset("small", ["mnli", "sst", "sts", "chunk"], TINY)
-    model = FinetuningModel(ft_config.discriminator_config(), tasks, ft_config)
+    model = FinetuningModel(ft_config.discriminator_config(), tasks)
     model.build()
     slots = {f"{name}/adam_{m}": np.zeros(v.shape, np.float32)
              for name, v in model.original_variables().items() for m in "mv"}

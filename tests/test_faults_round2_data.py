@@ -142,7 +142,8 @@ def test_file_in_another_tasks_layout_is_one_line_naming_file_row_and_layout(tmp
 
 def test_the_original_reading_by_position_is_a_switch(tmp_path):
     from electra_tf.config import FinetuningConfig
-    from electra_tf.finetuning import glue
+    from electra_tf.finetuning.registry import build_tasks
+    from electra_tf.tokenization import FullTokenizer, default_vocab_file
     from electra_tf.training.finetune import FinetuneOptions
     flag_values = flags.FlagValues()
     finetuning_cli.define_flags(flag_values)
@@ -151,7 +152,8 @@ def test_the_original_reading_by_position_is_a_switch(tmp_path):
     options = FinetuneOptions(data_dir="", model_dir="", results_dir="", preprocessed_dir="",
                               check_glue_columns=flag_values.check_glue_columns)
     config = FinetuningConfig.from_preset("small", ["sst"])
-    assert glue.SST.options_from_run("sst", config, options)["check_columns"] is False
+    [sst] = build_tasks(config, options, FullTokenizer(default_vocab_file()))
+    assert sst.check_columns is False
 
 
 def test_headerless_task_checks_its_first_row(tmp_path):

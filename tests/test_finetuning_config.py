@@ -24,11 +24,13 @@ def test_defaults_of_spec_1_6():
     assert (c.save_checkpoints_steps, c.iterations_per_loop) == (1000000, 1000)
     assert c.use_tfrecords_if_existing and not c.write_test_outputs and c.n_writes_test == 5
     assert (c.train_batch_size, c.eval_batch_size, c.predict_batch_size) == (32, 32, 32)
-    assert c.double_unordered
-    assert (c.max_query_length, c.doc_stride, c.n_best_size, c.max_answer_length) == \
-        (64, 128, 20, 30)
-    assert c.answerable_classifier and c.answerable_uses_start_logits and c.joint_prediction
-    assert (c.answerable_weight, c.beam_size, c.qa_na_threshold) == (0.5, 20, -2.75)
+    assert c.glue == {"double_unordered": True}
+    q = c.qa
+    assert (q["max_query_length"], q["doc_stride"], q["n_best_size"],
+            q["max_answer_length"]) == (64, 128, 20, 30)
+    assert q["answerable_classifier"] and q["answerable_uses_start_logits"]
+    assert q["joint_prediction"]
+    assert (q["answerable_weight"], q["beam_size"], q["qa_na_threshold"]) == (0.5, 20, -2.75)
     # The default task is chunk, so its rule applies (spec 1.7).
     assert c.max_seq_length == 256
     assert FinetuningConfig.from_preset(task_names="mnli").max_seq_length == 128

@@ -13,6 +13,8 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.config import FinetuningConfig
+from electra_tf.finetuning.feature_cache import FeatureStore
+from electra_tf.finetuning.registry import build_tasks
 from electra_tf.finetuning.task import shared_feature_specs
 from electra_tf.training import finetune
 from electra_tf.training.finetune import FinetuneOptions, run_finetuning
@@ -59,9 +61,9 @@ def capture_evaluated_model(monkeypatch):
     seen = []
     real = finetune.evaluate
 
-    def evaluate(model, tasks, split, config, options, features=None):
-        seen.append((model, tasks))
-        return real(model, tasks, split, config, options, features=features)
+    def evaluate(model, store, split):
+        seen.append((model, store.tasks))
+        return real(model, store, split)
 
     monkeypatch.setattr(finetune, "evaluate", evaluate)
     return seen
@@ -262,7 +264,11 @@ def test_squad_fixture_trains_evaluates_and_writes_predictions(tmp_path, pretrai
     gap, i = max((ordered[i] - ordered[i - 1], i) for i in range(1, len(ordered)))
     assert gap > 1e-3
     cut = (ordered[i - 1] + ordered[i]) / 2
-    finetune.write_test_outputs(model, tasks, 2, dataclasses.replace(config, qa_na_threshold=cut),
+    # A task is built with its settings once: another threshold is another task (and store).
+    cut_config = dataclasses.replace(config, qa={**config.qa, "qa_na_threshold": cut})
+    cut_tasks = build_tasks(cut_config, options, tasks[0].tokenizer)
+    assert cut_tasks[0].settings.qa_na_threshold == cut
+    finetune.write_test_outputs(model, FeatureStore.for_run(cut_tasks, cut_config, options), 2,
                                 options)
     assert test_predictions(2) == {q: "" if null_scores[q] > cut else predictions[q]
                                    for q in gold}

@@ -12,7 +12,8 @@ import os
 import numpy as np
 import pytest
 
-from electra_tf.finetuning import glue, metrics
+from electra_tf.finetuning import glue
+from electra_tf.finetuning.glue import metrics
 from electra_tf.finetuning.task import TaskDataError, shared_feature_specs
 from electra_tf.tokenization import FullTokenizer
 
@@ -85,7 +86,7 @@ def test_sst_columns_and_quote_char(tok):
 
 
 def test_mrpc_bom_header_and_columns(tok):
-    task = make("mrpc", tok, double_unordered=False)
+    task = make("mrpc", tok, settings=glue.GlueSettings(double_unordered=False))
     train = task.get_examples("train")
     assert fields(train) == [
         (0, "The cat sat on the mat .", "On the mat , the cat sat .", "1"),
@@ -171,7 +172,7 @@ def test_indexed_pair_tasks(tok, name, labels, caplog):
 
 
 def test_sts_columns_scores_and_malformed_score(tok):
-    task = make("sts", tok, double_unordered=False)
+    task = make("sts", tok, settings=glue.GlueSettings(double_unordered=False))
     train = task.get_examples("train")
     assert fields(train) == [
         (0, "A plane is taking off.", "An air plane is taking off.", 5.0),
@@ -194,7 +195,8 @@ def test_double_unordered(tok):
         assert (swapped.text_a, swapped.text_b) == (orig.text_b, orig.text_a)
         assert swapped.label == orig.label and swapped.eid == orig.eid + 3
     assert len(make("mrpc", tok).get_examples("dev")) == 2  # train only
-    assert len(make("mrpc", tok, double_unordered=False).get_examples("train")) == 3
+    single = make("mrpc", tok, settings=glue.GlueSettings(double_unordered=False))
+    assert len(single.get_examples("train")) == 3
     sts = make("sts", tok).get_examples("train")
     assert len(sts) == 6 and sts[5].text_a == "A cat ran to its home." and sts[5].eid == 5
     assert sts[5].label == 3.8

@@ -4,7 +4,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from electra_tf.finetuning import glue
-from electra_tf.finetuning.glue_tfds import read_tfds_examples
+from electra_tf.finetuning.glue.tfds import read_tfds_examples
 from electra_tf.finetuning.task import TaskDataError
 from electra_tf.tokenization import FullTokenizer, default_vocab_file
 
@@ -18,7 +18,7 @@ def make(name, **kwargs):
                                          ("sst", {"0", "1"}), ("rte", {"entailment",
                                                                       "not_entailment"})])
 def test_tfds_examples_have_original_labels(name, labels):
-    task = make(name, double_unordered=False)
+    task = make(name, settings=glue.GlueSettings(double_unordered=False))
     with tfds.testing.mock_data(num_examples=12):
         examples = task.get_examples("dev")
     assert len(examples) == 12

@@ -41,9 +41,9 @@ def tok():
 def _task(tok, name="squad", tmp=None, **cfg):
     values = dict(SMALL, n_best_size=5, max_answer_length=5, joint_prediction=False)
     values.update(cfg)
-    if tmp is not None:
-        values["results_dir"] = str(tmp)
-    return qa.QATask(name, os.path.join(DATA, name), tok, L, qa_config=qa.QAConfig(**values))
+    return qa.QATask(name, os.path.join(DATA, name), tok, L,
+                     settings=qa.QASettings.defaults(**values),
+                     results_dir=None if tmp is None else str(tmp))
 
 
 def _by_id(examples):
@@ -226,7 +226,7 @@ def test_feature_dicts_and_specs(tok):
     assert set(d) == {"input_ids", "input_mask", "segment_ids", "task_id", "squad_eid",
                       "squad_start_positions", "squad_end_positions", "squad_is_impossible"}
     assert d["task_id"] == 0
-    other = qa.get_qa_task("squad", task.data_dir, tok, L, qa_config=task.config, task_id=2)
+    other = qa.get_qa_task("squad", task.data_dir, tok, L, settings=task.settings, task_id=2)
     assert other.featurize(example, is_training=False)[0]["task_id"] == 2
     assert d["squad_eid"] == 5001
     assert (d["squad_start_positions"], d["squad_end_positions"], d["squad_is_impossible"]) \
@@ -286,7 +286,7 @@ def test_postprocess_separate_logits(tok):
         # (13, 15) = "sk ##erry islands" scores 6.
         5002: {"start_logits": _logits(p8=10, p13=3), "end_logits": _logits(p9=10, p15=3)},
     }
-    cfg = qa.QAConfig(n_best_size=5, max_answer_length=3, joint_prediction=False)
+    cfg = qa.QASettings.defaults(n_best_size=5, max_answer_length=3, joint_prediction=False)
     text, odds, nbest = qa.postprocess_example(example, feats, results, cfg, False,
                                                tok.basic_tokenizer)
     assert text == "Ardent Sea" and odds is None
@@ -295,13 +295,13 @@ def test_postprocess_separate_logits(tok):
     assert nbest[0].probability == pytest.approx(1 / (1 + math.exp(-2)))
     # v2 without the answerable classifier: null = min over features of start[0] + end[0]
     # = min(-2, 9 - 1, -2) = -2; null odds = -2 - 4 - 4.
-    cfg2 = qa.QAConfig(n_best_size=5, max_answer_length=3, joint_prediction=False,
-                       answerable_classifier=False)
+    cfg2 = qa.QASettings.defaults(n_best_size=5, max_answer_length=3,
+                                  joint_prediction=False, answerable_classifier=False)
     text, odds, _ = qa.postprocess_example(example, feats, results, cfg2, True,
                                            tok.basic_tokenizer)
     assert (text, odds) == ("Ardent Sea", -10.0)
     # max_answer_length 1: only single pieces survive -> nothing here -> "empty".
-    cfg3 = qa.QAConfig(n_best_size=5, max_answer_length=1, joint_prediction=False)
+    cfg3 = qa.QASettings.defaults(n_best_size=5, max_answer_length=1, joint_prediction=False)
     text, _, nbest = qa.postprocess_example(example, feats, results, cfg3, False,
                                             tok.basic_tokenizer)
     assert text == "empty" and (nbest[0].start_logit, nbest[0].end_logit) == (0.0, 0.0)
@@ -326,7 +326,8 @@ def test_postprocess_joint_beam_and_null_score(tok):
         5002: res([8, 13], [-0.01, -1.0], [[9, 10], [15, 14]], [[-0.01, -0.5], [-0.2, -0.3]],
                   3.0),
     }
-    cfg = qa.QAConfig(n_best_size=3, max_answer_length=3, joint_prediction=True, beam_size=2)
+    cfg = qa.QASettings.defaults(n_best_size=3, max_answer_length=3, joint_prediction=True,
+                                 beam_size=2)
     text, odds, nbest = qa.postprocess_example(example, feats, results, cfg, True,
                                                tok.basic_tokenizer)
     assert [e.text for e in nbest] == ["Ardent Sea", "Skerry Islands", "Skerry"]  # capped at 3

@@ -1,6 +1,7 @@
-"""What a task owns (issue 15, item 2): its head, its run options, what its cached features
-depend on, its test outputs and how it is served; the driver asks, never branches on
-families. Expected values are written out by hand, not derived from the code under test."""
+"""What a task owns (issue 15, item 2): its head, its settings and the run's directories
+(given once, when the registry builds it: issue 25), what its cached features depend on,
+its test outputs and how it is served; the driver asks, never branches on families.
+Expected values are written out by hand, not derived from the code under test."""
 
 import ast
 import hashlib
@@ -15,8 +16,8 @@ import pytest
 
 from conftest import DATA
 from electra_tf.config import FinetuningConfig
-from electra_tf.finetuning import heads
-from electra_tf.finetuning.registry import get_task, task_class
+from electra_tf.finetuning import heads, qa
+from electra_tf.finetuning.registry import build_tasks, get_task, task_class
 from electra_tf.tokenization import FullTokenizer, default_vocab_file
 
 PACKAGE = Path(__file__).resolve().parents[1] / "electra_tf"
@@ -28,8 +29,9 @@ def tokenizer():
 
 
 def run_options(**overrides):
-    """The FinetuneOptions fields tasks read."""
-    values = {"data_source": "tsv", "tfds_data_dir": None, "results_dir": "/results",
+    """The FinetuneOptions fields the registry reads to build tasks."""
+    values = {"data_dir": "/data", "data_source": "tsv", "tfds_data_dir": None,
+              "check_glue_columns": True, "results_dir": "/results",
               "preprocessed_dir": "/preprocessed"}
     return SimpleNamespace(**{**values, **overrides})
 
@@ -54,7 +56,7 @@ def test_each_task_builds_the_head_it_needs(tokenizer):
     config = FinetuningConfig.from_preset("small", ["squad"], {
         "joint_prediction": False, "beam_size": 7, "answerable_classifier": True,
         "answerable_uses_start_logits": False, "answerable_weight": 0.25})
-    sst = glue_task("sst", tokenizer).build_head(config)
+    sst = glue_task("sst", tokenizer).build_head()
     assert type(sst) is heads.ClassificationHead and sst.units == 2
     assert sst.encoder_output == "pooled_output" and sst.task_name == "sst"
     mnli = glue_task("mnli", tokenizer).build_head()
@@ -63,36 +65,41 @@ def test_each_task_builds_the_head_it_needs(tokenizer):
     assert type(sts) is heads.RegressionHead and sts.units == 1
     assert sts.encoder_output == "pooled_output"
     chunk = chunk_task(tokenizer)
-    tagging = chunk.build_head(config)
+    tagging = chunk.build_head()
     assert type(tagging) is heads.TaggingHead and tagging.units == len(chunk.label_mapping)
     assert tagging.encoder_output == "sequence_output"
-    qa = squad_task("squad", tokenizer).build_head(config)
-    assert type(qa) is heads.QAHead and qa.encoder_output == "sequence_output"
-    assert (qa.joint, qa.beam_size, qa.answerable, qa.uses_start, qa.answerable_weight) == (
-        False, 7, True, False, 0.25)
-    with pytest.raises(ValueError, match="squad: the QA head needs the run's FinetuningConfig"):
-        squad_task("squad", tokenizer).build_head(None)
+    head = squad_task("squad", tokenizer,
+                      settings=qa.QASettings.from_config(config)).build_head()
+    assert type(head) is heads.QAHead and head.encoder_output == "sequence_output"
+    assert (head.joint, head.beam_size, head.answerable, head.uses_start,
+            head.answerable_weight) == (False, 7, True, False, 0.25)
+    # Built without settings: the defaults of configs/finetuning.json (spec 1.6).
+    head = squad_task("squad", tokenizer).build_head()
+    assert (head.joint, head.beam_size, head.answerable, head.uses_start,
+            head.answerable_weight) == (True, 20, True, True, 0.5)
 
 
 # ---------------------------------------------------------------------------
-# Options from the run
+# What a task is built with
 # ---------------------------------------------------------------------------
 
-def test_options_from_the_run_per_family():
-    config = FinetuningConfig.from_preset("small", ["mrpc"], {
-        "double_unordered": False, "doc_stride": 32, "max_query_length": 12})
+def test_the_registry_builds_each_task_with_its_settings_and_the_runs_directories(
+        tokenizer):
+    hparams = {"double_unordered": False, "doc_stride": 32, "max_query_length": 12}
     options = run_options(data_source="tfds", tfds_data_dir="/tfds")
-    assert task_class("mrpc").options_from_run("mrpc", config, options) == {
-        "double_unordered": False, "data_source": "tfds", "tfds_data_dir": "/tfds"}
-    assert task_class("chunk").options_from_run("chunk", config, run_options()) == {
-        "label_mapping_dir": "/preprocessed"}
-    qa_config = task_class("squad").options_from_run("squad", config, run_options())[
-        "qa_config"]
-    assert (qa_config.doc_stride, qa_config.max_query_length, qa_config.results_dir) == (
-        32, 12, "/results")
+    [mrpc] = build_tasks(FinetuningConfig.from_preset("small", ["mrpc"], hparams), options,
+                         tokenizer)
+    assert (mrpc.settings.double_unordered, mrpc.data_source, mrpc.tfds_data_dir,
+            mrpc.check_columns) == (False, "tfds", "/tfds", True)
+    assert mrpc.data_dir == "/data/finetuning_data/mrpc"
+    config = FinetuningConfig.from_preset("small", ["chunk", "squad"], hparams)
+    chunk, squad = build_tasks(config, run_options(), tokenizer)
+    assert chunk.label_mapping_dir == "/preprocessed" and chunk.task_id == 0
+    assert (squad.settings.doc_stride, squad.settings.max_query_length, squad.results_dir,
+            squad.task_id) == (32, 12, "/results", 1)
     with pytest.raises(ValueError, match="--data_source=tfds is available for GLUE tasks "
                                          "only, not 'conll:ner'"):
-        task_class("conll:ner").options_from_run("conll:ner", config, options)
+        build_tasks(FinetuningConfig.from_preset("small", ["conll:ner"]), options, tokenizer)
 
 
 # ---------------------------------------------------------------------------
@@ -143,14 +150,14 @@ def test_glue_tasks_write_leaderboard_files_from_their_outputs(tokenizer, tmp_pa
          "sst_predictions": np.array([0])},
         {"sst_eid": np.array([0]), "sst_logits": np.array([[-3.0, 2.0]]),
          "sst_predictions": np.array([1])}]})
-    [path] = sst.write_test_outputs(predict, str(tmp_path), None)
+    [path] = sst.write_test_outputs(predict, str(tmp_path))
     assert asked == ["test"] and path == str(tmp_path / "SST-2.tsv")
     assert Path(path).read_text() == "index\tprediction\n0\t1\n1\t0\n"
 
     sts = glue_task("sts", tokenizer)
     predict, _ = batches_of({"test": [{"sts_eid": np.array([0, 1]),
                                        "sts_predictions": np.array([0.5, 0.125])}]})
-    [path] = sts.write_test_outputs(predict, str(tmp_path), None)
+    [path] = sts.write_test_outputs(predict, str(tmp_path))
     assert Path(path).read_text() == "index\tprediction\n0\t2.5\n1\t0.625\n"
 
     mnli = glue_task("mnli", tokenizer)
@@ -158,7 +165,7 @@ def test_glue_tasks_write_leaderboard_files_from_their_outputs(tokenizer, tmp_pa
               "mnli_predictions": np.array([2])}
     predict, asked = batches_of({s: [logits] for s in
                                  ("test_matched", "test_mismatched", "diagnostic")})
-    written = mnli.write_test_outputs(predict, str(tmp_path), None)
+    written = mnli.write_test_outputs(predict, str(tmp_path))
     assert asked == ["test_matched", "test_mismatched", "diagnostic"]
     assert [Path(p).name for p in written] == ["MNLI-m.tsv", "MNLI-mm.tsv", "AX.tsv"]
     assert Path(written[2]).read_text() == "index\tprediction\n0\tneutral\n"
@@ -168,7 +175,7 @@ def test_tasks_without_test_outputs_ask_for_no_predictions(tokenizer, tmp_path):
     # The original writes test outputs for GLUE and SQuAD 2.0 only.
     for task in (squad_task("squadv1", tokenizer), chunk_task(tokenizer)):
         predict, asked = batches_of({})
-        assert task.write_test_outputs(predict, str(tmp_path), None) == []
+        assert task.write_test_outputs(predict, str(tmp_path)) == []
         assert asked == []
 
 
@@ -213,8 +220,8 @@ def imported_modules(path: Path) -> set:
 
 def test_the_driver_knows_no_task_family():
     driver = PACKAGE / "training" / "finetune.py"
-    families = {f"electra_tf.finetuning.{m}" for m in ("glue", "qa", "tagging", "glue_tfds")}
-    assert not imported_modules(driver) & families
+    families = tuple(f"electra_tf.finetuning.{m}" for m in ("glue", "qa", "tagging"))
+    assert not [m for m in imported_modules(driver) if m.startswith(families)]
     source = driver.read_text()
     assert "isinstance(" not in source
     for name in ('"squad"', '"sst"', '"chunk"', "QATask", "GlueTask", "TaggingTask"):
@@ -222,15 +229,17 @@ def test_the_driver_knows_no_task_family():
 
 
 def test_glue_readers_import_no_circle():
-    # glue.py reads the TSVs and may call the tfds reader; the tfds reader only needs the
-    # shared example type.
-    assert "electra_tf.finetuning.glue" not in imported_modules(
-        PACKAGE / "finetuning" / "glue_tfds.py")
+    # glue/tasks.py reads the TSVs and may call the tfds reader; the tfds reader only needs
+    # the shared example type.
+    glue_imports = {m for m in imported_modules(PACKAGE / "finetuning" / "glue" / "tfds.py")
+                    if m.startswith("electra_tf.finetuning.glue")}
+    assert glue_imports and all(m.startswith("electra_tf.finetuning.glue.examples")
+                                for m in glue_imports)
 
 
 def test_qa_package_keeps_its_names_and_needs_no_tensorflow():
     code = ("import sys\n"
-            "from electra_tf.finetuning.qa import (QAConfig, QAExample, QAFeature, QATask, "
+            "from electra_tf.finetuning.qa import (QASettings, QAExample, QAFeature, QATask, "
             "QAScorer, get_qa_task, read_squad_examples, read_mrqa_examples, split_context, "
             "compute_doc_spans, is_max_context, improve_answer_span, featurize_example, "
             "get_final_text, postprocess, postprocess_example, blank_null_predictions, "

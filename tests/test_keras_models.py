@@ -37,7 +37,7 @@ def run(tmp_path_factory):
 def finetuning_model(model, task_name, head):
     """fine-tuning's multi-task model with one task whose head is ``head``, holding the
     weights of ``model`` copied by original name (checkpoint interop)."""
-    task = types.SimpleNamespace(name=task_name, build_head=lambda config: head)
+    task = types.SimpleNamespace(name=task_name, build_head=lambda: head)
     reference = FinetuningModel(model.backbone.config, [task])
     reference.build()
     values = {name: v.numpy() for name, v in model.original_variables().items()}

@@ -1,10 +1,12 @@
 """The feature cache of fine-tuning (spec 6.2): every task's examples of a split,
 featurised by the tasks, in one TFRecord file per split with a fingerprint of its inputs.
 
-``<preprocessed_dir>/<tasks>_<split>.tfrecord`` holds the features of the tasks read (every
-task's feature names, so the multi-task model reads them all); ``.metadata`` beside it holds
-the counts and the fingerprint that decides whether the file is reused. Each task says what
-its features depend on (``task.source_file``, ``task.cache_options``).
+A run's :class:`FeatureStore` (built once by the driver with its tasks and what their
+features share) gives ``store.features(split)``: ``<preprocessed_dir>/<tasks>_<split>.tfrecord``
+holds the features of the tasks read (every task's feature names, so the multi-task model
+reads them all); ``.metadata`` beside it holds the counts and the fingerprint that decides
+whether the file is reused. Each task says what its features depend on
+(``task.source_file``, ``task.cache_options``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import os
 import random
 import sys
-from typing import List, Optional
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -98,31 +100,6 @@ def _vocab_fingerprint(tokenizer) -> Optional[dict]:
     return {"size": len(vocab), "sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
-def features_fingerprint(tasks, sources, split: str, is_training: bool, batch_size: int,
-                         config, options) -> dict:
-    """Everything the cached features of ``split`` depend on (stored in the ``.metadata``):
-    the task data files (size, mtime, content hash), the vocab, lower-casing, L, the tasks
-    and their order, training or not, the padding batch size, the shuffling seed and the
-    family options that change features."""
-    tokenizer = tasks[0].tokenizer if tasks else None
-    return {
-        "format": _CACHE_FORMAT,
-        "split": split,
-        "is_training": bool(is_training),
-        "batch_size": int(batch_size),
-        "shuffle_seed": int(options.seed) if is_training else None,
-        "max_seq_length": int(config.max_seq_length),
-        "do_lower_case": bool(config.do_lower_case),
-        "debug": bool(config.debug),
-        "vocab": _vocab_fingerprint(tokenizer),
-        "tasks": [task.name for task in tasks],
-        "sources": [task.name for task in sources],
-        "task_options": {task.name: task.cache_options() for task in tasks},
-        "files": {task.name: _file_fingerprint(path) if path else None
-                  for task in sources for path in [task.source_file(split)]},
-    }
-
-
 def _short(value) -> str:
     text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -166,14 +143,14 @@ def _describe_changes(old: Optional[dict], new: dict) -> List[str]:
 
 
 def describe_fingerprint_changes(old: Optional[dict], new: dict) -> List[str]:
-    """What differs between two fingerprints of :func:`features_fingerprint` (the file
+    """What differs between two fingerprints of :meth:`FeatureStore.fingerprint` (the file
     contents, not their paths or times); empty when they describe the same features."""
     return _describe_changes(old, new)
 
 
 def cached_fingerprint(path: str) -> Optional[dict]:
     """The fingerprint recorded beside the cached features ``<name>.tfrecord`` (as
-    :func:`cached_features` returns them), or None."""
+    :meth:`FeatureStore.features` returns them), or None."""
     meta = path[:-len(".tfrecord")] + ".metadata" if path.endswith(".tfrecord") else None
     metadata = _read_metadata(meta) if meta else None
     return (metadata or {}).get("fingerprint")
@@ -199,82 +176,168 @@ def _empty_split_error(task, split: str, is_training: bool, skipped: int) -> Tas
                          f"{what}")
 
 
-def cached_features(tasks, split: str, is_training: bool, batch_size: int, config,
-                    options, only=None, say=None) -> tuple:
-    """Featurises ``split`` of every task into ``<preprocessed_dir>/<name>.tfrecord`` (spec 6.2).
+class CachedFeatures(NamedTuple):
+    """The cached features of a split: the TFRecord file and its number of features
+    (padding included)."""
 
-    Training examples are shuffled (seeded); features are padded with dummy ones
-    (``task_id = len(tasks)``) to a multiple of ``batch_size``. Reused when the
-    ``.metadata`` exists, ``use_tfrecords_if_existing`` and its fingerprint (see
-    :func:`features_fingerprint`) matches; otherwise rebuilt, saying what changed.
-    A task whose train or dev split has no example is a TaskDataError naming its file.
+    path: str
+    count: int
+
+
+class FeatureStore:
+    """The cached features of a run's tasks (spec 6.2), built once by the driver.
+
+    ``features(split)`` featurises ``split`` of every task into
+    ``<directory>/<name>.tfrecord`` (``features(split, task)``: of that task only), or finds
+    it fresh in the cache, and keeps the answer for the run.
 
     Args:
-      only: read ``split`` of these tasks only (default all); records still carry every
-        task's features, so the multi-task model can read them.
-      say: prints a progress line (default: stderr unless ``options.quiet``).
-    Returns:
-      (tfrecord path, number of features incl. padding).
+      tasks: the run's tasks, in ``task_id`` order (they share one tokenizer).
+      directory: the cache directory (``<preprocessed_dir>``).
+      max_seq_length, do_lower_case, debug: the run's (part of the fingerprint; debug names
+        the files ``...-debug``).
+      train_batch_size, eval_batch_size: the "train" split is padded to a multiple of the
+        first, the others of the second.
+      seed: shuffles the training examples.
+      reuse: reuse a fresh cache (``use_tfrecords_if_existing``).
+      say: prints a progress line.
     """
-    if say is None:
-        def say(msg):
-            if not options.quiet:
-                print(msg, file=sys.stderr, flush=True)
-    sources = only or tasks
-    name = "_".join(sorted(t.name for t in sources)) + "_" + split
-    if config.debug:
-        name += "-debug"  # the original meant to, and never did (spec 1.5 [QUIRK])
-    path = os.path.join(options.preprocessed_dir, name + ".tfrecord")
-    meta = os.path.join(options.preprocessed_dir, name + ".metadata")
-    fingerprint = features_fingerprint(tasks, sources, split, is_training, batch_size, config,
-                                       options)
-    if config.use_tfrecords_if_existing and os.path.exists(meta) and os.path.exists(path):
-        metadata = _read_metadata(meta)
-        changes = _describe_changes((metadata or {}).get("fingerprint"), fingerprint)
-        if metadata is not None and not changes:
-            counts = metadata.get("examples") or {}
-            say(f"features of {name}: reusing {path} ("
-                + ", ".join(f"{t} {n} examples" for t, n in counts.items())
-                + f", {metadata['n_examples']} features)")
-            return path, metadata["n_examples"]
-        say(f"features of {name} are stale ({'; '.join(changes)}): rebuilding")
-    by_task = {}
-    for task in sources:
-        skipped_before = task.skipped_rows
-        by_task[task.name] = task.get_examples(split)
-        if not by_task[task.name] and (is_training or split == "dev"):
-            raise _empty_split_error(task, split, is_training,
-                                     task.skipped_rows - skipped_before)
-    examples = [example for task in sources for example in by_task[task.name]]
-    if is_training:
-        random.Random(options.seed).shuffle(examples)
-    by_name = {task.name: task for task in tasks}
-    features = [f for ex in examples for f in by_name[ex.task_name].featurize(ex, is_training)]
-    n_real = len(features)
-    while len(features) % batch_size:
-        features.append({"task_id": len(tasks)})
-    specs = all_feature_specs(tasks, config.max_seq_length)
-    os.makedirs(options.preprocessed_dir, exist_ok=True)
-    try:
-        os.remove(meta)  # never a new tfrecord with an old fingerprint
-    except FileNotFoundError:
-        pass  # (also: another worker of a multi-worker run removed it first)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for feature in features:
-                writer.write(_serialize(feature, specs))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    counts = {task: len(exs) for task, exs in by_task.items()}
-    write_text_atomic(meta, json.dumps({"n_examples": len(features), "examples": counts,
-                                        "fingerprint": fingerprint}, indent=1) + "\n")
-    say(f"features of {name}: " + ", ".join(f"{t} {n} examples" for t, n in counts.items())
-        + f" -> {n_real} features (+{len(features) - n_real} padding) in {path}")
-    return path, len(features)
+
+    def __init__(self, tasks: Sequence, directory: str, *, max_seq_length: int,
+                 do_lower_case: bool, debug: bool, train_batch_size: int,
+                 eval_batch_size: int, seed: int, reuse: bool = True,
+                 say: Optional[Callable[[str], None]] = None):
+        self.tasks = list(tasks)
+        self.directory = directory
+        self.max_seq_length = max_seq_length
+        self.do_lower_case = do_lower_case
+        self.debug = debug
+        self.train_batch_size = train_batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.reuse = reuse
+        self.say = say or (lambda message: None)
+        # What every cached record holds: the shared features plus every task's own.
+        self.specs = all_feature_specs(self.tasks, max_seq_length)
+        self._made = {}
+
+    @classmethod
+    def for_run(cls, tasks: Sequence, config, options,
+                say: Optional[Callable[[str], None]] = None) -> "FeatureStore":
+        """The store of a run: ``config`` a FinetuningConfig, ``options`` the driver's
+        FinetuneOptions (``preprocessed_dir``, ``seed``); ``say`` by default prints to
+        stderr unless ``options.quiet``."""
+        if say is None:
+            def say(msg):
+                if not options.quiet:
+                    print(msg, file=sys.stderr, flush=True)
+        return cls(tasks, options.preprocessed_dir, max_seq_length=config.max_seq_length,
+                   do_lower_case=config.do_lower_case, debug=config.debug,
+                   train_batch_size=config.train_batch_size,
+                   eval_batch_size=config.eval_batch_size, seed=options.seed,
+                   reuse=config.use_tfrecords_if_existing, say=say)
+
+    def batch_size(self, split: str) -> int:
+        """The padding (and reading) batch size of ``split``."""
+        return self.train_batch_size if split == "train" else self.eval_batch_size
+
+    def features(self, split: str, task=None) -> CachedFeatures:
+        """The features of ``split`` of every task (``task``: of that one only; the records
+        still carry every task's features, so the multi-task model can read them).
+
+        Training (``split == "train"``) examples are shuffled (seeded); features are padded
+        with dummy ones (``task_id = len(tasks)``) to a multiple of the split's batch size.
+        Reused when the ``.metadata`` exists, ``reuse`` and its fingerprint (see
+        :meth:`fingerprint`) matches; otherwise rebuilt, saying what changed. A task whose
+        train or dev split has no example is a TaskDataError naming its file.
+        """
+        sources = [task] if task is not None else self.tasks
+        key = (split, tuple(t.name for t in sources))
+        if key not in self._made:
+            self._made[key] = self._cache(split, sources)
+        return self._made[key]
+
+    def fingerprint(self, split: str, sources: Sequence) -> dict:
+        """Everything the cached features of ``split`` of ``sources`` depend on (stored in
+        the ``.metadata``): the task data files (size, mtime, content hash), the vocab,
+        lower-casing, L, the tasks and their order, training or not, the padding batch
+        size, the shuffling seed and the family options that change features."""
+        is_training = split == "train"
+        tokenizer = self.tasks[0].tokenizer if self.tasks else None
+        return {
+            "format": _CACHE_FORMAT,
+            "split": split,
+            "is_training": bool(is_training),
+            "batch_size": int(self.batch_size(split)),
+            "shuffle_seed": int(self.seed) if is_training else None,
+            "max_seq_length": int(self.max_seq_length),
+            "do_lower_case": bool(self.do_lower_case),
+            "debug": bool(self.debug),
+            "vocab": _vocab_fingerprint(tokenizer),
+            "tasks": [task.name for task in self.tasks],
+            "sources": [task.name for task in sources],
+            "task_options": {task.name: task.cache_options() for task in self.tasks},
+            "files": {task.name: _file_fingerprint(path) if path else None
+                      for task in sources for path in [task.source_file(split)]},
+        }
+
+    def _cache(self, split: str, sources: Sequence) -> CachedFeatures:
+        tasks, say = self.tasks, self.say
+        is_training = split == "train"
+        batch_size = self.batch_size(split)
+        name = "_".join(sorted(t.name for t in sources)) + "_" + split
+        if self.debug:
+            name += "-debug"  # the original meant to, and never did (spec 1.5 [QUIRK])
+        path = os.path.join(self.directory, name + ".tfrecord")
+        meta = os.path.join(self.directory, name + ".metadata")
+        fingerprint = self.fingerprint(split, sources)
+        if self.reuse and os.path.exists(meta) and os.path.exists(path):
+            metadata = _read_metadata(meta)
+            changes = _describe_changes((metadata or {}).get("fingerprint"), fingerprint)
+            if metadata is not None and not changes:
+                counts = metadata.get("examples") or {}
+                say(f"features of {name}: reusing {path} ("
+                    + ", ".join(f"{t} {n} examples" for t, n in counts.items())
+                    + f", {metadata['n_examples']} features)")
+                return CachedFeatures(path, metadata["n_examples"])
+            say(f"features of {name} are stale ({'; '.join(changes)}): rebuilding")
+        by_task = {}
+        for task in sources:
+            skipped_before = task.skipped_rows
+            by_task[task.name] = task.get_examples(split)
+            if not by_task[task.name] and (is_training or split == "dev"):
+                raise _empty_split_error(task, split, is_training,
+                                         task.skipped_rows - skipped_before)
+        examples = [example for task in sources for example in by_task[task.name]]
+        if is_training:
+            random.Random(self.seed).shuffle(examples)
+        by_name = {task.name: task for task in tasks}
+        features = [f for ex in examples
+                    for f in by_name[ex.task_name].featurize(ex, is_training)]
+        n_real = len(features)
+        while len(features) % batch_size:
+            features.append({"task_id": len(tasks)})
+        os.makedirs(self.directory, exist_ok=True)
+        try:
+            os.remove(meta)  # never a new tfrecord with an old fingerprint
+        except FileNotFoundError:
+            pass  # (also: another worker of a multi-worker run removed it first)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for feature in features:
+                    writer.write(_serialize(feature, self.specs))
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        counts = {task: len(exs) for task, exs in by_task.items()}
+        write_text_atomic(meta, json.dumps({"n_examples": len(features), "examples": counts,
+                                            "fingerprint": fingerprint}, indent=1) + "\n")
+        say(f"features of {name}: " + ", ".join(f"{t} {n} examples" for t, n in counts.items())
+            + f" -> {n_real} features (+{len(features) - n_real} padding) in {path}")
+        return CachedFeatures(path, len(features))
 
 
 def feature_dataset(path: str, specs: FeatureSpecs, batch_size: int, is_training: bool,

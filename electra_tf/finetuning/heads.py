@@ -137,7 +137,7 @@ class QAHead(keras.layers.Layer):
     Args:
       task_name: e.g. "squad".
       joint_prediction, beam_size, answerable_classifier, answerable_uses_start_logits,
-        answerable_weight: the FinetuningConfig fields of the same names.
+        answerable_weight: the QA settings of the same names (``qa.QASettings``).
     """
 
     encoder_output = "sequence_output"

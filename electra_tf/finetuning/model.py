@@ -17,20 +17,18 @@ class FinetuningModel(keras.Model):
     Args:
       config: the discriminator's transformer config.
       tasks: the tasks of the run, in ``task_id`` order.
-      finetuning_config: the run's FinetuningConfig (QA head options).
 
-    Each task builds its own head (``task.build_head``).
+    Each task builds its own head (``task.build_head``, with the settings it was built with).
     """
 
-    def __init__(self, config: TransformerConfig, tasks: Sequence, finetuning_config=None,
-                 **kwargs):
+    def __init__(self, config: TransformerConfig, tasks: Sequence, **kwargs):
         kwargs.setdefault("name", "finetuning_model")
         kwargs.setdefault("autocast", False)  # float targets in the features stay float32
         super().__init__(**kwargs)
         self.config = config
         self.task_names = [t.name for t in tasks]
         self.encoder = ElectraEncoder(config, scope="electra")
-        self.heads = [t.build_head(finetuning_config) for t in tasks]
+        self.heads = [t.build_head() for t in tasks]
 
     def build(self, input_shape=None):
         self.encoder.build()

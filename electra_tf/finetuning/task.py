@@ -1,9 +1,11 @@
 """What every fine-tuning task provides (spec 6): examples, features, specs, a scorer, and
-the parts a generic driver asks it for: its head, its run options, what its cached features
-depend on, its test outputs and how it is served.
+the parts a generic driver asks it for: its head, what its cached features depend on, its
+test outputs and how it is served.
 
-A task family lives in one module (``glue.py``, ``qa/``, ``tagging.py``) and registers its
-tasks in ``registry.py``; adding a task is a class plus one registry entry.
+A task family is a package (``glue/``, ``qa/``, ``tagging/``) with its tasks and its settings
+(``settings.py``: its section of the fine-tuning config), registered in ``registry.py``; a
+task is built once, with its family's settings, and asks nothing of the run afterwards.
+Adding a task is a class plus one registry entry.
 """
 
 from __future__ import annotations
@@ -98,22 +100,12 @@ class Task(abc.ABC):
 
     # -- what a generic driver asks ------------------------------------------
 
-    @classmethod
-    def options_from_run(cls, name: str, config, options) -> Dict[str, Any]:
-        """The constructor keywords of task ``name`` taken from a run: ``config`` a
-        FinetuningConfig, ``options`` the driver's FinetuneOptions. Families that read other
-        sources than their files (GLUE: tensorflow-datasets) override this."""
-        if options.data_source != "tsv":
-            raise ValueError(f"--data_source={options.data_source} is available for GLUE tasks "
-                             f"only, not {name!r}")
-        return {}
-
-    def build_head(self, finetuning_config=None):
-        """The Keras head layer this task needs (under ``task_specific/<task>/``).
+    def build_head(self):
+        """The Keras head layer this task needs (under ``task_specific/<task>/``), with the
+        options of the task's settings (e.g. QA's).
 
         Its ``encoder_output`` names the encoder output it reads (``pooled_output`` [B, H]
-        or ``sequence_output`` [B, L, H]); ``finetuning_config``: the run's FinetuningConfig
-        (read by heads with options, e.g. QA)."""
+        or ``sequence_output`` [B, L, H])."""
         raise NotImplementedError(f"fine-tuning task {self.name!r}: its head is not "
                                   "available yet")
 
@@ -128,16 +120,15 @@ class Task(abc.ABC):
                 "task_id": self.task_id}
 
     def write_test_outputs(self, predict: Callable[[str], Iterable[Dict[str, Any]]],
-                           directory: str, config) -> List[str]:
+                           directory: str) -> List[str]:
         """Writes this task's test-set predictions under ``directory``; returns the files.
 
         Args:
           predict: split -> batches of this task's prediction outputs
             (``<task>_<output>``: array [B, ...], padding and other tasks' rows removed).
-          config: the run's FinetuningConfig.
         The original writes test outputs for GLUE and SQuAD 2.0 only: the default writes none.
         """
-        del predict, directory, config
+        del predict, directory
         return []
 
     def serving_info(self) -> Dict[str, Any]:

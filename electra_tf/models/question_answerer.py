@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.finetuning.heads import QAHead
+from electra_tf.finetuning.qa.settings import QASettings
 from electra_tf.models.task import ElectraTask
 
 # The labels of a QA example, as the QA features carry them (``<task>_<name>``) or bare.
@@ -23,8 +24,8 @@ class ElectraQuestionAnswerer(ElectraTask):
       task_name: the head's scope ``task_specific/<task_name>/`` (``"squad"`` shares
         checkpoints with ``run_finetuning.py``'s SQuAD).
       joint_prediction, beam_size, answerable_classifier, answerable_uses_start_logits,
-        answerable_weight: the FinetuningConfig fields of these names; None takes them
-        from the backbone size's fine-tuning preset.
+        answerable_weight: the QA settings of these names; None takes them from the
+        backbone size's fine-tuning preset.
       preprocessor: an :class:`ElectraPreprocessor` (a pair is question, context), or None.
 
     Call: features (``input_ids``, ``input_mask``, ``segment_ids`` int [B, L]; the context
@@ -51,7 +52,7 @@ class ElectraQuestionAnswerer(ElectraTask):
                        answerable_classifier=answerable_classifier,
                        answerable_uses_start_logits=answerable_uses_start_logits,
                        answerable_weight=answerable_weight)
-        defaults = self.finetuning_config()
+        defaults = QASettings.from_config(self.finetuning_config())
         self.head_options = {k: getattr(defaults, k) if v is None else v
                              for k, v in options.items()}
         self.head = QAHead(task_name, **self.head_options)
@@ -129,7 +130,6 @@ class ElectraQuestionAnswerer(ElectraTask):
           the answer text (a list for lists); with ``return_details``, pairs
           ``(text, {"null_odds": ..., "nbest": [(text, probability), ...]})``.
         """
-        from electra_tf.finetuning.qa.config import QAConfig
         from electra_tf.finetuning.qa.data import QAExample, split_context
         from electra_tf.finetuning.qa.features import featurize_example
         from electra_tf.finetuning.qa.postprocess import postprocess_example
@@ -141,14 +141,12 @@ class ElectraQuestionAnswerer(ElectraTask):
                              f"questions and {len(contexts)} contexts")
         tokenizer = self._require_preprocessor().tokenizer
         length = self.preprocessor.sequence_length
-        config = QAConfig.from_config(self.finetuning_config(), **{
+        config = QASettings.from_config(self.finetuning_config()).replace(**{
             k: v for k, v in (("max_answer_length", max_answer_length),
                               ("n_best_size", n_best_size),
                               ("max_query_length", max_query_length),
                               ("doc_stride", doc_stride)) if v is not None},
-            joint_prediction=self.head_options["joint_prediction"],
-            answerable_classifier=self.head_options["answerable_classifier"],
-            beam_size=self.head_options["beam_size"])
+            **self.head_options)
         examples, features = [], []
         for i, (question, context) in enumerate(zip(questions, contexts)):
             example = QAExample(eid=i, task_name=self.task_name, qas_id=str(i),

@@ -100,7 +100,7 @@ class ElectraTask(keras.Model):
         else:
             from electra_tf.config import FinetuningConfig
             auto = dict(config["electra_tf_auto"])
-            auto["finetuning_config"] = FinetuningConfig(**auto["finetuning_config"])
+            auto["finetuning_config"] = FinetuningConfig.from_dict(auto["finetuning_config"])
             for key in ("loss", "metrics"):
                 if auto.get(key) != "auto":
                     auto[key] = keras.saving.deserialize_keras_object(auto[key])

@@ -1,7 +1,8 @@
 """The fine-tuning driver (spec 6.1-6.3): featurise and cache, train, evaluate, per trial.
 
-Generic over tasks: each task (``electra_tf.finetuning.task.Task``) brings its options,
-features (cached by ``finetuning.feature_cache``), head, scorer and test-output writer.
+Generic over tasks: the registry builds each task (``electra_tf.finetuning.task.Task``)
+once with its family's settings; it brings its features (cached by the run's
+``finetuning.feature_cache.FeatureStore``), head, scorer and test-output writer.
 Training runs under any tf.distribute strategy (evaluation runs the model outside the
 strategy's replicas).
 
@@ -27,10 +28,10 @@ import tensorflow as tf
 
 from electra_tf import checkpoints, loading
 from electra_tf.data.progress import format_duration
-from electra_tf.finetuning.feature_cache import (all_feature_specs, cached_features,
-                                                 cached_fingerprint, feature_dataset)
+from electra_tf.finetuning.feature_cache import (FeatureStore, cached_fingerprint,
+                                                 feature_dataset)
 from electra_tf.finetuning.model import FinetuningModel
-from electra_tf.finetuning.registry import get_task, task_class
+from electra_tf.finetuning.registry import build_tasks
 from electra_tf.formats import tf1
 from electra_tf.io_utils import first_line, write_text_atomic
 from electra_tf.optimization import finetuning_optimizer_arguments
@@ -66,20 +67,15 @@ class FinetuneOptions:
     checkpoint_minutes: float = 10.0    # also save a trial this often (0: steps/signals only)
 
 
-def _tasks(config, options, tokenizer) -> list:
-    return [get_task(name, os.path.join(options.data_dir, "finetuning_data"), tokenizer,
-                     config.max_seq_length, task_id=index, debug=config.debug,
-                     **task_class(name).options_from_run(name, config, options))
-            for index, name in enumerate(config.task_names)]
-
-
-def _task_outputs(predict, path: str, specs: dict, config, options, prefixes: dict):
-    """Yields ``(task index, that task's outputs of one batch)`` of the cached features'
-    predictions: each task's ``<prefix><output>`` arrays [rows of that task, ...].
+def _task_outputs(predict, store: FeatureStore, path: str, prefixes: dict):
+    """Yields ``(task index, that task's outputs of one batch)`` of the predictions on the
+    cached features at ``path``: each task's ``<prefix><output>`` arrays [rows of that
+    task, ...].
 
     ``prefixes`` maps task index -> output prefix; dummy padding features match no task.
     """
-    for features in feature_dataset(path, specs, config.eval_batch_size, False, options.seed):
+    for features in feature_dataset(path, store.specs, store.eval_batch_size, False,
+                                    store.seed):
         outputs = {k: v.numpy() for k, v in predict(features).items() if k != "loss"}
         for index, prefix in prefixes.items():
             rows = outputs["task_id"] == index
@@ -87,19 +83,13 @@ def _task_outputs(predict, path: str, specs: dict, config, options, prefixes: di
                 yield index, {k: v[rows] for k, v in outputs.items() if k.startswith(prefix)}
 
 
-def evaluate(model: FinetuningModel, tasks, split: str, config, options,
-             features: Optional[tuple] = None) -> Dict[str, dict]:
-    """Scores every task on ``split``; dummy padding features are skipped.
-
-    ``features``: the (path, count) of :func:`cached_features` when already prepared.
-    """
-    path, _ = features or cached_features(tasks, split, False, config.eval_batch_size, config,
-                                          options)
+def evaluate(model: FinetuningModel, store: FeatureStore, split: str) -> Dict[str, dict]:
+    """Scores every task of ``store`` on ``split``; dummy padding features are skipped."""
+    tasks = store.tasks
     scorers = [task.get_scorer(split) for task in tasks]
     predict = tf.function(lambda features: model(features, training=False))
-    for index, outputs in _task_outputs(predict, path,
-                                        all_feature_specs(tasks, config.max_seq_length), config,
-                                        options, {i: t.name + "_" for i, t in enumerate(tasks)}):
+    for index, outputs in _task_outputs(predict, store, store.features(split).path,
+                                        {i: t.name + "_" for i, t in enumerate(tasks)}):
         scorers[index].update(outputs)
     return {task.name: scorer.get_results() for task, scorer in zip(tasks, scorers)}
 
@@ -132,19 +122,16 @@ def _run_trials(config, options: FinetuneOptions, runtime: Runtime,
     vocab_file = (options.vocab_file or (weights.vocab_file if weights else None)
                   or default_vocab_file())
     tokenizer = FullTokenizer(vocab_file, do_lower_case=config.do_lower_case)
-    tasks = _tasks(config, options, tokenizer)
-    specs = all_feature_specs(tasks, config.max_seq_length)
+    tasks = build_tasks(config, options, tokenizer)
+    store = FeatureStore.for_run(tasks, config, options, say=say)
     disc_config = config.discriminator_config()
     init = _init_description(weights)
     # Every split the trials read, featurised (or found fresh in the cache) before any
     # training: an empty or missing split fails here, not after the first trial.
-    prepared = {}
     if config.do_train:
-        prepared["train"] = cached_features(tasks, "train", True, config.train_batch_size,
-                                            config, options, say=say)
+        store.features("train")
     if config.do_eval:
-        prepared["dev"] = cached_features(tasks, "dev", False, config.eval_batch_size, config,
-                                          options, say=say)
+        store.features("dev")
 
     say(f"fine-tuning {', '.join(task.name for task in tasks)} in "
         f"{runtime.mixed_precision or 'float32'} ({runtime.precision_reason}), XLA "
@@ -152,7 +139,7 @@ def _run_trials(config, options: FinetuneOptions, runtime: Runtime,
     settings = None
     if config.do_train:  # what each trial's training depends on (resumed or reused by it)
         settings = trial_settings(config, options, weights, vocab_file,
-                                  cached_fingerprint(prepared["train"][0]),
+                                  cached_fingerprint(store.features("train").path),
                                   runtime.mixed_precision)
     all_results = []
     for trial in range(1, config.num_trials + 1):
@@ -162,7 +149,7 @@ def _run_trials(config, options: FinetuneOptions, runtime: Runtime,
             raise Terminated(stop_signal.received, 0)
         keras.utils.set_random_seed(options.seed + trial)
         with strategy.scope():
-            model = FinetuningModel(disc_config, tasks, config)
+            model = FinetuningModel(disc_config, tasks)
             model.build()
         state = Trial(options.model_dir, trial, settings, strategy, chief) \
             if config.do_train else None
@@ -185,11 +172,10 @@ def _run_trials(config, options: FinetuneOptions, runtime: Runtime,
         if note:
             say(f"trial {trial}: {note}")
         if action in ("train", "resume"):
-            _train(model, tasks, specs, config, options, trial, say, runtime,
-                   features=prepared["train"], state=state, resume=action == "resume",
-                   stop_signal=stop_signal, vocab_file=vocab_file)
+            _train(model, store, config, options, trial, say, runtime, state=state,
+                   resume=action == "resume", stop_signal=stop_signal, vocab_file=vocab_file)
         if config.do_eval:
-            results = evaluate(model, tasks, "dev", config, options, features=prepared["dev"])
+            results = evaluate(model, store, "dev")
             all_results.append(results)
             say(f"trial {trial}: " + "; ".join(
                 f"{name}: " + " - ".join(f"{k}: {v:.2f}" for k, v in res.items())
@@ -197,7 +183,7 @@ def _run_trials(config, options: FinetuneOptions, runtime: Runtime,
             if chief:
                 _write_results(all_results, config, options, init)
         if chief and config.write_test_outputs and trial <= config.n_writes_test:
-            written = write_test_outputs(model, tasks, trial, config, options)
+            written = write_test_outputs(model, store, trial, options)
             say(f"trial {trial}: test predictions in {', '.join(written)}")
     skipped = {t.name: t.skipped_rows for t in tasks if t.skipped_rows}
     if skipped:
@@ -226,7 +212,7 @@ def summarize_trials(all_results: List[Dict[str, dict]]) -> Dict[str, dict]:
     return summary
 
 
-def write_test_outputs(model, tasks, trial: int, config, options) -> List[str]:
+def write_test_outputs(model, store: FeatureStore, trial: int, options) -> List[str]:
     """Every task's test-set predictions (``task.write_test_outputs``: the GLUE-leaderboard
     TSVs and the SQuAD 2.0 predictions, spec 6.8) under ``trial_<trial>/``, ready to
     submit."""
@@ -234,33 +220,31 @@ def write_test_outputs(model, tasks, trial: int, config, options) -> List[str]:
                              or os.path.join(options.results_dir, "test_predictions"),
                              f"trial_{trial}")
     predict = tf.function(lambda features: model(features, training=False))
-    specs = all_feature_specs(tasks, config.max_seq_length)
 
     def predictions_of(index: int):
+        task = store.tasks[index]
+
         def predict_split(split: str):
-            path, _ = cached_features(tasks, split, False, config.eval_batch_size, config,
-                                      options, only=[tasks[index]])
-            for _, outputs in _task_outputs(predict, path, specs, config, options,
-                                            {index: tasks[index].name + "_"}):
+            for _, outputs in _task_outputs(predict, store, store.features(split, task).path,
+                                            {index: task.name + "_"}):
                 yield outputs
         return predict_split
 
     written = []
-    for index, task in enumerate(tasks):
-        written.extend(task.write_test_outputs(predictions_of(index), directory, config))
+    for index, task in enumerate(store.tasks):
+        written.extend(task.write_test_outputs(predictions_of(index), directory))
     return written
 
 
-def _train(model, tasks, specs, config, options, trial, say, runtime: Runtime,
-           features: Optional[tuple] = None, state: Optional[Trial] = None,
-           resume: bool = False, stop_signal: Optional[StopSignal] = None,
-           vocab_file: Optional[str] = None) -> None:
-    """Trains trial ``trial`` to its last step, checkpointing it in ``state`` (a
-    :class:`Trial`; None: no checkpoints) and, with ``resume``, from its newest one. The
-    fine-tuned model is written with its config and ``vocab_file`` beside it."""
+def _train(model, store: FeatureStore, config, options, trial, say, runtime: Runtime,
+           state: Optional[Trial] = None, resume: bool = False,
+           stop_signal: Optional[StopSignal] = None, vocab_file: Optional[str] = None) -> None:
+    """Trains trial ``trial`` on ``store``'s training features to its last step,
+    checkpointing it in ``state`` (a :class:`Trial`; None: no checkpoints) and, with
+    ``resume``, from its newest one. The fine-tuned model is written with its config and
+    ``vocab_file`` beside it."""
     strategy, chief = runtime.strategy, runtime.chief
-    path, n = features or cached_features(tasks, "train", True, config.train_batch_size,
-                                          config, options, say=say)
+    path, n = store.features("train")
     steps = int(n // config.train_batch_size * config.num_train_epochs)  # updates
     k = config.gradient_accumulation_steps
     if steps <= 0:
@@ -300,7 +284,7 @@ def _train(model, tasks, specs, config, options, trial, say, runtime: Runtime,
     # Micro-batches of train_batch_size / k; every worker shuffles with the same seed
     # and keeps its share of each batch, so no example is read by two workers. A resumed
     # trial skips the micro-batches its first `start` updates read.
-    dataset = feature_dataset(path, specs, config.train_batch_size // k, True,
+    dataset = feature_dataset(path, store.specs, config.train_batch_size // k, True,
                               options.seed + trial, skip_batches=start * k)
     if strategy.num_replicas_in_sync > 1:
         shard = tf.data.Options()

@@ -17,7 +17,8 @@ Ctrl-C (exit 130); re-running the same command resumes the interrupted trial at 
 them again. GLUE files are checked against the task's column layout
 (--nocheck_glue_columns reads them by position, as the original).
 
-Hyperparameters: --hparams (JSON dict or .json path, keys of the original FinetuningConfig);
+Hyperparameters: --hparams (JSON dict or .json path, keys of the original FinetuningConfig;
+a task family's settings also as its section, e.g. {"qa": {"doc_stride": 64}});
 per-task and per-size defaults follow the original (configs/finetuning.json); --strategy,
 --jit_compile and --mixed_precision as in run_pretraining.py.
 The installed command ``electra-finetune`` is the same as ``python run_finetuning.py``.

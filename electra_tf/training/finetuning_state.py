@@ -22,7 +22,6 @@ a second run on the same model and tasks stops with one line naming the holder.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -45,7 +44,10 @@ RESUME_DIR = "resume"
 _NOT_TRAINING = ("num_trials", "do_train", "do_eval", "write_test_outputs", "n_writes_test",
                  "eval_batch_size", "predict_batch_size", "log_examples", "keep_all_models",
                  "save_checkpoints_steps", "iterations_per_loop", "use_tfrecords_if_existing",
-                 "n_best_size", "max_answer_length", "qa_na_threshold")
+                 "n_best_size", "max_answer_length", "qa_na_threshold",
+                 # The conll: tasks' reading settings change training only through the
+                 # training features, whose fingerprint the settings hold (train_features).
+                 "tagging")
 # What fine-tuning writes into a trial directory (its TF1 checkpoint with the config and
 # vocabulary beside it, the state file, resume/ and the record): removed when the trial is
 # trained afresh, as the original removes the whole directory; anything else is refused.
@@ -79,8 +81,7 @@ def trial_settings(config, options, weights, vocab_file: str, train_fingerprint,
     if source and "://" not in source:
         source = os.path.abspath(source)
     return {
-        "hparams": {k: v for k, v in dataclasses.asdict(config).items()
-                    if k not in _NOT_TRAINING},
+        "hparams": {k: v for k, v in config.flat_dict().items() if k not in _NOT_TRAINING},
         "seed": options.seed,
         "init_checkpoint": source,
         "init_step": weights.global_step if weights is not None else None,

@@ -30,10 +30,9 @@ L = max_seq_length, k = ``beam_size``)::
 
 Everything here is pure Python / NumPy: no TensorFlow import. The parts: ``data``
 (reading), ``features`` (windows, doc stride, labels), ``postprocess`` (n-best, null odds),
-``metrics`` (EM / F1), ``task`` (QATask and QAScorer), ``config``.
+``metrics`` (EM / F1), ``task`` (QATask and QAScorer), ``settings``.
 """
 
-from electra_tf.finetuning.qa.config import QAConfig
 from electra_tf.finetuning.qa.data import (MRQA_DEBUG_LINES, QAExample, load_mrqa_gold,
                                            load_squad_gold, read_mrqa_examples,
                                            read_squad_examples, split_context)
@@ -45,6 +44,7 @@ from electra_tf.finetuning.qa.metrics import (exact_match, mrqa_metrics, normali
 from electra_tf.finetuning.qa.postprocess import (NbestEntry, blank_null_predictions,
                                                   get_final_text, postprocess,
                                                   postprocess_example, write_json_atomic)
+from electra_tf.finetuning.qa.settings import QASettings
 from electra_tf.finetuning.qa.task import (MRQA_TASKS, QA_TASKS, SQUAD_TASKS, QAScorer, QATask,
                                            get_qa_task)
 
@@ -52,7 +52,7 @@ __all__ = ["blank_null_predictions", "compute_doc_spans", "EID_MULTIPLIER", "exa
            "featurize_example", "get_final_text", "get_qa_task", "improve_answer_span",
            "is_max_context", "load_mrqa_gold", "load_squad_gold", "MRQA_DEBUG_LINES",
            "mrqa_metrics", "MRQA_TASKS", "NbestEntry", "normalize_answer", "postprocess",
-           "postprocess_example", "QA_TASKS", "QAConfig", "QAExample", "QAFeature",
-           "QAScorer", "QATask", "read_mrqa_examples", "read_squad_examples", "split_context",
-           "SQUAD_TASKS", "squad_v1_metrics", "squad_v2_metrics", "token_f1",
+           "postprocess_example", "QA_TASKS", "QAExample", "QAFeature", "QAScorer",
+           "QASettings", "QATask", "read_mrqa_examples", "read_squad_examples",
+           "split_context", "SQUAD_TASKS", "squad_v1_metrics", "squad_v2_metrics", "token_f1",
            "write_json_atomic"]

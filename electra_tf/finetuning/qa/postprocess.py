@@ -10,9 +10,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from electra_tf.finetuning.qa.config import QAConfig
 from electra_tf.finetuning.qa.data import QAExample
 from electra_tf.finetuning.qa.features import QAFeature
+from electra_tf.finetuning.qa.settings import QASettings
 from electra_tf.finetuning.task import log
 from electra_tf.io_utils import write_text_atomic
 
@@ -66,7 +66,7 @@ class NbestEntry:
 
 
 def postprocess_example(example: QAExample, features: Sequence[QAFeature],
-                        results: Mapping[int, Mapping[str, np.ndarray]], config: QAConfig,
+                        results: Mapping[int, Mapping[str, np.ndarray]], settings: QASettings,
                         v2: bool, basic_tokenizer) -> Tuple[str, Optional[float],
                                                             List[NbestEntry]]:
     """The prediction of one example from its features' model outputs (spec 6.5).
@@ -77,7 +77,7 @@ def postprocess_example(example: QAExample, features: Sequence[QAFeature],
       results: feature eid -> that feature's outputs (keys as in the docstring of
         ``electra_tf.finetuning.qa``, without the batch dimension). Features without a
         result are ignored.
-      config: n_best_size, max_answer_length, joint_prediction, answerable_classifier.
+      settings: n_best_size, max_answer_length, joint_prediction, answerable_classifier.
       v2: SQuAD 2.0 (compute the null odds).
       basic_tokenizer: for ``get_final_text``.
 
@@ -90,7 +90,7 @@ def postprocess_example(example: QAExample, features: Sequence[QAFeature],
         result = results.get(feature.eid)
         if result is None:
             continue
-        if config.joint_prediction:
+        if settings.joint_prediction:
             start_indexes = [int(i) for i in np.asarray(result["start_top_index"]).reshape(-1)]
             end_index_rows = np.asarray(result["end_top_index"])
             start_scores = np.asarray(result["start_top_log_probs"], dtype=np.float64)
@@ -98,10 +98,10 @@ def postprocess_example(example: QAExample, features: Sequence[QAFeature],
         else:
             start_logits = np.asarray(result["start_logits"], dtype=np.float64)
             end_logits = np.asarray(result["end_logits"], dtype=np.float64)
-            start_indexes = _best_indexes(start_logits, config.n_best_size)
-            end_indexes = _best_indexes(end_logits, config.n_best_size)
+            start_indexes = _best_indexes(start_logits, settings.n_best_size)
+            end_indexes = _best_indexes(end_logits, settings.n_best_size)
         if v2:
-            if config.answerable_classifier:
+            if settings.answerable_classifier:
                 feature_null = float(np.asarray(result["answerable_logit"]).reshape(()))
             else:
                 feature_null = (float(result["start_logits"][0]) +
@@ -109,7 +109,7 @@ def postprocess_example(example: QAExample, features: Sequence[QAFeature],
             score_null = min(score_null, feature_null)
         n_tokens = len(feature.tokens)
         for i, start in enumerate(start_indexes):
-            ends = ([int(e) for e in end_index_rows[i]] if config.joint_prediction
+            ends = ([int(e) for e in end_index_rows[i]] if settings.joint_prediction
                     else end_indexes)
             for j, end in enumerate(ends):
                 if start >= n_tokens or end >= n_tokens or start == 0:
@@ -118,9 +118,9 @@ def postprocess_example(example: QAExample, features: Sequence[QAFeature],
                     continue
                 if not feature.token_is_max_context[start]:
                     continue
-                if end < start or end - start + 1 > config.max_answer_length:
+                if end < start or end - start + 1 > settings.max_answer_length:
                     continue
-                if config.joint_prediction:
+                if settings.joint_prediction:
                     s_score, e_score = float(start_scores[i]), float(end_scores[i, j])
                 else:
                     s_score, e_score = float(start_logits[start]), float(end_logits[end])
@@ -130,7 +130,7 @@ def postprocess_example(example: QAExample, features: Sequence[QAFeature],
     nbest: List[NbestEntry] = []
     seen = set()
     for _, f_index, start, end, s_score, e_score in candidates:
-        if len(nbest) >= config.n_best_size:
+        if len(nbest) >= settings.n_best_size:
             break
         feature = features[f_index]
         piece_text = " ".join(feature.tokens[start:end + 1])
@@ -154,7 +154,7 @@ def postprocess_example(example: QAExample, features: Sequence[QAFeature],
     if not v2:
         return nbest[0].text, None, nbest
     text = best.text if best is not None else ""
-    if config.answerable_classifier or best is None:
+    if settings.answerable_classifier or best is None:
         null_odds = score_null
     else:
         null_odds = score_null - best.start_logit - best.end_logit
@@ -163,7 +163,7 @@ def postprocess_example(example: QAExample, features: Sequence[QAFeature],
 
 def postprocess(examples: Sequence[QAExample],
                 features_by_example: Mapping[int, Sequence[QAFeature]],
-                results: Mapping[int, Mapping[str, np.ndarray]], config: QAConfig, v2: bool,
+                results: Mapping[int, Mapping[str, np.ndarray]], settings: QASettings, v2: bool,
                 basic_tokenizer, id_key: str = "qas_id"
                 ) -> Tuple["collections.OrderedDict[str, str]",
                            "collections.OrderedDict[str, float]", Dict[str, List[NbestEntry]]]:
@@ -183,7 +183,7 @@ def postprocess(examples: Sequence[QAExample],
         if features and not any(f.eid in results for f in features):
             missing += 1
             continue
-        text, odds, nbest = postprocess_example(example, features, results, config, v2,
+        text, odds, nbest = postprocess_example(example, features, results, settings, v2,
                                                 basic_tokenizer)
         qid = getattr(example, id_key)
         predictions[qid] = text

@@ -9,7 +9,6 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from electra_tf import tokenization
-from electra_tf.finetuning.qa.config import QAConfig
 from electra_tf.finetuning.qa.data import (MRQA_DEBUG_LINES, QAExample, load_mrqa_gold,
                                            load_squad_gold, read_mrqa_examples,
                                            read_squad_examples)
@@ -17,6 +16,7 @@ from electra_tf.finetuning.qa.features import QAFeature, featurize_example
 from electra_tf.finetuning.qa.metrics import mrqa_metrics, squad_v1_metrics, squad_v2_metrics
 from electra_tf.finetuning.qa.postprocess import (NbestEntry, blank_null_predictions,
                                                   postprocess, write_json_atomic)
+from electra_tf.finetuning.qa.settings import QASettings
 from electra_tf.finetuning.task import FeatureSpecs, Scorer, Task, log
 
 SQUAD_TASKS = ("squadv1", "squad")
@@ -31,28 +31,33 @@ class QATask(Task):
     """A span-extraction QA task (``squadv1``, ``squad``, or an MRQA task).
 
     Args (besides the Task ones):
-      qa_config: a QAConfig (spec 1.6 defaults when None).
+      settings: the run's QA settings (:class:`QASettings`; None: the defaults of
+        ``configs/finetuning.json``): windows, head, post-processing.
       task_id: index of this task in the run's task list, written as the ``task_id`` feature.
+      results_dir: where the scorer writes ``<task>_preds.json``, ``<task>_null_odds.json``
+        (SQuAD 2.0) and ``<task>_eval.json``; the original uses
+        ``<pretrained dir>/results/<tasks>_qa``. None: nothing is written.
     """
 
     no_export_reason = ("question answering heads are not exported (span decoding over "
                         "document windows runs outside the graph)")
 
     def __init__(self, name: str, data_dir: str, tokenizer, max_seq_length: int,
-                 debug: bool = False, qa_config: Optional[QAConfig] = None, *,
-                 task_id: int = 0):
+                 debug: bool = False, settings: Optional[QASettings] = None, *,
+                 task_id: int = 0, results_dir: Optional[str] = None):
         if name not in QA_TASKS:
             raise ValueError("unknown QA task %r (expected one of %s)" % (name, QA_TASKS))
         super().__init__(name, data_dir, tokenizer, max_seq_length, debug)
-        self.config = qa_config if qa_config is not None else QAConfig()
+        self.settings = settings if settings is not None else QASettings.defaults()
         self.task_id = task_id
+        self.results_dir = results_dir
         self.v2 = name == "squad"
         self.is_mrqa = name in MRQA_TASKS
         self._eval_cache: Dict[str, Tuple[List[QAExample], Dict[int, List[QAFeature]]]] = {}
         basic = getattr(tokenizer, "basic_tokenizer", None)
         if basic is None:
             basic = tokenization.BasicTokenizer(
-                getattr(tokenizer, "do_lower_case", self.config.do_lower_case),
+                getattr(tokenizer, "do_lower_case", True),
                 getattr(tokenizer, "strip_accents", True))
         self.basic_tokenizer = basic
 
@@ -79,7 +84,7 @@ class QATask(Task):
     def featurize_spans(self, example: QAExample, is_training: bool) -> List[QAFeature]:
         """The doc-span features of one example, with the bookkeeping post-processing needs."""
         return featurize_example(example, self.tokenizer, self.max_seq_length,
-                                 self.config.max_query_length, self.config.doc_stride,
+                                 self.settings.max_query_length, self.settings.doc_stride,
                                  is_training)
 
     def featurize(self, example: QAExample, is_training: bool) -> List[Dict[str, Any]]:
@@ -113,25 +118,18 @@ class QATask(Task):
 
     def output_file(self, kind: str) -> Optional[str]:
         """``<results_dir>/<task>_<kind>.json`` (kind: preds, null_odds, eval) or None."""
-        if not self.config.results_dir:
+        if not self.results_dir:
             return None
-        return os.path.join(self.config.results_dir, "%s_%s.json" % (self.name, kind))
+        return os.path.join(self.results_dir, "%s_%s.json" % (self.name, kind))
 
     def get_scorer(self, split: str = "dev") -> "QAScorer":
         return QAScorer(self, split)
 
-    # -- run, head, cache, test outputs ----------------------------------------
+    # -- head, cache, test outputs ----------------------------------------------
 
-    @classmethod
-    def options_from_run(cls, name: str, config, options) -> Dict[str, Any]:
-        return {"qa_config": QAConfig.from_config(config, results_dir=options.results_dir)}
-
-    def build_head(self, finetuning_config=None):
+    def build_head(self):
         from electra_tf.finetuning.heads import QAHead  # keeps this package free of TF
-        c = finetuning_config
-        if c is None:
-            raise ValueError(f"{self.name}: the QA head needs the run's FinetuningConfig "
-                             "(joint_prediction, beam_size, answerable_* options)")
+        c = self.settings
         return QAHead(self.name, joint_prediction=c.joint_prediction, beam_size=c.beam_size,
                       answerable_classifier=c.answerable_classifier,
                       answerable_uses_start_logits=c.answerable_uses_start_logits,
@@ -141,12 +139,12 @@ class QATask(Task):
         return self.data_file(split)
 
     def cache_options(self) -> Dict[str, Any]:
-        return {**super().cache_options(), "max_query_length": self.config.max_query_length,
-                "doc_stride": self.config.doc_stride}
+        return {**super().cache_options(), "max_query_length": self.settings.max_query_length,
+                "doc_stride": self.settings.doc_stride}
 
-    def write_test_outputs(self, predict, directory: str, config) -> List[str]:
+    def write_test_outputs(self, predict, directory: str) -> List[str]:
         """SQuAD 2.0 only (as the original): ``squad_test_predictions.json`` of the "test"
-        split, the answer text or "" where the null odds exceed ``config.qa_na_threshold``
+        split, the answer text or "" where the null odds exceed ``qa_na_threshold``
         (spec 6.8). The original scored test features against the dev examples (its
         [QUIRK/BUG]); this pairs them with the test examples."""
         if not self.v2:
@@ -157,13 +155,13 @@ class QATask(Task):
         predictions, null_odds = scorer.get_predictions()
         out = os.path.join(directory, f"{self.name}_test_predictions.json")
         write_json_atomic(out, blank_null_predictions(predictions, null_odds,
-                                                      config.qa_na_threshold))
+                                                      self.settings.qa_na_threshold))
         return [out]
 
 
 def get_qa_task(name: str, data_dir: str, tokenizer, max_seq_length: int,
                 **kwargs) -> QATask:
-    """Builds the QA task ``name`` (kwargs: debug, qa_config, task_id)."""
+    """Builds the QA task ``name`` (kwargs: debug, settings, task_id, results_dir)."""
     return QATask(name, data_dir, tokenizer, max_seq_length, **kwargs)
 
 
@@ -183,7 +181,7 @@ class QAScorer(Scorer):
         self.nbest: Dict[str, List[NbestEntry]] = {}
 
     def _needed_keys(self) -> List[str]:
-        cfg = self._task.config
+        cfg = self._task.settings
         keys = (["start_top_log_probs", "start_top_index", "end_top_log_probs", "end_top_index"]
                 if cfg.joint_prediction else ["start_logits", "end_logits"])
         if self._task.v2:
@@ -217,7 +215,7 @@ class QAScorer(Scorer):
         """Post-processes the collected outputs; returns (predictions, null odds)."""
         examples, features = self._task.eval_data(self._split)
         self.predictions, self.null_odds, self.nbest = postprocess(
-            examples, features, self._results, self._task.config, self._task.v2,
+            examples, features, self._results, self._task.settings, self._task.v2,
             self._task.basic_tokenizer)
         return self.predictions, self.null_odds
 
@@ -233,7 +231,8 @@ class QAScorer(Scorer):
                 write_json_atomic(task.output_file("null_odds"), null_odds)
         gold = task.load_gold(self._split)
         if task.v2:
-            metrics = squad_v2_metrics(gold, predictions, null_odds, task.config.qa_na_threshold)
+            metrics = squad_v2_metrics(gold, predictions, null_odds,
+                                       task.settings.qa_na_threshold)
         elif task.is_mrqa:
             metrics = mrqa_metrics(gold, predictions)
         else:

@@ -1,135 +1,25 @@
-"""GLUE sentence(-pair) classification and regression tasks (spec 6.4, 6.8).
-
-Each task reads ``<data_dir>/<split>.tsv`` in the original GLUE TSV format (the driver passes
-``data_dir = <data-dir>/finetuning_data/<task>``) with the csv module, a tab delimiter and no
-quote character, picks its columns as the original does, featurizes BERT style and scores
-with the original's metrics:
-
-| task | class | labels | metric(s) |
-| --- | --- | --- | --- |
-| cola | :class:`CoLA` | "0", "1" | mcc |
-| sst | :class:`SST` | "0", "1" | accuracy |
-| mrpc | :class:`MRPC` | "0", "1" | accuracy |
-| qqp | :class:`QQP` | "0", "1" | accuracy |
-| mnli | :class:`MNLI` | "contradiction", "entailment", "neutral" | accuracy |
-| qnli | :class:`QNLI` | "entailment", "not_entailment" | accuracy |
-| rte | :class:`RTE` | "entailment", "not_entailment" | accuracy |
-| wnli | :class:`WNLI` | "0", "1" (not in the original) | accuracy |
-| sts | :class:`STS` | regression, y in [0, 5] -> y / 5 | pearson, spearman, mse |
-
-Every scorer also reports the mean per-example ``loss`` when the outputs carry it.
-
-Features (besides the shared ``input_ids``/``input_mask``/``segment_ids`` [L] and
-``task_id`` []): ``<task>_eid`` [] int64 and either ``<task>_label_ids`` [] int64
-(classification) or ``<task>_targets`` [] float32 (regression, on the 0..1 scale).
-Scorers read the prediction outputs ``<task>_predictions`` [B], ``<task>_label_ids`` or
-``<task>_targets`` [B], and optionally ``<task>_loss`` [B] and ``<task>_eid`` [B].
-
-Rows that cannot be turned into an example (too few columns, a label outside the label set,
-an unparsable or out-of-range STS score) are skipped, logged with file and line number and
-counted in ``task.skipped_rows``, like the original's skip-and-log.
-
-Before that, each file's first line is checked against the task's layout (the header's names
-of the columns read, e.g. SST-2's ``sentence``/``label``; for CoLA's header-less train and
-dev files the column count and label of the first row): a file in another task's layout is a
-TaskDataError naming the file, the line and the layout expected, where the original would
-drop a data row as the header and train on the wrong columns. ``check_columns=False``
-(``--nocheck_glue_columns``) reads the columns by position as the original does.
-"""
+"""The GLUE tasks (spec 6.4): :class:`GlueTask` (reading, featurization, head, test
+outputs), its classification and regression kinds, the nine tasks with their column layouts,
+and the GLUE-leaderboard files of test-set predictions (spec 6.8)."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
-from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type,
-                    Union)
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 
 from electra_tf import preprocessing
-from electra_tf.finetuning import metrics
-from electra_tf.finetuning.glue_examples import GlueExample, is_test_split
+from electra_tf.finetuning.glue.examples import GlueExample, is_test_split
+from electra_tf.finetuning.glue.reader import DEBUG_MAX_LINES, Columns, read_tsv
+from electra_tf.finetuning.glue.scoring import ClassificationScorer, RegressionScorer
+from electra_tf.finetuning.glue.settings import GlueSettings
+from electra_tf.finetuning.glue.tfds import read_tfds_examples
+from electra_tf.finetuning.task import (FeatureSpecs, Scorer, Task, TaskDataError, log,
+                                        path_exists)
 from electra_tf.io_utils import write_text_atomic
-from electra_tf.finetuning.task import (FeatureSpecs, Scorer, Task, TaskDataError,
-                                        log, path_exists)
 
-# Lines read per TSV in debug mode (spec 1.5); the header line counts as one.
-DEBUG_MAX_LINES = 100
-
-
-@dataclasses.dataclass(frozen=True)
-class Columns:
-    """Where a split's fields are (negative indices count from the end, as in the original).
-
-    Attributes:
-      text_a, text_b, label: column indices; None for an absent field (no second text, or no
-        label column in a test split).
-      skip_header: the first line is a header.
-      header: ``(column, name)`` pairs the header must show (names compared in lower case),
-        so that a file in another layout is found (:meth:`GlueTask.check_layout`).
-      row_columns: for a file without a header: the number of columns of its rows (the
-        first row is checked).
-    """
-
-    text_a: int
-    text_b: Optional[int]
-    label: Optional[int]
-    skip_header: bool
-    header: Tuple[Tuple[int, str], ...] = ()
-    row_columns: Optional[int] = None
-
-    def describe(self) -> str:
-        """The layout in words, e.g. "a header with 'sentence' in column 1 and 'label' in
-        column 2"."""
-        if not self.skip_header:
-            return f"{self.row_columns} tab-separated columns and no header line"
-        return "a header with " + " and ".join(
-            f"{name!r} in {_column_name(column)}" for column, name in self.header)
-
-
-def _column_name(index: int) -> str:
-    if index >= 0:
-        return f"column {index + 1}"
-    return {-1: "the last column", -2: "the second-to-last column"}.get(
-        index, f"column {index} from the end")
-
-
-# ---------------------------------------------------------------------------
-# Reading
-# ---------------------------------------------------------------------------
-
-def _open_text(path: str):
-    if "://" in path:
-        import io  # pylint: disable=g-import-not-at-top
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        with tf.io.gfile.GFile(path, "rb") as f:
-            data = f.read()
-        return io.StringIO(data.decode("utf-8-sig"), newline="")
-    return open(path, encoding="utf-8-sig", newline="")
-
-
-def read_tsv(path: str, max_lines: Optional[int] = None) -> Iterator[Tuple[int, List[str]]]:
-    """Yields ``(line number (1-based), fields)`` of a TSV read with a tab delimiter and no
-    quote character (``csv.QUOTE_NONE``), so a leading ``"`` stays part of its field.
-
-    A UTF-8 byte-order mark at the start of the file (MRPC's header) is dropped. A blank line
-    gives an empty field list. Reading stops after ``max_lines`` lines when it is given.
-    """
-    try:
-        with _open_text(path) as f:
-            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None)
-            for i, row in enumerate(reader):
-                if max_lines is not None and i >= max_lines:
-                    break
-                yield reader.line_num, row
-    except UnicodeDecodeError as e:
-        raise TaskDataError(f"{path}: not valid UTF-8 ({e})") from e
-
-
-# ---------------------------------------------------------------------------
-# Tasks
-# ---------------------------------------------------------------------------
 
 class GlueTask(Task):
     """Shared reading and featurization of the GLUE tasks (spec 6.4).
@@ -139,9 +29,13 @@ class GlueTask(Task):
       tokenizer: an ``electra_tf.tokenization`` tokenizer.
       max_seq_length: L (>= 3 for pair tasks, >= 2 for single-sentence ones).
       debug: read at most 100 lines of each TSV (spec 1.5).
-      double_unordered: for the training split of MRPC and STS only, append a copy of every
-        example with the two texts swapped (config ``double_unordered``, default True).
+      settings: the run's GLUE settings (:class:`GlueSettings`; None: the defaults of
+        ``configs/finetuning.json``), e.g. ``double_unordered``.
       task_id: index of this task in the run's task list, written as the ``task_id`` feature.
+      data_source: "tsv" (the files) or "tfds" (tensorflow-datasets' ``glue/*``, read from
+        ``tfds_data_dir``).
+      check_columns: check each file's first line against the task's layout; False reads
+        the columns by position, as the original (``--nocheck_glue_columns``).
     """
 
     NAME: str = ""
@@ -150,10 +44,11 @@ class GlueTask(Task):
     DOUBLE_UNORDERED: bool = False  # whether ``double_unordered`` applies to this task
 
     def __init__(self, data_dir: str, tokenizer, max_seq_length: int, debug: bool = False,
-                 double_unordered: bool = True, task_id: int = 0, data_source: str = "tsv",
-                 tfds_data_dir: Optional[str] = None, check_columns: bool = True):
+                 settings: Optional[GlueSettings] = None, *, task_id: int = 0,
+                 data_source: str = "tsv", tfds_data_dir: Optional[str] = None,
+                 check_columns: bool = True):
         super().__init__(self.NAME, data_dir, tokenizer, max_seq_length, debug)
-        self.double_unordered = double_unordered
+        self.settings = settings if settings is not None else GlueSettings.defaults()
         self.check_columns = check_columns  # False: columns by position, as the original
         self.task_id = task_id
         if data_source not in ("tsv", "tfds"):
@@ -238,7 +133,6 @@ class GlueTask(Task):
         ``double_unordered`` get that id plus the number of data rows read.
         """
         if self.data_source == "tfds":
-            from electra_tf.finetuning.glue_tfds import read_tfds_examples
             return read_tfds_examples(self, split, self.tfds_data_dir)
         path = self.split_path(split)
         if not path_exists(path):
@@ -272,7 +166,7 @@ class GlueTask(Task):
                             eid_offset: int) -> List[GlueExample]:
         """``examples`` plus, for the training split of a ``double_unordered`` task (MRPC,
         STS), a copy of each with the two texts swapped and ``eid_offset`` added to its eid."""
-        if split == "train" and self.double_unordered and self.DOUBLE_UNORDERED:
+        if split == "train" and self.settings.double_unordered and self.DOUBLE_UNORDERED:
             examples += [dataclasses.replace(ex, eid=ex.eid + eid_offset, text_a=ex.text_b,
                                              text_b=ex.text_a) for ex in list(examples)]
         return examples
@@ -310,29 +204,19 @@ class GlueTask(Task):
     def label_features(self, example: GlueExample) -> Dict[str, Any]:
         raise NotImplementedError
 
-    # -- run, cache, test outputs, serving -------------------------------------
-
-    @classmethod
-    def options_from_run(cls, name: str, config, options) -> Dict[str, Any]:
-        # The column check is on unless the run turns it off (--nocheck_glue_columns).
-        unchecked = ({} if getattr(options, "check_glue_columns", True)
-                     else {"check_columns": False})
-        return {"double_unordered": config.double_unordered,
-                "data_source": options.data_source, "tfds_data_dir": options.tfds_data_dir,
-                **unchecked}
+    # -- cache, test outputs, serving -------------------------------------
 
     def cache_options(self) -> Dict[str, Any]:
         # Unchecked columns can give other examples; checked ones leave the cache key as it
         # was, so existing caches stay valid.
         unchecked = {} if self.check_columns else {"check_columns": False}
-        return {**super().cache_options(), "double_unordered": bool(self.double_unordered),
+        return {**super().cache_options(), "double_unordered": bool(self.settings.double_unordered),
                 "data_source": self.data_source, "tfds_data_dir": self.tfds_data_dir,
                 **unchecked}
 
-    def write_test_outputs(self, predict, directory: str, config) -> List[str]:
+    def write_test_outputs(self, predict, directory: str) -> List[str]:
         """GLUE-leaderboard TSVs of every test split (spec 6.8), named as the leaderboard
         wants them (``LEADERBOARD_FILE_NAMES``)."""
-        del config
         written = []
         for split in self.get_test_splits():
             by_eid = {}
@@ -381,7 +265,7 @@ class ClassificationTask(GlueTask):
     def get_scorer(self, split: str = "dev") -> Scorer:
         return ClassificationScorer(self.name, self.METRIC)
 
-    def build_head(self, finetuning_config=None):
+    def build_head(self):
         from electra_tf.finetuning.heads import ClassificationHead  # TF only when modelling
         return ClassificationHead(self.name, len(self.LABELS))
 
@@ -422,7 +306,7 @@ class RegressionTask(GlueTask):
     def get_scorer(self, split: str = "dev") -> Scorer:
         return RegressionScorer(self.name)
 
-    def build_head(self, finetuning_config=None):
+    def build_head(self):
         from electra_tf.finetuning.heads import RegressionHead  # TF only when modelling
         return RegressionHead(self.name)
 
@@ -556,107 +440,11 @@ GLUE_TASKS: Dict[str, Type[GlueTask]] = {
 
 def get_glue_task(name: str, data_dir: str, tokenizer, max_seq_length: int,
                   **kwargs) -> GlueTask:
-    """Builds the GLUE task ``name`` (kwargs: debug, double_unordered, task_id)."""
+    """Builds the GLUE task ``name`` (kwargs: debug, settings, task_id, data_source,
+    tfds_data_dir, check_columns)."""
     if name not in GLUE_TASKS:
         raise ValueError(f"unknown GLUE task {name!r}; known: {sorted(GLUE_TASKS)}")
     return GLUE_TASKS[name](data_dir, tokenizer, max_seq_length, **kwargs)
-
-
-# ---------------------------------------------------------------------------
-# Scorers
-# ---------------------------------------------------------------------------
-
-class SentenceLevelScorer(Scorer):
-    """Collects per-example predictions, labels (or targets) and losses of one task.
-
-    Args:
-      task_name: the prefix of the output keys.
-      label_key: ``"label_ids"`` (classification) or ``"targets"`` (regression).
-    """
-
-    def __init__(self, task_name: str, label_key: str):
-        self.task_name = task_name
-        self._pred_key = f"{task_name}_predictions"
-        self._label_key = f"{task_name}_{label_key}"
-        self._loss_key = f"{task_name}_loss"
-        self._eid_key = f"{task_name}_eid"
-        self._preds: List[np.ndarray] = []
-        self._labels: List[np.ndarray] = []
-        self._losses: List[np.ndarray] = []
-        self._eids: List[np.ndarray] = []
-        self._count = 0
-
-    def update(self, outputs: Mapping[str, np.ndarray]) -> None:
-        """Adds a batch: ``<task>_predictions`` [B], ``<task>_label_ids``/``_targets`` [B],
-        optional ``<task>_loss`` [B] and ``<task>_eid`` [B]."""
-        missing = [k for k in (self._pred_key, self._label_key) if k not in outputs]
-        if missing:
-            raise KeyError(f"{self.task_name} scorer: outputs lack {missing}; "
-                           f"got {sorted(outputs)}")
-        preds = np.asarray(outputs[self._pred_key]).reshape(-1)
-        labels = np.asarray(outputs[self._label_key]).reshape(-1)
-        n = preds.shape[0]
-        if labels.shape[0] != n:
-            raise ValueError(f"{self.task_name} scorer: {n} predictions but "
-                             f"{labels.shape[0]} labels")
-        self._preds.append(preds)
-        self._labels.append(labels)
-        for key, store in ((self._loss_key, self._losses), (self._eid_key, self._eids)):
-            if key in outputs:
-                values = np.asarray(outputs[key]).reshape(-1)
-                if values.shape[0] != n:
-                    raise ValueError(f"{self.task_name} scorer: {key} has "
-                                     f"{values.shape[0]} values for {n} predictions")
-                store.append(values)
-        self._count += n
-
-    def _arrays(self) -> Tuple[np.ndarray, np.ndarray]:
-        if self._count == 0:
-            raise ValueError(f"{self.task_name} scorer: no predictions were given")
-        return np.concatenate(self._labels), np.concatenate(self._preds)
-
-    def _with_loss(self, results: Dict[str, float]) -> Dict[str, float]:
-        losses = np.concatenate(self._losses) if self._losses else np.zeros((0,))
-        if losses.shape[0] == self._count:  # every batch carried a loss
-            results["loss"] = float(np.mean(losses.astype(np.float64)))
-        return results
-
-    @property
-    def eids(self) -> np.ndarray:
-        """[N] example ids seen so far (when the outputs carried ``<task>_eid``)."""
-        return np.concatenate(self._eids) if self._eids else np.zeros((0,), np.int64)
-
-
-# Metric name (``ClassificationTask.METRIC``) -> metric function of (labels, predictions).
-CLASSIFICATION_METRICS = {"accuracy": metrics.accuracy, "mcc": metrics.matthews_corrcoef}
-
-
-class ClassificationScorer(SentenceLevelScorer):
-    """``metric`` (``accuracy`` or ``mcc``, x100) and ``loss`` (MRPC and QQP report accuracy
-    only: the original reports no F1)."""
-
-    def __init__(self, task_name: str, metric: str = "accuracy"):
-        super().__init__(task_name, "label_ids")
-        self.metric = metric
-        self._metric_fn = CLASSIFICATION_METRICS[metric]
-
-    def get_results(self) -> Dict[str, float]:
-        labels, preds = self._arrays()
-        return self._with_loss({self.metric: 100.0 * self._metric_fn(labels, preds)})
-
-
-class RegressionScorer(SentenceLevelScorer):
-    """``pearson``, ``spearman`` (x100), ``mse`` (unscaled, 0..1 target scale) and ``loss``."""
-
-    def __init__(self, task_name: str):
-        super().__init__(task_name, "targets")
-
-    def get_results(self) -> Dict[str, float]:
-        targets, preds = self._arrays()
-        return self._with_loss({
-            "pearson": 100.0 * metrics.pearson(preds, targets),
-            "spearman": 100.0 * metrics.spearman(preds, targets),
-            "mse": metrics.mse(targets, preds)})
 
 
 # ---------------------------------------------------------------------------

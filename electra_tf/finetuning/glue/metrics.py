@@ -1,7 +1,7 @@
 """Sentence-level evaluation metrics in plain numpy (spec 6.4 scorers).
 
 Every function takes two 1-D array-likes of the same length N and returns a Python float
-on the natural scale (accuracy 0..1, correlations -1..1); the scorers in ``glue.py`` apply
+on the natural scale (accuracy 0..1, correlations -1..1); the scorers in ``scoring.py`` apply
 the x100 convention. The semantics follow the libraries the original calls:
 
 * :func:`matthews_corrcoef` -- ``sklearn.metrics.matthews_corrcoef`` (multi-class form,

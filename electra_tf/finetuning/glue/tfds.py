@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from electra_tf.finetuning.glue_examples import GlueExample, is_test_split
+from electra_tf.finetuning.glue.examples import GlueExample, is_test_split
 from electra_tf.finetuning.task import TaskDataError
 
 # task -> (tfds config, text_a field, text_b field)

@@ -1,5 +1,5 @@
-"""The GLUE example and split kinds, shared by the TSV reader (``glue.py``) and the
-tensorflow-datasets reader (``glue_tfds.py``)."""
+"""The GLUE example and split kinds, shared by the TSV reading (``tasks.py``) and the
+tensorflow-datasets reader (``tfds.py``)."""
 
 from __future__ import annotations
 
