@@ -84,8 +84,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-from pretraining_throughput import (Stepper, append_json, machine_info, rotated,  # noqa: E402
-                                    time_round)
+from pretraining_throughput import (append_json, launch_stepper,  # noqa: E402
+                                    machine_info, rotated, time_round, timed_steppers)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PEER_PYTHON = "/tmp/peers-pt/bin/python"
@@ -556,22 +556,14 @@ def time_finetuning_interleaved(args, todo, directory: str, inputs_path: str) ->
                 row = {"impl": "hf", "task": "finetune", "precision": precision, "xla": False,
                        "path": FINETUNE_PEER_PATH}
             print(f"  starting {who} {precision} XLA {xla} ...", flush=True)
-            stepper = Stepper(cmd, row, os.path.join(directory, f"serve-ft-{index}.log"))
-            if stepper.ready():
-                steppers.append(stepper)
-            else:
-                rows.append({**row, "error": stepper.error})
-                stepper.close()
+            launch_stepper(cmd, row, os.path.join(directory, f"serve-ft-{index}.log"),
+                           steppers, rows)
         for round_ in range(args.repeats):
             time_round(steppers, round_)
     finally:
         for stepper in steppers:
             stepper.close()
-    for stepper in steppers:
-        row, times = stepper.row, stepper.row.get("step_times", [])
-        if stepper.error or not times:
-            rows.append({**row, "error": stepper.error or "no step timed"})
-            continue
+    for row, times in timed_steppers(steppers, rows):
         rows.append({**row, "interleaved": True, **summarize(times, 1, args.batch_size)})
     return rows
 

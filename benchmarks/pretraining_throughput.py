@@ -530,26 +530,42 @@ def time_interleaved(batch, todo, data_glob, workdir, args):
                 continue
             print(f"  starting {' '.join(os.path.basename(c) for c in cmd[:3])} "
                   f"({precision}, {what}, XLA {xla}) ...", flush=True)
-            stepper = Stepper(cmd, row, os.path.join(workdir, f"serve-{batch}-{index}.log"))
-            if stepper.ready():
-                steppers.append(stepper)
-            else:
-                rows.append({**row, "error": stepper.error})
-                stepper.close()
+            launch_stepper(cmd, row, os.path.join(workdir, f"serve-{batch}-{index}.log"),
+                           steppers, rows)
         for round_ in range(args.steps):
             time_round(steppers, round_)
     finally:
         for stepper in steppers:
             stepper.close()
-    for stepper in steppers:
-        row, times = stepper.row, stepper.row.get("step_times", [])
-        if stepper.error or not times:
-            rows.append({**row, "error": stepper.error or "no step timed"})
-            continue
+    for row, times in timed_steppers(steppers, rows):
         row.update(median_step_s=statistics.median(times), min_step_s=min(times),
                    interleaved=True)
         rows.append(row)
     return rows
+
+
+def launch_stepper(cmd, row, log, steppers: list, rows: list) -> None:
+    """Starts a :class:`Stepper`: a ready one joins ``steppers``, one that failed to start
+    becomes an error row in ``rows``."""
+    stepper = Stepper(cmd, row, log)
+    if stepper.ready():
+        steppers.append(stepper)
+    else:
+        rows.append({**row, "error": stepper.error})
+        stepper.close()
+
+
+def timed_steppers(steppers, rows: list) -> list:
+    """``[(row, step times)]`` of the (closed) steppers that timed steps; the others become
+    error rows in ``rows``."""
+    timed = []
+    for stepper in steppers:
+        row, times = stepper.row, stepper.row.get("step_times", [])
+        if stepper.error or not times:
+            rows.append({**row, "error": stepper.error or "no step timed"})
+        else:
+            timed.append((row, times))
+    return timed
 
 
 def time_round(steppers, round_):

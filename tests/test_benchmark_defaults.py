@@ -211,3 +211,18 @@ def test_interleaved_finetuning_rows_split_into_rounds_and_the_default_counts_as
     assert first["default_vs_peer_best"] == pytest.approx(1.0)
     assert second["best"].endswith("bf16") and second["default_vs_best"] == pytest.approx(
         1.4 / 1.5)
+
+
+def test_timed_steppers_keeps_the_timed_ones_and_turns_the_others_into_error_rows():
+    class FakeStepper:
+        def __init__(self, name, error="", times=()):
+            self.row = {"name": name, "step_times": list(times)}
+            self.error = error
+
+    rows = [{"name": "earlier"}]
+    timed = pt.timed_steppers([FakeStepper("ok", times=[1.0, 2.0]),
+                               FakeStepper("crashed", error="exit 1", times=[1.0]),
+                               FakeStepper("silent")], rows)
+    assert [(row["name"], times) for row, times in timed] == [("ok", [1.0, 2.0])]
+    assert [(r["name"], r.get("error")) for r in rows] == [
+        ("earlier", None), ("crashed", "exit 1"), ("silent", "no step timed")]
