@@ -27,7 +27,9 @@ GLUE_DIRS = {"cola": "CoLA", "sst": "SST-2", "mrpc": "MRPC", "wnli": "WNLI"}
 ALL_TASKS = ["cola", "sst", "mrpc", "wnli", "chunk", "squadv1"]
 
 
-def _write_head(src, dst, max_lines, header):
+def write_head(src, dst, max_lines, header):
+    """``dst``: the first ``max_lines`` rows of the TSV ``src`` (all for None), after its
+    header line when ``header``; ``src`` and ``dst`` may be the same file."""
     with open(src, encoding="utf-8") as f:
         lines = f.read().splitlines(keepends=True)
     keep = lines[: (max_lines + (1 if header else 0)) if max_lines else None]
@@ -43,9 +45,9 @@ def prepare_data(root, tasks, max_train, seed):
         if task in GLUE_DIRS:
             header = task != "cola"
             src = os.path.join(SHARED, "glue", GLUE_DIRS[task])
-            _write_head(os.path.join(src, "train.tsv"), os.path.join(out, "train.tsv"),
+            write_head(os.path.join(src, "train.tsv"), os.path.join(out, "train.tsv"),
                         max_train, header)
-            _write_head(os.path.join(src, "dev.tsv"), os.path.join(out, "dev.tsv"), None, header)
+            write_head(os.path.join(src, "dev.tsv"), os.path.join(out, "dev.tsv"), None, header)
         elif task == "chunk":
             src = os.path.join(SHARED, "chunk", "conll2000")
             with open(os.path.join(src, "train.txt"), encoding="utf-8") as f:

@@ -20,7 +20,7 @@ Fine-tuning (SST-2 shapes: ``--batch_size`` 32, ``--seq_length`` 128; a repeat i
 
 * ours: the step of ``run_finetuning.py``. The benchmark writes the sentences as an SST-2
   ``train.tsv``, featurises them with the driver's ``FeatureStore`` and calls the driver's
-  own training loop ``electra_tf.training.finetune._train`` (optimizer from
+  own training loop ``electra_tf.training.finetune.train_trial`` (optimizer from
   ``Runtime.create_optimizer`` with ``finetuning_optimizer_arguments``: AdamWeightDecay,
   warm-up, layer-wise LR decay, clipping; ``make_update_step``; the tf.data input), with
   ``log_every_steps=1``; a step's time is the time between two of its progress messages.
@@ -256,6 +256,9 @@ def summarize(times, batches_per_repeat: int, batch: int) -> dict:
 # ---------------------------------------------------------------------------
 
 STEP_MESSAGE = re.compile(r"step (\d+)/(\d+) .*\| loss (\S+)")
+# The "path" of our fine-tuning rows (before issue "the house, second pass":
+# "training.finetune._train step", the same loop under its former private name).
+FINETUNE_PATH = "training.finetune.train_trial step"
 
 
 def time_finetuning(args, precision: str, xla, directory: str, serve: bool = False) -> dict:
@@ -318,7 +321,7 @@ def time_finetuning(args, precision: str, xla, directory: str, serve: bool = Fal
         if step == args.warmup:
             print("READY " + json.dumps({
                 "impl": "electra_tf", "task": "finetune",
-                "path": "training.finetune._train step", "input": "ids",
+                "path": FINETUNE_PATH, "input": "ids",
                 "padding": "max_length", "precision": precision, "xla": xla, **chosen,
                 "first_s": messages[0][0] - started if messages else None}), flush=True)
         elif step > args.warmup:
@@ -330,7 +333,7 @@ def time_finetuning(args, precision: str, xla, directory: str, serve: bool = Fal
             resumed[0] = time.perf_counter()
 
     started = time.perf_counter()
-    finetune._train(model, store, config, options, trial, say, runtime)
+    finetune.train_trial(model, store, config, options, trial, say, runtime)
     if serve:
         return {}
     steps = [(t, STEP_MESSAGE.search(m)) for t, m in messages]
@@ -345,7 +348,7 @@ def time_finetuning(args, precision: str, xla, directory: str, serve: bool = Fal
     change = max(float(np.max(np.abs(v.numpy() - b)))
                  for v, b in zip(model.trainable_variables, before))
     disc = config.discriminator_config()
-    return {"impl": "electra_tf", "task": "finetune", "path": "training.finetune._train step",
+    return {"impl": "electra_tf", "task": "finetune", "path": FINETUNE_PATH,
             "input": "ids", "padding": "max_length", "precision": precision, "xla": xla,
             **chosen, "first_s": durations[0], "losses": [loss for _, _, loss in steps],
             "loss_reduction": "sum over the batch",
@@ -550,7 +553,7 @@ def time_finetuning_interleaved(args, todo, directory: str, inputs_path: str) ->
                        f"--warmup={args.warmup}", f"--model_size={args.model_size}"] + (
                     [f"--model_hparams={args.model_hparams}"] if args.model_hparams else [])
                 row = {"impl": "electra_tf", "task": "finetune", "precision": precision,
-                       "xla": xla, "path": "training.finetune._train step"}
+                       "xla": xla, "path": FINETUNE_PATH}
             else:
                 cmd = peer_command(args, "finetune", precision, inputs_path) + ["--serve"]
                 row = {"impl": "hf", "task": "finetune", "precision": precision, "xla": False,

@@ -105,8 +105,8 @@ def time_size(size, batch, seq, args, workdir):
     import tensorflow as tf
     from electra_tf.config import PretrainingConfig
     from electra_tf.tokenization import default_vocab_file
-    from electra_tf.training.pretrain import (PretrainingRun, RunOptions, _special_ids,
-                                              make_train_step)
+    from electra_tf.training.pretrain import (PretrainingRun, RunOptions, make_train_step,
+                                              special_token_ids)
     from pretraining_throughput import step_flops, write_synthetic_tfrecords
 
     hparams = TINY_HPARAMS if args.tiny else None
@@ -116,7 +116,7 @@ def time_size(size, batch, seq, args, workdir):
     data_dir = os.path.join(workdir, f"data-{size}")
     os.makedirs(data_dir, exist_ok=True)
     data_glob = write_synthetic_tfrecords(data_dir, seq, config.vocab_size,
-                                          _special_ids(config, default_vocab_file()),
+                                          special_token_ids(config, default_vocab_file()),
                                           num_files=1, records_per_file=batch)
     keras.backend.clear_session()
     options = RunOptions(model_dir=os.path.join(workdir, f"model-{size}"),
@@ -160,7 +160,9 @@ def main(argv=None):
         print("warning: no GPU: this measures the CPU (use --tiny to check the plumbing only)")
     peak = measured_peak_tflops(args.precision, 256 if args.tiny else 8192)
     nominal = nominal_peak(name, args.precision)
-    print(f"peak {args.precision}: measured {peak:.2f} TFLOP/s"
+    # Four significant digits below 10 TFLOP/s (a CPU's 0.0342, not 0.03: MFU divides by it).
+    shown = f"{peak:.2f}" if peak >= 10 else f"{peak:.4g}"
+    print(f"peak {args.precision}: measured {shown} TFLOP/s"
           + (f", nominal {nominal:.0f} TFLOP/s" if nominal else ", nominal unknown"), flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="electra-gpu-check-") as workdir:

@@ -257,10 +257,11 @@ def _encoder_forward_flops(c, batch, length):
 
 def step_flops(config, batch):
     """Model FLOPs of one ELECTRA training step (3 x forward), with the forward breakdown."""
-    if not config.electra_objective or config.electric_objective or config.uniform_generator \
-            or not config.untied_generator or config.two_tower_generator:
-        raise SystemExit("the FLOP count covers the default ELECTRA objective (separate small "
-                         "generator) only")
+    from electra_tf.pretraining.recipes import Electra, Recipe
+    recipe = Recipe.for_config(config)
+    if not isinstance(recipe, Electra):
+        raise SystemExit(f"the FLOP count covers the default ELECTRA recipe (separate small "
+                         f"generator) only, not {recipe.kind!r} ({recipe.describe()})")
     length, n_pred = config.max_seq_length, config.max_predictions_per_seq
     d, g = config.discriminator_config(), config.generator_config()
     disc = (_encoder_forward_flops(d, batch, length)
@@ -811,7 +812,7 @@ def main(argv=None):
     import tensorflow as tf
     from electra_tf.config import PretrainingConfig
     from electra_tf.tokenization import default_vocab_file
-    from electra_tf.training.pretrain import _special_ids
+    from electra_tf.training.pretrain import special_token_ids
     meta = {"benchmark": "pretraining_throughput", "started": started, **machine,
             "tensorflow": tf.__version__, "load_avg_1m": load,
             "peak_gflops": {p: g for p, (g, _) in peaks.items()},
@@ -823,7 +824,7 @@ def main(argv=None):
     try:
         base = PretrainingConfig.from_preset(args.model_size, args.hparams,
                                              max_seq_length=args.seq_length)
-        special = _special_ids(base, default_vocab_file())
+        special = special_token_ids(base, default_vocab_file())
         data_glob = write_synthetic_tfrecords(
             workdir, args.seq_length, base.vocab_size, special,
             records_per_file=max(256, max(args.batch_sizes)))
@@ -863,7 +864,7 @@ def main(argv=None):
                 todo = []  # timed above
             for precision, what, xla in rotated(todo, round_):
                 if what == "ours":
-                    print(f"  electra-tf " + ("defaults (--mixed_precision and --jit_compile "
+                    print("  electra-tf " + ("defaults (--mixed_precision and --jit_compile "
                                               "not given)" if precision == "auto" else
                                               f"{precision}, XLA {'on' if xla else 'off'}")
                           + f": {args.warmup} warm-up + {args.steps} timed steps ...",

@@ -122,13 +122,13 @@ def main(argv=None) -> int:
     from electra_tf.config import PretrainingConfig
     from electra_tf.tokenization import default_vocab_file
     from electra_tf.training.pretrain import (RunOptions, make_train_step, PretrainingRun,
-                                              _special_ids)
+                                              special_token_ids)
 
     config = PretrainingConfig.from_preset(args.model_size, args.hparams,
                                            max_seq_length=args.seq_length,
                                            train_batch_size=args.batch_size)
     with tempfile.TemporaryDirectory(prefix="electra_profile_") as tmp:
-        special = _special_ids(config, default_vocab_file())
+        special = special_token_ids(config, default_vocab_file())
         data_glob = write_synthetic_tfrecords(tmp, args.seq_length, config.vocab_size, special)
         options = RunOptions(model_dir=os.path.join(tmp, "model"), pretrain_tfrecords=data_glob,
                              jit_compile=args.xla, seed=0, quiet=True,

@@ -14,7 +14,8 @@ Stages (``--stages``, default all, in this order):
   data      build_pretraining_dataset.py -> <work_dir>/pretrain_tfrecords, and the GLUE
             subsets (finetuning_eval.prepare_data) -> <work_dir>/glue
   pretrain  run_pretraining.py per arm (ELECTRA for T steps, MLM (and Electric) for the
-            number of steps with the same FLOPs); log in <work_dir>/<arm>.log
+            number of steps with the same FLOPs); output in <work_dir>/<arm>.log, the
+            training curve in <model_dir>/train_log.jsonl (the driver's JSON log)
   eval      run_pretraining.py --do_eval --eval_all_checkpoints per arm: the pre-training
             metrics of every checkpoint (<model_dir>/results/learning_curve.json)
   finetune  every arm (and ``random``) x SST-2, MRPC, CoLA, several seeds, in-process
@@ -81,6 +82,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import finetuning_eval  # noqa: E402  (benchmarks/finetuning_eval.py)
 from electra_tf.io_utils import write_text_atomic  # noqa: E402
+from electra_tf.training import train_log  # noqa: E402  (no TensorFlow)
 
 STAGES = ("data", "pretrain", "eval", "finetune", "report")
 TASKS = ("sst", "mrpc", "cola")  # the names of electra_tf.finetuning.registry
@@ -274,86 +276,45 @@ def shell(cmd: list) -> str:
 
 
 # ---------------------------------------------------------------------------
-# The pre-training log
+# The pre-training log (<model_dir>/train_log.jsonl, written by the driver)
 # ---------------------------------------------------------------------------
 
-_HEADER = re.compile(r"pre-training \S+ in .*?: (?:starting|resuming from \S+) at step "
-                     r"(\d+)/(\d+)")
-_PROGRESS = re.compile(r"^step (\d+)/(\d+) \([^)]*\) \| (.*)$")
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?$")
+def pretraining_log(model_dir: str) -> dict:
+    """The training log of the run in ``model_dir`` (the driver's ``train_log.jsonl``,
+    ``electra_tf.training.train_log``), over all its sittings.
 
-
-def parse_duration(text: str):
-    """``1h02m``, ``3m05s``, ``12.3s`` (electra_tf.data.progress.format_duration) -> s."""
-    match = _DURATION.match(text.strip())
-    if not match or not text.strip() or not any(match.groups()):
-        return None
-    hours, minutes, seconds = match.groups()
-    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
-
-
-def parse_progress_line(line: str):
-    """One ``step N/T (..%) | ... | loss total=.. mlm=.. disc=.. | mlm_acc=..`` line, or None.
-
-    Returns {"step", "total", "elapsed_s", "loss": {name: value}, "mlm_acc"}.
+    Returns {"curve": [the step records by step; a step logged again by a later sitting
+    (after resuming from an earlier checkpoint) takes the later record], "sittings": the
+    number of invocations that trained it, "elapsed_s" / "cpu_s": training wall and CPU
+    time summed over the sittings (start-up excluded; None without a record)}.
     """
-    match = _PROGRESS.match(line.strip())
-    if not match:
-        return None
-    point = {"step": int(match.group(1)), "total": int(match.group(2)), "elapsed_s": None,
-             "loss": {}, "mlm_acc": None}
-    for part in match.group(3).split(" | "):
-        part = part.strip()
-        if part.startswith("elapsed "):
-            point["elapsed_s"] = parse_duration(part[len("elapsed "):].split(",")[0])
-        elif part.startswith("loss "):
-            for item in part[len("loss "):].split():
-                name, _, value = item.partition("=")
-                with contextlib.suppress(ValueError):
-                    point["loss"][name] = float(value)
-        elif part.startswith("mlm_acc="):
-            with contextlib.suppress(ValueError):
-                point["mlm_acc"] = float(part[len("mlm_acc="):])
-    if not point["loss"]:
-        return None  # a truncated line
-    return point
+    records = train_log.read_train_log(model_dir)
+    time_spent = train_log.training_time(records)
+    return {"curve": train_log.training_curve(records),
+            "sittings": len(train_log.sittings(records)),
+            "elapsed_s": time_spent["wall_s"], "cpu_s": time_spent["cpu_s"]}
 
 
-def parse_pretraining_log(text: str) -> dict:
-    """The progress lines of a pre-training log that may hold several sittings.
+def curve_point(record: dict) -> dict:
+    """A step record as the report's training curve has it: ``step``, the losses by short
+    name (``total``, ``mlm``, ``disc``) and ``mlm_acc``."""
+    stats = record["stats"]
+    return {"step": record["step"],
+            **{k[:-len("_loss")]: v for k, v in stats.items() if k.endswith("_loss")},
+            "mlm_acc": stats.get("masked_lm_accuracy")}
 
-    A sitting starts at the driver's "pre-training ... at step N/T" line, or where the step
-    goes back (a log without that line). Returns {"sittings": [{"start_step", "points",
-    "elapsed_s"}], "curve": [points by step; a step logged again by a later sitting (after
-    resuming from an earlier checkpoint) takes the later value], "elapsed_s": the sum of
-    each sitting's last elapsed time (training time without start-up)}.
-    """
-    sittings = []
 
-    def new_sitting(start_step):
-        sittings.append({"start_step": start_step, "points": [], "elapsed_s": None})
-
-    for line in text.splitlines():
-        header = _HEADER.search(line)
-        if header:
-            new_sitting(int(header.group(1)))
-            continue
-        point = parse_progress_line(line)
-        if point is None:
-            continue
-        if not sittings or (sittings[-1]["points"]
-                            and point["step"] <= sittings[-1]["points"][-1]["step"]):
-            new_sitting(None)
-        sittings[-1]["points"].append(point)
-        if point["elapsed_s"] is not None:
-            sittings[-1]["elapsed_s"] = point["elapsed_s"]
-    by_step = {}
-    for sitting in sittings:
-        for point in sitting["points"]:
-            by_step[point["step"]] = point
-    elapsed = [s["elapsed_s"] for s in sittings if s["elapsed_s"] is not None]
-    return {"sittings": sittings, "curve": [by_step[s] for s in sorted(by_step)],
-            "elapsed_s": sum(elapsed) if elapsed else None}
+def progress_line(record: dict) -> str:
+    """One line of a step record: ``step N/T | 0.45 steps/s | elapsed 3m05s | loss total=..
+    mlm=.. disc=.. | mlm_acc=..``."""
+    point = curve_point(record)
+    losses = " ".join(f"{k}={v:.4f}" for k, v in point.items()
+                      if k not in ("step", "mlm_acc") and v is not None)
+    rate = record.get("steps_per_s")
+    return (f"step {record['step']}/{record['total_steps']} | "
+            + (f"{rate:.2f} steps/s | " if rate is not None else "")
+            + f"elapsed {fmt_duration(record.get('elapsed_s'))} | loss {losses}"
+            + (f" | mlm_acc={point['mlm_acc']:.3f}" if point["mlm_acc"] is not None else ""))
 
 
 def read_log(path: str) -> str:
@@ -536,7 +497,7 @@ def prepare_glue(study: Study, task: str, quiet: bool = False) -> None:
             finetuning_eval.SHARED = saved
     if ft["max_dev"]:
         dev = os.path.join(out, "dev.tsv")
-        finetuning_eval._write_head(dev, dev, ft["max_dev"], header=task != "cola")
+        finetuning_eval.write_head(dev, dev, ft["max_dev"], header=task != "cola")
     counts = {}
     for split in ("train", "dev"):
         with open(os.path.join(out, f"{split}.tsv"), encoding="utf-8") as f:
@@ -674,7 +635,8 @@ class _Run:
     def __init__(self, arm, plan, proc=None, pid=None):
         self.arm, self.plan, self.proc, self.pid = arm, plan, proc, pid
         self.started = time.time()
-        self.log_offset = os.path.getsize(plan["log"]) if os.path.exists(plan["log"]) else 0
+        # Only the records this sitting appends to the run's train_log.jsonl are shown.
+        self.log_offset = train_log.follow_train_log(plan["model_dir"])[1]
         self.last_line = None
 
     def poll(self):
@@ -684,17 +646,11 @@ class _Run:
         return None if _pid_alive(self.pid) else 0
 
     def new_progress(self):
-        """The latest progress line appended to the log since the last call."""
-        if not os.path.exists(self.plan["log"]):
-            return None
-        with open(self.plan["log"], "rb") as f:
-            f.seek(self.log_offset)
-            chunk = f.read()
-        end = chunk.rfind(b"\n") + 1
-        self.log_offset += end
-        lines = [l for l in chunk[:end].decode(errors="replace").splitlines()
-                 if parse_progress_line(l)]
-        return lines[-1].strip() if lines else None
+        """A line of the latest step the run logged since the last call, or None."""
+        records, self.log_offset = train_log.follow_train_log(self.plan["model_dir"],
+                                                              self.log_offset)
+        steps = [r for r in records if r.get("event") == "step"]
+        return progress_line(steps[-1]) if steps else None
 
 
 def stage_pretrain(study: Study, arms: list) -> None:
@@ -767,7 +723,7 @@ def _start_pretraining(study: Study, arm: str, running: dict) -> _Run:
     else:
         cmd = command_line("run_pretraining.py", plan["args"])
         proc = spawn(cmd, plan["log"])
-        resumed = parse_pretraining_log(read_log(plan["log"]))["curve"]
+        resumed = pretraining_log(plan["model_dir"])["curve"]
         at = f" (log reached step {resumed[-1]['step']})" if resumed else ""
         say(f"[{name}] running{at}: {shell(cmd)} (log: {plan['log']})")
         run = _Run(arm, plan, proc=proc)
@@ -796,7 +752,7 @@ def _finish_pretraining(study, arm, run, rc, pending) -> None:
         say(f"[{name}] done: {plan['steps']} steps, {fmt_duration(rec['wall_s'])} in all "
             "sittings")
     elif run.proc is None:  # the other process stopped before the end: continue it
-        curve = parse_pretraining_log(read_log(plan["log"]))["curve"]
+        curve = pretraining_log(plan["model_dir"])["curve"]
         say(f"[{name}] process {run.pid} stopped (log at step "
             f"{curve[-1]['step'] if curve else 0}/{plan['steps']}): resuming the run")
         pending.insert(0, arm)
@@ -1007,11 +963,11 @@ def build_report(study: Study) -> dict:
         entry = {"pretraining": None, "finetuning": {}, "glue_average": None}
         if ARMS[arm] is not None:
             plan = study.plan(arm)
-            log = parse_pretraining_log(read_log(plan["log"]))
+            log = pretraining_log(plan["model_dir"])
             rec = stages.get(f"pretrain:{arm}", {})
             f = plan["flops_per_step"]
-            curve = [{"step": p["step"], "flops": p["step"] * f, **p["loss"],
-                      "mlm_acc": p["mlm_acc"]} for p in log["curve"]]
+            curve = [{"step": r["step"], "flops": r["step"] * f, **curve_point(r)}
+                     for r in log["curve"]]
             evals = [{**p, "flops": p["global_step"] * f} for p in read_learning_curve(plan)]
             sittings = rec.get("sittings", [])
             ours = bool(sittings) and not any("external_pid" in s for s in sittings)
@@ -1022,7 +978,8 @@ def build_report(study: Study) -> dict:
                 "flops_per_step": f, "flops": plan["flops"],
                 "wall_s": wall if wall is not None else log["elapsed_s"],
                 "wall_source": "quality_study sittings" if wall is not None else "log",
-                "log_train_elapsed_s": log["elapsed_s"], "sittings_in_log": len(log["sittings"]),
+                "log_train_elapsed_s": log["elapsed_s"], "log_train_cpu_s": log["cpu_s"],
+                "sittings_in_log": log["sittings"],
                 "command": shell(command_line("run_pretraining.py", plan["args"])),
                 "train_curve": curve, "eval_curve": evals,
                 "final_eval": evals[-1] if evals and evals[-1]["global_step"] == plan["steps"]

@@ -20,7 +20,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from electra_tf import checkpoints, loading, scoring  # noqa: E402
+from electra_tf import loading, scoring  # noqa: E402
+from electra_tf.formats import tf1
 from electra_tf.config import PretrainingConfig  # noqa: E402
 from electra_tf.modeling.pretraining_models import build_pretraining_models  # noqa: E402
 from electra_tf.tokenization import default_vocab_file  # noqa: E402
@@ -44,7 +45,7 @@ def corpus_sentences(n: int) -> list:
 
 def save(config: PretrainingConfig, directory: str) -> str:
     models = build_pretraining_models(config)
-    checkpoints.save_original_checkpoint(os.path.join(directory, "model.ckpt-0"), *models.models)
+    tf1.save_original_checkpoint(os.path.join(directory, "model.ckpt-0"), *models.models)
     config.to_json(os.path.join(directory, "pretraining_config.json"))
     os.symlink(default_vocab_file(), os.path.join(directory, "vocab.txt"))
     return directory

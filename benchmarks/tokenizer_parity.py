@@ -65,10 +65,12 @@ def compare(texts: list, vocab_file: str, do_lower_case: bool = True,
             batch_size: int = 256) -> list:
     """The texts whose ids differ: ``[(index, text, faithful ids, graph ids)]``."""
     import tensorflow as tf
-    from electra_tf.models import ElectraPreprocessor
-    from electra_tf.tokenization import FullTokenizer
+    from electra_tf.serving_text import TextEncoder
+    from electra_tf.tokenization import FullTokenizer, load_vocab_tokens, special_ids_of_tokens
     faithful = FullTokenizer(vocab_file, do_lower_case=do_lower_case)
-    encoder = ElectraPreprocessor(vocab_file, 512, do_lower_case)._encoder
+    tokens = load_vocab_tokens(vocab_file)
+    # The in-graph encoder of ElectraPreprocessor, the SavedModel and serving.
+    encoder = TextEncoder(tokens, special_ids_of_tokens(tokens, vocab_file), do_lower_case, 512)
     differences = []
     for start in range(0, len(texts), batch_size):
         batch = texts[start:start + batch_size]

@@ -22,11 +22,11 @@ _EXPORTS = {
     "PretrainingModels": "electra_tf.modeling",
     "build_pretraining_models": "electra_tf.modeling",
     "CheckpointError": "electra_tf.checkpoints",
-    "load_original_checkpoint": "electra_tf.checkpoints",
-    "save_original_checkpoint": "electra_tf.checkpoints",
-    "infer_pretraining_config": "electra_tf.checkpoints",
+    "load_original_checkpoint": "electra_tf.formats.tf1",
+    "save_original_checkpoint": "electra_tf.formats.tf1",
+    "infer_pretraining_config": "electra_tf.formats.tf1",
     "original_variables": "electra_tf.checkpoints",
-    "read_checkpoint_shapes": "electra_tf.checkpoints",
+    "read_checkpoint_shapes": "electra_tf.formats.files",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,36 +1,46 @@
-"""Checkpoints in the original (TF1) variable-name scheme (spec 7).
+"""The original (TF1) variable-name layer (spec 7): names, not files.
 
 Every weight of our Keras models has one canonical original name (e.g.
 ``electra/encoder/layer_3/attention/self/query/kernel``), given by the
-``original_variables()`` method of each model. This module reads Google's
-released checkpoints into our models by those names and writes our weights
-under the same names, so tools that read the original checkpoints read ours.
+``original_variables()`` method of each model. This module is what every checkpoint
+format shares above its files:
+
+* names <-> variables: :func:`original_variables`, :func:`original_values`, and
+  :func:`assign_original_weights` (``{original name: array}`` into built models, every
+  shape checked first);
+* configs from names: what built models or a checkpoint's ``{name: shape}`` say of the
+  :class:`~electra_tf.config.PretrainingConfig` that builds them
+  (:func:`config_of_models`, :func:`infer_pretraining_config_from_shapes`), and the
+  check of a config written beside weights (:func:`config_to_write`).
+
+It reads and writes no file: the checkpoint files are :mod:`electra_tf.formats` (Google's
+TF1-name checkpoints: :mod:`electra_tf.formats.tf1`, whose ``load_original_checkpoint`` /
+``save_original_checkpoint`` join the two).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import uuid
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from electra_tf.config import (FinetuningConfig, PretrainingConfig, load_preset, parse_hparams,
                                preset_for_shape)
-from electra_tf.formats.common import CONFIG_FILE, VOCAB_FILE, write_sidecar_files
-from electra_tf.io_utils import write_text_atomic
 
+# The files our writers put beside the weights (electra_tf.formats.common writes them).
+CONFIG_FILE = "pretraining_config.json"
+VOCAB_FILE = "vocab.txt"
 # The optimizer's two moments of a variable are saved as "<original name>/<suffix>".
 SLOT_SUFFIXES = ("adam_m", "adam_v")
 # Names present in original checkpoints that no model variable maps to (spec 7.2).
 IGNORED_NAME_PATTERNS = tuple(rf"/{suffix}$" for suffix in SLOT_SUFFIXES) + (
     r"^global_step$", r"^generator_predictions/temperature$")
-# The key of an object-based (tf.train.Checkpoint) checkpoint's object graph: present in a
-# training run's ckpt-N and in keras-format directories, absent from TF1-name checkpoints.
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+# The encoder scopes of every kind of run: the discriminator (or MLM-only network) and the
+# generators (Electric's two towers included).
+_ENCODER_SCOPES = ("electra", "generator", "generator_ltr", "generator_rtl")
+_GENERATOR_SCOPES = _ENCODER_SCOPES[1:]
 
 
 class CheckpointError(ValueError):
@@ -77,149 +87,83 @@ def count_parameters(variables: Mapping) -> int:
 
 
 # ---------------------------------------------------------------------------
-# Reading
+# Networks inside pre-training weights
 # ---------------------------------------------------------------------------
 
-_STEP = re.compile(r"-(\d+)$")
-_TRAINING_INDEX = re.compile(r"^(ckpt-\d+)\.index$")
-_SHARD = re.compile(r"\.data-(\d+)-of-(\d+)$")
-LOOKED_FOR = ("looked for a 'checkpoint' state file, ckpt-N.index (a training run) or "
-              "<name>.index (a TF1 export)")
+def embeddings_scope(names, encoder_scope: str) -> str:
+    """The embedding block an encoder reads: its own when the names hold one, else the
+    discriminator's (a generator with tied embeddings, spec 1.4)."""
+    own = f"{encoder_scope}/embeddings"
+    return own if any(n.startswith(own + "/") for n in names) else "electra/embeddings"
 
 
-def is_complete_checkpoint(prefix: str) -> bool:
-    """True if ``prefix.index`` and every ``prefix.data-XXXXX-of-YYYYY`` shard exist and the
-    index can be read."""
-    directory, base = os.path.split(os.fspath(prefix))
-    try:
-        names = set(tf.io.gfile.listdir(directory or "."))
-    except tf.errors.OpError:
-        return False
-    if base + ".index" not in names:
-        return False
-    totals = {int(m.group(2)) for name in names
-              if (m := _SHARD.search(name)) and name[: m.start()] == base}
-    if len(totals) != 1:
-        return False
-    total = totals.pop()
-    if any(f"{base}.data-{i:05d}-of-{total:05d}" not in names for i in range(total)):
-        return False
-    try:
-        tf.train.load_checkpoint(prefix)
-    except (tf.errors.OpError, ValueError):
-        return False
-    return True
+def network_values(values: Mapping, network: str) -> dict:
+    """One network of pre-training weights, named as it is when it stands alone.
 
-
-def run_checkpoints(model_dir: str, complete_only: bool = True) -> list:
-    """``[(step, prefix)]`` of the ``ckpt-N`` of a (pre-training) run directory, oldest first.
-
-    Found by their ``.index`` files, not the state file (which may name deleted ones);
-    ``complete_only`` keeps those whose index and data shards are all there
-    (:func:`is_complete_checkpoint`).
+    Args:
+      values: ``{original name: array}`` of any kind of run (the recipe is recognised
+        from the names, :mod:`electra_tf.pretraining.recipes`).
+      network: ``"discriminator"``: ``electra/*`` and ``discriminator_predictions/*``;
+        ``"generator"``: the masked LM (the recipe's ``masked_lm_scope``) moved under
+        ``electra/`` with the embeddings it reads, beside ``generator_predictions/*``: the
+        original's MLM-only layout (spec 3.11), which is also transformers'
+        ``ElectraForMaskedLM``.
+    Raises:
+      CheckpointError: the weights hold no such network.
     """
-    model_dir = os.fspath(model_dir)
-    try:
-        names = tf.io.gfile.listdir(model_dir)
-    except tf.errors.OpError:  # not a directory (or gone)
-        return []
-    found = []
-    for name in names:
-        m = _TRAINING_INDEX.match(name)
-        if m:
-            prefix = os.path.join(model_dir, m.group(1))
-            if not complete_only or is_complete_checkpoint(prefix):
-                found.append((int(m.group(1)[len("ckpt-"):]), prefix))
-    return sorted(found)
+    from electra_tf.pretraining.recipes import Recipe
+    if network == "discriminator":
+        out = {n: v for n, v in values.items()
+               if n.startswith(("electra/", "discriminator_predictions/"))}
+        if not any(n.startswith("electra/encoder/") for n in out):
+            raise CheckpointError("the weights hold no discriminator (electra/encoder/*)")
+        return out
+    if network != "generator":
+        raise ValueError(f"network must be 'discriminator' or 'generator', got {network!r}")
+    scope = Recipe.from_checkpoint_names(values).masked_lm_scope
+    if scope is None or not any(n.startswith("generator_predictions/") for n in values):
+        raise CheckpointError("the weights hold no masked-LM generator "
+                              "(generator_predictions/* on one encoder)")
+    embeddings = embeddings_scope(values, scope)
+    out = {}
+    for name, value in values.items():
+        if name.startswith(embeddings + "/"):
+            out["electra/embeddings/" + name[len(embeddings) + 1:]] = value
+        elif name.startswith(scope + "/") and not name.startswith(scope + "/embeddings/"):
+            out["electra/" + name[len(scope) + 1:]] = value
+        elif name.startswith("generator_predictions/"):
+            out[name] = value
+    return out
 
 
-def latest_complete_checkpoint(model_dir: str) -> Optional[str]:
-    """The newest complete checkpoint prefix in a directory, or None.
-
-    Candidates are the ``checkpoint`` state file's entries (which may name deleted
-    files) and every ``ckpt-N`` of :func:`run_checkpoints`, newest step first; a
-    candidate with a missing ``.index`` or data shard, or an index that cannot be
-    read, is skipped for the previous one.
-    """
-    model_dir = os.fspath(model_dir)
-    if not tf.io.gfile.isdir(model_dir):
-        return None
-    listed = []
-    try:
-        state = tf.train.get_checkpoint_state(model_dir)
-    except (tf.errors.OpError, ValueError):
-        state = None
-    if state is not None:  # relative entries come joined to model_dir
-        listed += list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]
-    listed += [prefix for _, prefix in run_checkpoints(model_dir, complete_only=False)]
-    candidates = {}
-    for order, prefix in enumerate(p for p in listed if p):
-        step = _STEP.search(os.path.basename(prefix))
-        key = prefix if "://" in prefix else os.path.normpath(prefix)
-        candidates[key] = (int(step.group(1)) if step else -1, order)
-    for prefix in sorted(candidates, key=candidates.get, reverse=True):
-        if is_complete_checkpoint(prefix):
-            return prefix
-    return None
+def encoder_configs(config: PretrainingConfig, scopes=None) -> dict:
+    """``{original scope: TransformerConfig}`` that ``config`` builds: ``electra`` (the
+    discriminator or the MLM-only network) and every generator scope (or only ``scopes``)."""
+    generator = config.generator_config()
+    found = {"electra": config.discriminator_config(),
+             **{scope: generator for scope in _GENERATOR_SCOPES}}
+    return found if scopes is None else {s: found[s] for s in scopes if s in found}
 
 
-def resolve_checkpoint(path: str) -> str:
-    """Turns a directory, a prefix or a ``.index`` path into a checkpoint prefix.
-
-    A directory resolves to its newest complete checkpoint
-    (:func:`latest_complete_checkpoint`: the ``checkpoint`` state file's entries and
-    a training run's ``ckpt-N``), else to its one ``<prefix>.index`` (as in Google's
-    release archives).
-    """
-    path = os.fspath(path)
-    if path.endswith(".index"):
-        path = path[: -len(".index")]
-    if tf.io.gfile.exists(path + ".index"):
-        return path
-    if tf.io.gfile.isdir(path):
-        latest = latest_complete_checkpoint(path)
-        if latest:
-            return latest
-        names = sorted(os.path.basename(i)
-                       for i in tf.io.gfile.glob(os.path.join(path, "*.index")))
-        broken = [n for n in names if _TRAINING_INDEX.match(n)]  # already tried
-        others = [n for n in names if n not in broken]
-        if len(others) == 1:
-            return os.path.join(path, others[0][: -len(".index")])
-        if len(others) > 1:
-            raise CheckpointError(
-                f"{path} holds several checkpoints ({', '.join(others)}) and no 'checkpoint' "
-                "file saying which is latest; pass the prefix of one")
-        raise CheckpointError(
-            f"no checkpoint in directory {path}: {LOOKED_FOR}, each with its complete .data-* "
-            "shards" + (f" (incomplete or unreadable: {', '.join(broken)})" if broken else ""))
-    raise CheckpointError(f"checkpoint not found: {path} (neither {path}.index nor a directory)")
-
-
-def read_checkpoint_shapes(path: str) -> dict:
-    """``{name: shape list}`` of every entry in a checkpoint."""
-    return dict(open_checkpoint(path)[2])
-
-
-def _first_line(error: Exception) -> str:
-    text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
-
+# ---------------------------------------------------------------------------
+# Assigning by name
+# ---------------------------------------------------------------------------
 
 def ignored_name(name: str) -> bool:
     return any(re.search(p, name) for p in IGNORED_NAME_PATTERNS)
 
 
-def load_original_checkpoint(path: str, *models, variables: Optional[Mapping] = None,
-                             allow_missing: Sequence[str] = ()) -> LoadReport:
-    """Assigns checkpoint values to model variables by original name.
+def assign_original_weights(values: Mapping, *models, variables: Optional[Mapping] = None,
+                            allow_missing: Sequence[str] = (),
+                            source: str = "weights") -> LoadReport:
+    """Assigns ``{original name: array}`` to model variables by original name.
 
     Args:
-      path: checkpoint prefix, ``.index`` file, or directory (see ``resolve_checkpoint``).
       *models: objects with ``original_variables()`` (our models).
       variables: alternatively/additionally an explicit ``{original name: variable}``.
-      allow_missing: regexes of original names that may be absent from the
-        checkpoint (e.g. ``r"^task_specific/"`` when starting fine-tuning).
+      allow_missing: regexes of original names that may be absent from ``values``
+        (e.g. ``r"^task_specific/"`` when starting fine-tuning).
+      source: what the values were read from, for the report and errors.
     Returns:
       a :class:`LoadReport`. Optimizer slots, ``global_step``,
       ``generator_predictions/temperature`` and other unknown entries are ignored.
@@ -227,29 +171,12 @@ def load_original_checkpoint(path: str, *models, variables: Optional[Mapping] = 
       CheckpointError: a required name is missing or a shape differs; nothing is
         assigned in that case.
     """
-    prefix, reader, shapes = open_checkpoint(path)
-    return _assign(prefix, shapes, reader.get_tensor, models, variables, allow_missing)
-
-
-def open_checkpoint(path: str):
-    """(prefix, reader, {name: shape}) of a checkpoint, or one CheckpointError."""
-    prefix = resolve_checkpoint(path)
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        return prefix, reader, reader.get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as e:
-        raise CheckpointError(f"cannot read checkpoint {prefix}: {_first_line(e)}") from e
-
-
-def assign_original_weights(values: Mapping, *models, variables: Optional[Mapping] = None,
-                            allow_missing: Sequence[str] = (),
-                            source: str = "weights") -> LoadReport:
-    """Like :func:`load_original_checkpoint`, from an in-memory ``{original name: array}``."""
     shapes = {name: list(np.shape(value)) for name, value in values.items()}
-    return _assign(source, shapes, lambda name: values[name], models, variables, allow_missing)
+    return assign_by_name(source, shapes, lambda name: values[name], models, variables,
+                          allow_missing)
 
 
-def _assign(source: str, shapes: Mapping, get_value, models, variables,
+def assign_by_name(source: str, shapes: Mapping, get_value, models, variables,
             allow_missing) -> LoadReport:
     targets = dict(original_variables(*models))
     targets.update(variables or {})
@@ -276,111 +203,13 @@ def _assign(source: str, shapes: Mapping, get_value, models, variables,
                 "has no generator)")
         raise CheckpointError(f"cannot load {source}:\n  " + "\n  ".join(problems)
                               + f"\n  hint: {hint}")
+    import tensorflow as tf  # here: the name layer imports light (command lines check first)
     for name, variable in targets.items():
         if name in shapes:
             variable.assign(tf.cast(get_value(name), variable.dtype))
     unused = sorted(n for n in shapes if n not in targets and not ignored_name(n))
     return LoadReport(path=source, loaded=sorted(n for n in targets if n in shapes),
                       unused=unused, missing_allowed=sorted(missing_allowed))
-
-
-# ---------------------------------------------------------------------------
-# Writing
-# ---------------------------------------------------------------------------
-
-def save_original_checkpoint(prefix: str, *models, variables: Optional[Mapping] = None,
-                             global_step: Optional[int] = None, config=None,
-                             vocab_file: Optional[str] = None) -> str:
-    """Writes a TF1-readable checkpoint whose keys are the original names, and its config.
-
-    The checkpoint's variables are exactly the original names (tools that read Google's
-    checkpoints read ours); beside it go ``pretraining_config.json`` (so that a reader
-    builds the same model: the head count, for one, is not in the shapes) and, when
-    given, ``vocab.txt``. The files are written under a temporary prefix, the config
-    and vocab written atomically, then the data and last the ``.index`` renamed into
-    place and the directory's ``checkpoint`` state file updated: an interrupted write
-    never leaves a checkpoint that looks valid, nor one without its config.
-
-    Args:
-      prefix: e.g. ``/path/model.ckpt-1000`` (the directory is created).
-      *models: objects with ``original_variables()``.
-      variables: extra ``{original name: variable or array}`` (e.g. optimizer slots).
-      global_step: stored as an int64 ``global_step`` if given.
-      config: None: the config the models carry (their encoders' ``TransformerConfig``,
-        the backbone's ``model_size``; see :func:`model_hparams`), when they hold a
-        discriminator encoder (``electra/``); a PretrainingConfig (written whole),
-        FinetuningConfig or hparams mapping: written after checking that it describes
-        the models and weights; False: no config.
-      vocab_file: copied beside the checkpoint as ``vocab.txt``.
-    Returns:
-      the prefix written.
-    Raises:
-      CheckpointError: the config does not describe the models (or a derived one
-        cannot), or ``vocab_file`` does not exist; nothing is written then.
-    """
-    tensors = {n: tf.convert_to_tensor(v) for n, v in original_variables(*models).items()}
-    tensors.update({n: tf.convert_to_tensor(v) for n, v in (variables or {}).items()})
-    if global_step is not None:
-        tensors["global_step"] = tf.constant(global_step, tf.int64)
-    if not tensors:
-        raise ValueError("nothing to save")
-    prefix = os.fspath(prefix)
-    encoders = model_encoders(*models)
-    shapes = {n: list(t.shape) for n, t in tensors.items()}
-    if config is None:
-        sidecar = _derived_hparams(models, encoders, tensors, prefix)
-    elif config is False:
-        sidecar = None
-    else:
-        sidecar = config_to_write(config, shapes, prefix, encoders)
-    if vocab_file and not tf.io.gfile.exists(vocab_file):
-        raise CheckpointError(f"vocab file not found: {vocab_file} (to be copied beside "
-                              f"{prefix} as {VOCAB_FILE})")
-    directory = os.path.dirname(prefix) or "."
-    tf.io.gfile.makedirs(directory)
-    vocab_tokens = None if vocab_file else _preprocessor_vocabulary(models)
-    tmp_prefix = os.path.join(directory, f".tmp-{uuid.uuid4().hex}", os.path.basename(prefix))
-    names = sorted(tensors)
-    try:
-        tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
-                          shape_and_slices=[""] * len(names),
-                          tensors=[tensors[n] for n in names])
-        # The config and vocab before the index: a checkpoint is never seen without them.
-        write_sidecar_files(directory, sidecar, vocab_file)
-        if vocab_tokens is not None:  # a Keras task model's preprocessor knows its vocab
-            write_text_atomic(os.path.join(directory, VOCAB_FILE),
-                              "".join(token + "\n" for token in vocab_tokens))
-        written = tf.io.gfile.glob(tmp_prefix + ".*")
-        # Data shards first, index last: a reader only trusts a prefix whose .index exists.
-        for src in sorted(written, key=lambda f: f.endswith(".index")):
-            tf.io.gfile.rename(src, prefix + src[len(tmp_prefix):], overwrite=True)
-    finally:
-        if tf.io.gfile.exists(os.path.dirname(tmp_prefix)):
-            tf.io.gfile.rmtree(os.path.dirname(tmp_prefix))
-    write_state_file(directory, os.path.basename(prefix))
-    return prefix
-
-
-def write_state_file(directory: str, latest: str, kept: Optional[Sequence[str]] = None,
-                     timestamps: bool = False) -> None:
-    """Atomically rewrites the directory's ``checkpoint`` state file (CheckpointState text).
-
-    Args:
-      latest: the prefix it points at (only its base name is written: entries are
-        relative to the directory).
-      kept: every prefix it lists, oldest first (default: ``latest`` alone).
-      timestamps: also list each ``.index`` file's mtime, without which
-        ``tf.train.CheckpointManager`` never rotates (deletes) the listed checkpoints.
-    """
-    kept = [latest] if kept is None else list(kept)
-    names = [os.path.basename(p) for p in kept]
-    state = (f'model_checkpoint_path: "{os.path.basename(latest)}"\n'
-             + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in names))
-    if timestamps:
-        stamps = [tf.io.gfile.stat(os.path.join(directory, n) + ".index").mtime_nsec / 1e9
-                  for n in names]
-        state += "".join(f"all_model_checkpoint_timestamps: {t}\n" for t in stamps)
-    write_text_atomic(os.path.join(directory, "checkpoint"), state)
 
 
 # ---------------------------------------------------------------------------
@@ -392,8 +221,6 @@ def write_state_file(directory: str, latest: str, kept: Optional[Sequence[str]] 
 MODEL_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
                 "num_attention_heads", "intermediate_size", "hidden_act",
                 "max_position_embeddings", "type_vocab_size")
-_ENCODER_SCOPES = ("electra", "generator", "generator_ltr", "generator_rtl")
-_GENERATOR_SCOPES = _ENCODER_SCOPES[1:]
 
 
 def _layers_of(models) -> list:
@@ -512,7 +339,7 @@ def _underivable(problems, what) -> str:
             f"intermediate_size as 4 * G; write with config=False (no {CONFIG_FILE})")
 
 
-def _derived_hparams(models, encoders, tensors, prefix) -> Optional[dict]:
+def derived_hparams(models, encoders, tensors, prefix) -> Optional[dict]:
     """The models' hparams to write beside ``prefix``, checked to rebuild the same encoders."""
     hparams = model_hparams(*models, names=tensors)
     if hparams is None:
@@ -526,10 +353,8 @@ def _derived_hparams(models, encoders, tensors, prefix) -> Optional[dict]:
 
 def _config_problems(config: PretrainingConfig, encoders: Mapping) -> list:
     """How the encoders ``config`` builds differ from ``encoders`` (by scope)."""
-    expected = {"electra": config.discriminator_config()}
-    if any(s in encoders for s in _GENERATOR_SCOPES):
-        generator = config.generator_config()
-        expected.update({s: generator for s in _GENERATOR_SCOPES})
+    expected = encoder_configs(config, ["electra", *(
+        _GENERATOR_SCOPES if any(s in encoders for s in _GENERATOR_SCOPES) else ())])
     problems = []
     for scope, want in expected.items():
         have = encoders.get(scope)
@@ -562,10 +387,9 @@ def _shape_facts(shapes: Mapping, scope: str) -> dict:
 def _shape_problems(config: PretrainingConfig, shapes: Mapping) -> list:
     """How the shapes of the models ``config`` builds differ from ``shapes``."""
     shapes = {n: list(s) for n, s in shapes.items()}
-    expected = {"electra": config.discriminator_config()}
-    for scope in _GENERATOR_SCOPES:
-        if f"{scope}/encoder/layer_0/attention/self/query/kernel" in shapes:
-            expected[scope] = config.generator_config()
+    expected = encoder_configs(config, ["electra", *(
+        s for s in _GENERATOR_SCOPES
+        if f"{s}/encoder/layer_0/attention/self/query/kernel" in shapes)])
     problems = []
     for scope, want in expected.items():
         for field, value in _shape_facts(shapes, scope).items():
@@ -627,26 +451,6 @@ def _num_layers(shapes: Mapping, scope: str) -> int:
     layer_ids = {int(m.group(1)) for n in shapes
                  if (m := re.match(rf"^{scope}/encoder/layer_(\d+)/", n))}
     return max(layer_ids) + 1 if layer_ids else 0
-
-
-def infer_pretraining_config(path: str, hparams=None, **overrides) -> PretrainingConfig:
-    """A :class:`PretrainingConfig` whose model matches a TF1-name checkpoint.
-
-    The ``pretraining_config.json`` beside the checkpoint when there is one (our
-    writers put it there). Else what the variable shapes tell
-    (:func:`infer_pretraining_config_from_shapes`): the embedding width, hidden size,
-    depth, feed-forward size, vocab and the generator's width/depth (e.g. the released
-    small model's generator fraction 1.0, spec 7.3); the head count only for the
-    released sizes. ``hparams`` and ``overrides`` are applied on top
-    (``model_hparam_overrides`` key by key).
-    """
-    from electra_tf.formats.common import read_sidecar_files
-    prefix, _, shapes = open_checkpoint(path)
-    stored, _ = read_sidecar_files(prefix)
-    if stored:
-        merged = merge_hparams(stored, hparams, overrides)
-        return PretrainingConfig.from_preset(merged.get("model_size", "small"), merged)
-    return infer_pretraining_config_from_shapes(shapes, prefix, hparams, **overrides)
 
 
 def heads_are_certain(hidden: int, layers: int, intermediate: int) -> bool:
@@ -712,13 +516,3 @@ def infer_pretraining_config_from_shapes(shapes: Mapping, source: str, hparams=N
         inferred.update(recipe.checkpoint_hparams(shapes))
     merged = merge_hparams(inferred, user)
     return PretrainingConfig.from_preset(merged.get("model_size", size), merged)
-
-
-def _preprocessor_vocabulary(models):
-    """The vocabulary tokens of the first model with a Keras preprocessor, or None."""
-    for model in models:
-        tokens = getattr(getattr(model, "preprocessor", None), "vocabulary", None)
-        if tokens:
-            return list(tokens)
-    return None
-

@@ -50,7 +50,7 @@ from __future__ import annotations
 import os
 
 from electra_tf import cli
-from electra_tf.formats import FORMATS, HF_KINDS
+from electra_tf.formats import HF_KINDS, OUTPUT_FORMATS
 from electra_tf.io_utils import (OutputRefused, check_output_directory, refuse_foreign_output,
                                  staged_directory)
 
@@ -77,6 +77,9 @@ def _preset(path: str) -> bool:
 
 # How the written description names each input format.
 _FORMAT_NAMES = {"keras_hub": "keras-hub preset", "preset": "preset"}
+# How it names what each output format holds.
+_WRITTEN = {"tf1": "TF1 checkpoint", "keras": "keras checkpoint",
+            "keras_hub": "keras-hub ElectraBackbone preset"}
 
 
 def check_arguments(input_path: str, output_dir: str, to: str, overwrite: bool = False,
@@ -86,8 +89,8 @@ def check_arguments(input_path: str, output_dir: str, to: str, overwrite: bool =
         raise ConversionError("--input is required")
     if not output_dir:
         raise ConversionError("--output is required")
-    if to not in FORMATS:
-        raise ConversionError(f"--to must be one of {', '.join(FORMATS)}, got {to!r}")
+    if to not in OUTPUT_FORMATS:
+        raise ConversionError(f"--to must be one of {', '.join(OUTPUT_FORMATS)}, got {to!r}")
     if hf_kind not in HF_KINDS:
         raise ConversionError(f"--hf_kind must be one of {', '.join(HF_KINDS)}, got {hf_kind!r}")
     is_preset = not _input_exists(input_path) and _preset(input_path)
@@ -124,8 +127,7 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
     Returns:
       ``{path written: description}``.
     """
-    from electra_tf import loading
-    from electra_tf.formats import hf, keras, keras_hub, tf1
+    from electra_tf import formats, loading
     input_path, output_dir = os.fspath(input_path), os.fspath(output_dir)
     check_arguments(input_path, output_dir, to, overwrite, hf_kind, vocab_file)
     # Built (not only read) so that the weights are checked against the models they make.
@@ -135,38 +137,37 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
         model.weights.vocab_file = vocab_file
     notes = "" if model.vocab_file else "; no vocab.txt beside the input: pass --vocab_file"
     fmt = model.weights.format
-    networks = model.recipe.describe(model.has_discriminator_head)
-    source = f"{_FORMAT_NAMES.get(fmt, fmt)} {networks}"
+    source = f"{_FORMAT_NAMES.get(fmt, fmt)} {model.recipe.describe(model.has_discriminator_head)}"
+    values = model.original_values()
+    options = {}
+    if to == "keras_hub":
+        left = [what for what, present in (
+            ("the replaced-token detection head", model.has_discriminator_head),
+            ("the generator", model.generator is not None and model.discriminator is not None),
+            ("the masked-LM head", model.discriminator is None))
+            if present]
+        if left:
+            notes += (f"; {' and '.join(left)} not written (a keras-hub ElectraBackbone "
+                      "is one encoder)")
+    elif to == "hf":
+        options["kind"] = hf_kind
+        if hf_kind == "auto" and model.recipe.cloze_generator:
+            notes += ("; Electric's two-tower generator has no transformers equivalent: "
+                      "not written")
     output = os.path.abspath(output_dir)
     # The format writer fills a staged directory that records the converter as its
     # author, so a later --overwrite may replace it (and nothing else).
     with staged_directory(output, overwrite, command=COMMAND) as staged:
-        if to in ("tf1", "keras"):
-            writer, name = (tf1.write, "TF1") if to == "tf1" else (keras.write, "keras")
-            prefix = writer(staged, model.original_values(), config=model.config,
-                            vocab_file=model.vocab_file, global_step=model.weights.global_step,
-                            overwrite=True)
-            described = {prefix: f"{name} checkpoint of the {source}{notes}"}
-        elif to == "keras_hub":
-            left = [what for what, present in (
-                ("the replaced-token detection head", model.has_discriminator_head),
-                ("the generator", model.generator is not None and model.discriminator is not None),
-                ("the masked-LM head", model.discriminator is None))
-                if present]
-            if left:
-                notes += (f"; {' and '.join(left)} not written (a keras-hub ElectraBackbone "
-                          "is one encoder)")
-            path = keras_hub.write(staged, model.original_values(), config=model.config,
-                                   vocab_file=model.vocab_file, overwrite=True)
-            described = {path: f"keras-hub ElectraBackbone preset of the {source}{notes}"}
+        path = formats.write(to, staged, values, config=model.config,
+                             vocab_file=model.vocab_file, global_step=model.weights.global_step,
+                             overwrite=True, **options)
+        if to == "hf":
+            from electra_tf.formats import hf
+            described = {os.path.join(path, subdir) if subdir else path:
+                         f"transformers {architecture}{notes}"
+                         for subdir, architecture, _ in hf.plan(values, hf_kind)}
         else:
-            if hf_kind == "auto" and model.recipe.cloze_generator:
-                notes += ("; Electric's two-tower generator has no transformers equivalent: "
-                          "not written")
-            written = hf.write_hf_directory(model, staged, model.vocab_file, kind=hf_kind,
-                                            overwrite=True)
-            described = {path: f"transformers {architecture}{notes}"
-                         for path, architecture in written.items()}
+            described = {path: f"{_WRITTEN[to]} of the {source}{notes}"}
     # Paths as they are after the rename into place.
     return {output + path[len(os.path.abspath(staged)):]: text
             for path, text in described.items()}
@@ -186,7 +187,7 @@ def define_flags(flag_values) -> None:
                         flag_values=flag_values)
     flags.DEFINE_string("output", None, "Directory to write (must not exist or be empty, "
                         "unless --overwrite).", flag_values=flag_values)
-    flags.DEFINE_string("to", None, f"Output format: {', '.join(FORMATS)}.",
+    flags.DEFINE_string("to", None, f"Output format: {', '.join(OUTPUT_FORMATS)}.",
                         flag_values=flag_values)
     flags.DEFINE_bool("overwrite", False, "Replace an earlier output of the converter at "
                       "--output (never a directory it did not write).",

@@ -130,7 +130,7 @@ def _serving(*input_names):
 
 def _forward(model, fn):
     """``fn`` as it is, or compiled by XLA when ``model`` computes in bfloat16/float16
-    (:func:`electra_tf.inference.use_xla`: 1.6x faster on CPU). The SavedModel keeps the
+    (:func:`electra_tf.inference.use_xla`, measured per machine). The SavedModel keeps the
     function's jit_compile attribute, so whoever serves it compiles it too. Tokenization
     (string ops) stays outside."""
     from electra_tf.inference import use_xla

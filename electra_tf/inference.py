@@ -190,7 +190,7 @@ def compiled(model, key: str, build):
 
 
 # Under XLA, batches are padded to a multiple of this length (and to full batch rows), so
-# a run compiles at most max_seq_length / 16 shapes (~1.5 s each for ELECTRA-Small here).
+# a run compiles at most max_seq_length / 16 shapes.
 XLA_LENGTH_MULTIPLE = 16
 
 
@@ -199,10 +199,9 @@ def use_xla(model, jit_compile: bool | None = None) -> bool:
 
     On one CPU the default is measured (:func:`electra_tf.training.strategy.xla_is_default`:
     the CPU probe, run once per machine and cached): XLA where it was faster in that
-    precision. (An AVX-512-bf16 Xeon without AMX ran a bfloat16 ELECTRA-Small forward in
-    664 ms with oneDNN and 415 ms under XLA, float32 in ~370 ms both ways; a Zen 4 EPYC's
-    oneDNN bfloat16 matmuls run at 2.3x XLA's.) On GPUs and TPUs: XLA in bfloat16/float16,
-    where its fusion matters most, not in float32.
+    precision (which way it goes differs between CPUs: README "Speed" has the figures). On
+    GPUs and TPUs: XLA in bfloat16/float16, where its fusion matters most, not in
+    float32.
     """
     if jit_compile is not None:
         return bool(jit_compile)

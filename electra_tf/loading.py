@@ -3,11 +3,9 @@
 The formats themselves (detection, reading and writing ``{original name: array}``)
 are :mod:`electra_tf.formats`. This module turns weights into built Keras models:
 
-* :func:`read_weights`: the weights of a path in any format, plus the pre-training
-  driver's object-based ``<model_dir>/ckpt-N`` (a run directory reads as its newest
-  complete ``ckpt-N``, also while the run is still training): those models are built
-  from ``pretraining_config.json`` beside it and restored with ``tf.train.Checkpoint``
-  as the driver tracks them (format ``"training"``).
+* :func:`read_weights`: the weights of a released model's name (:mod:`electra_tf.presets`)
+  or of a path in any format of :data:`electra_tf.formats.FORMATS` (a pre-training run
+  directory included: :mod:`electra_tf.formats.run_checkpoint`).
 * :func:`build_from_weights` / :func:`load_pretrained`: models built and assigned.
 
 The model shapes come from ``pretraining_config.json`` beside the weights when
@@ -27,22 +25,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from typing import Optional, Union
 
 import tensorflow as tf
 
 from electra_tf import checkpoints, formats, presets
 from electra_tf.config import PretrainingConfig, parse_hparams
-from electra_tf.formats import (CONFIG_FILE, VOCAB_FILE, PretrainedWeights, hf, keras,
-                                keras_hub, tf1)
-from electra_tf.io_utils import first_line
+from electra_tf.formats import VOCAB_FILE, PretrainedWeights, hf
 from electra_tf.modeling.discriminator import Discriminator
 from electra_tf.modeling.electric import TwoTowerClozeGenerator
 from electra_tf.modeling.generator import Generator
 from electra_tf.modeling.pretraining_models import build_pretraining_models
 from electra_tf.pretraining.recipes import Recipe
-
 
 
 @dataclasses.dataclass
@@ -101,79 +95,7 @@ def read_weights(path: str, *, keep_models: bool = False) -> PretrainedWeights:
     if not tf.io.gfile.exists(path) and not tf.io.gfile.exists(path + ".index"):
         raise checkpoints.CheckpointError(
             f"checkpoint not found: {path}{presets.unknown_name_hint(path)}")
-    kind = formats.detect_format(path)
-    if kind == "hf":
-        return hf.read_hf_directory(path)
-    if kind == "keras":
-        return keras.read(path)
-    if kind == "keras_hub":
-        return keras_hub.read(path)
-    for attempt in range(2):
-        prefix, _, shapes = checkpoints.open_checkpoint(path)
-        if checkpoints.OBJECT_GRAPH_KEY not in shapes:
-            return tf1.read(prefix)
-        try:
-            return read_training_checkpoint(prefix, keep_models=keep_models)
-        except checkpoints.CheckpointError:
-            # A running job that keeps only its last checkpoints may have deleted this
-            # one meanwhile: take the newest complete one again.
-            if attempt or not tf.io.gfile.isdir(path) or \
-                    checkpoints.is_complete_checkpoint(prefix):
-                raise
-
-
-_ITERATIONS_KEY = re.compile(r"^optimizer/_?iterations/\.ATTRIBUTES/VARIABLE_VALUE$")
-
-
-def read_training_checkpoint(path: str, *, keep_models: bool = False) -> PretrainedWeights:
-    """The weights of a pre-training driver's object-based checkpoint (``ckpt-N``).
-
-    The models (and the optimizer, through whose variable list the checkpoint
-    reaches most weights) are built as the driver builds them from
-    ``pretraining_config.json`` beside the checkpoint, restored, and every model
-    variable is checked to have been restored.
-    """
-    from electra_tf.optimization import create_optimizer
-    prefix, reader, shapes = checkpoints.open_checkpoint(path)
-    if not tf.io.gfile.exists(os.path.join(os.path.dirname(prefix), CONFIG_FILE)):
-        raise checkpoints.CheckpointError(
-            f"{prefix} is an object-based training checkpoint but there is no {CONFIG_FILE} "
-            "beside it to build its models from: copy the run's config there, or use the "
-            "run's export <model_dir>/tf1 (or <model_dir>/discriminator)")
-    hparams, vocab = formats.read_sidecar_files(prefix)
-    config = PretrainingConfig.from_preset(hparams.get("model_size", "small"), hparams)
-    models = build_pretraining_models(config)
-    # The driver's optimizer tracks the model variables (Keras 3 layers are mostly not
-    # part of TensorFlow's object graph): build it the same way to restore through it.
-    optimizer = create_optimizer(
-        models, learning_rate=config.learning_rate, num_train_steps=config.num_train_steps,
-        num_warmup_steps=config.num_warmup_steps, lr_decay_power=config.lr_decay_power,
-        weight_decay_rate=config.weight_decay_rate, clip_norm=1.0, optimizer=config.optimizer)
-    tracked = {name: model for name, model in (("generator", models.generator),
-                                                ("discriminator", models.discriminator))
-               if model is not None}
-    built = {id(v) for v in optimizer.built_variables}
-    unreachable = [n for n, v in models.original_variables().items() if id(v) not in built]
-    if unreachable:
-        raise checkpoints.CheckpointError(
-            f"cannot read {prefix}: the variables {unreachable[:5]} are not tracked by the "
-            "optimizer, through which a training checkpoint restores the models")
-    try:
-        status = tf.train.Checkpoint(optimizer=optimizer, **tracked).restore(prefix)
-        status.expect_partial()
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        raise checkpoints.CheckpointError(
-            f"cannot restore {prefix} into the models of {CONFIG_FILE} beside it: "
-            f"{first_line(e)}") from e
-    keys = [k for k in shapes if _ITERATIONS_KEY.match(k)]
-    step = int(reader.get_tensor(keys[0])) if keys else int(optimizer.iterations.numpy())
-    weights = PretrainedWeights(values=checkpoints.original_values(*models.models), hparams=hparams,
-                                vocab_file=vocab, source=prefix, format="training",
-                                global_step=step)
-    if keep_models:
-        weights.built = (config, models)
-    return weights
+    return formats.read(path, keep_models=keep_models)
 
 
 def config_for_weights(weights: PretrainedWeights, hparams, *,

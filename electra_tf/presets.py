@@ -528,9 +528,10 @@ def verify_release(directory: str, release: Release, name: str) -> dict:
     """The load check of a release directory; returns ``{"checkpoint", "vocab"}`` (paths
     relative to it) or raises one CheckpointError naming what is wrong."""
     from electra_tf import checkpoints
+    from electra_tf.formats import files
     prefix = _find_prefix(directory, name)
     try:
-        _, _, shapes = checkpoints.open_checkpoint(os.path.join(directory, prefix))
+        _, _, shapes = files.open_checkpoint(os.path.join(directory, prefix))
     except checkpoints.CheckpointError as e:
         raise _error(f"the release of preset {name} in {directory} cannot be read: {e}") from None
     expected = expected_shapes(release_config(release))
@@ -741,34 +742,11 @@ def _network_hparams(release: Release, side: Optional[str]) -> dict:
                 "hidden_act", "max_position_embeddings", "type_vocab_size")}}
 
 
-def network_values(values: dict, side: Optional[str]) -> dict:
-    """The variables of one network of a release (``{original name: array}``).
-
-    The discriminator keeps its names; the generator's encoder moves under ``electra/``
-    (with the shared embeddings, or its own when untied) beside its masked-LM head: the
-    original's MLM-only layout.
-    """
-    if side is None:
-        return dict(values)
-    if side == "discriminator":
-        return {n: v for n, v in values.items()
-                if n.startswith(("electra/", "discriminator_predictions/"))}
-    untied = any(n.startswith("generator/embeddings/") for n in values)
-    out = {}
-    for n, v in values.items():
-        if n.startswith("electra/embeddings/") and not untied:
-            out[n] = v
-        elif n.startswith("generator/"):
-            out["electra/" + n[len("generator/"):]] = v
-        elif n.startswith("generator_predictions/"):
-            out[n] = v
-    return out
-
-
 def read(path_or_name):
     """The weights (:class:`~electra_tf.formats.PretrainedWeights`) a preset name gives:
     the discriminator (format ``tf1``), the generator as an MLM-only network (format
     ``preset``: its names moved) or the whole release (``tf1``)."""
+    from electra_tf import checkpoints
     from electra_tf.formats import PretrainedWeights, tf1
     preset = find(path_or_name)
     if preset is None:
@@ -781,7 +759,8 @@ def read(path_or_name):
     release = RELEASES[preset.release]
     vocab = manifest.get("vocab") or _find_vocab(directory, os.path.relpath(prefix, directory))
     return PretrainedWeights(
-        values=network_values(weights.values, preset.side),
+        values=(dict(weights.values) if preset.side is None
+                else checkpoints.network_values(weights.values, preset.side)),
         hparams=_network_hparams(release, preset.side),
         vocab_file=os.path.join(directory, vocab) if vocab else weights.vocab_file,
         source=weights.source, format="preset" if preset.side == "generator" else "tf1",

@@ -78,7 +78,7 @@ def test_rotated_order_differs_by_round():
 
 
 def finetune_row(impl, precision, xla, examples_per_s, round_=0, default=False,
-                 path="training.finetune._train step"):
+                 path="training.finetune.train_trial step"):
     row = {"impl": impl, "task": "finetune", "path": path, "precision": precision,
            "xla": xla, "round": round_, "examples_per_s": examples_per_s}
     if default:
@@ -110,8 +110,8 @@ def test_finetuning_summary_sets_the_default_beside_the_best_and_the_peers_best(
                               path="ElectraForPreTraining ids_by_length")]  # inference
     summary = fis.defaults_summary(rows)
     first, second = summary["per_round"]
-    assert first["best"] == "electra-tf training.finetune._train step fp32"
-    assert first["default"] == "electra-tf DEFAULT training.finetune._train step fp32"
+    assert first["best"] == "electra-tf training.finetune.train_trial step fp32"
+    assert first["default"] == "electra-tf DEFAULT training.finetune.train_trial step fp32"
     assert first["peer_best"].endswith("bf16") and first["default_is_best_config"]
     assert first["default_vs_best"] == pytest.approx(19.5 / 20.0)
     # faster than the explicit twin in round 2: the default is that round's best itself

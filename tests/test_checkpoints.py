@@ -12,8 +12,7 @@ import tensorflow as tf
 from electra_tf import (CheckpointError, PretrainingConfig, build_pretraining_models,
                         infer_pretraining_config, load_original_checkpoint,
                         save_original_checkpoint)
-from electra_tf.checkpoints import (latest_complete_checkpoint, read_checkpoint_shapes,
-                                    run_checkpoints, write_state_file)
+from electra_tf.formats.files import latest_complete_checkpoint, read_checkpoint_shapes, run_checkpoints, write_state_file
 
 V, E, H, LAYERS, G = 40, 16, 32, 2, 32  # G == H: the released small's generator fraction 1.0
 

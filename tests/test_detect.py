@@ -13,7 +13,8 @@ import keras
 import numpy as np
 import pytest
 
-from electra_tf import checkpoints, detect, inference, tokenization
+from electra_tf import detect, inference, tokenization
+from electra_tf.formats import tf1
 from electra_tf.config import PretrainingConfig
 from electra_tf.modeling import build_pretraining_models
 
@@ -45,7 +46,7 @@ def write_checkpoint(directory: Path, seed: int = 0, vocab: bool = True, head: b
     models = build_pretraining_models(config)
     directory.mkdir(parents=True, exist_ok=True)
     saved = models.models if head else [models.discriminator.encoder]
-    checkpoints.save_original_checkpoint(str(directory / "model.ckpt-7"), *saved, global_step=7)
+    tf1.save_original_checkpoint(str(directory / "model.ckpt-7"), *saved, global_step=7)
     (directory / "pretraining_config.json").write_text(json.dumps(config.to_dict()))
     if vocab:
         shutil.copy(VOCAB, directory / "vocab.txt")

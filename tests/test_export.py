@@ -12,7 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from electra_tf import checkpoints, export, serving_text
+from electra_tf import export, serving_text
+from electra_tf.formats import tf1
 from electra_tf.config import FinetuningConfig, PretrainingConfig
 from electra_tf.finetuning import glue, tagging
 from electra_tf.finetuning.model import FinetuningModel
@@ -100,7 +101,7 @@ def setup(tmp_path_factory):
     config = PretrainingConfig.from_preset("small", {**TINY, "do_lower_case": False})
     disc = build_pretraining_models(config).discriminator
     pre = root / "pretrained"
-    checkpoints.save_original_checkpoint(str(pre / "model.ckpt-5"), disc, global_step=5)
+    tf1.save_original_checkpoint(str(pre / "model.ckpt-5"), disc, global_step=5)
     (pre / "vocab.txt").write_text(vocab.read_text(encoding="utf-8"), encoding="utf-8")
     config.to_json(pre / "pretraining_config.json")
     # A fine-tuned multi-task model with random heads, saved as run_finetuning saves it
@@ -118,7 +119,7 @@ def setup(tmp_path_factory):
     slots = {f"{name}/adam_{m}": np.zeros(v.shape, np.float32)
              for name, v in model.original_variables().items() for m in "mv"}
     ft = root / "finetuning_models" / "mnli_sst_sts_chunk_model_1"
-    checkpoints.save_original_checkpoint(str(ft / "model.ckpt-3"), model, variables=slots,
+    tf1.save_original_checkpoint(str(ft / "model.ckpt-3"), model, variables=slots,
                                          global_step=3)
     return {"root": root, "vocab": str(vocab), "disc": disc, "pre": str(pre), "tasks": tasks,
             "model": model, "ft": str(ft), "cache": str(cache)}

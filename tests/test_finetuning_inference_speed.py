@@ -20,7 +20,7 @@ TINY = json.dumps({"model_hparam_overrides": {"hidden_size": 32, "num_hidden_lay
                                               "num_attention_heads": 2,
                                               "intermediate_size": 64},
                    "embedding_size": 32})
-OUR_PATHS = {"training.finetune._train step", "detect_replaced_tokens", "discriminator_logits",
+OUR_PATHS = {"training.finetune.train_trial step", "detect_replaced_tokens", "discriminator_logits",
              "saved_model"}
 
 

@@ -95,7 +95,7 @@ def test_tf1_read_leaves_out_optimizer_slots_and_the_step(tmp_path):
     values = random_values(2)
     slots = {f"{n}/{s}": np.ones_like(v) for n, v in values.items()
              for s in checkpoints.SLOT_SUFFIXES}
-    checkpoints.save_original_checkpoint(str(tmp_path / "model.ckpt-5"),
+    tf1.save_original_checkpoint(str(tmp_path / "model.ckpt-5"),
                                          variables={**values, **slots}, global_step=5)
     weights = tf1.read(tmp_path)
     assert_same_values(values, weights.values)
@@ -141,7 +141,7 @@ def test_hf_write_then_read_is_exact_and_matches_safetensors_on_disk(tmp_path, v
     written = hf.write_hf_directory(models, tmp_path / "hf", vocab)
     assert sorted(written.values()) == ["ElectraForMaskedLM", "ElectraForPreTraining"]
     assert detect_format(tmp_path / "hf") == "hf"
-    weights = hf.read_hf_directory(tmp_path / "hf")
+    weights = hf.read(tmp_path / "hf")
     assert_same_values(checkpoints.original_values(*models.models), weights.values)
     # The file itself: transformers' key and [out, in] layout of a linear weight.
     tensors = load_file(str(tmp_path / "hf" / "discriminator" / "model.safetensors"))
@@ -167,7 +167,7 @@ def test_detect_format_of_each_kind_of_path(tmp_path):
     # An object-based checkpoint that is not ours (a training run's ckpt-N is read by
     # building its models, see loading): not keras.
     tf.train.Checkpoint(step=tf.Variable(3)).write(str(tmp_path / "run" / "ckpt-3"))
-    assert detect_format(tmp_path / "run") == "tf1"
+    assert detect_format(tmp_path / "run") == "training"
     # A TF checkpoint directory that happens to hold a config.json is not transformers'.
     (tmp_path / "tf1" / "config.json").write_text("{}")
     assert detect_format(tmp_path / "tf1") == "tf1"
@@ -199,3 +199,77 @@ def test_importing_the_package_and_the_converter_does_not_import_tensorflow():
                          text=True, check=True, timeout=120).stdout
     assert out.strip() == "False"
 
+
+
+# ---------------------------------------------------------------------------
+# One interface, one dispatch table
+# ---------------------------------------------------------------------------
+
+def test_every_format_has_the_same_interface_and_convert_writes_from_the_same_table():
+    import inspect
+
+    from electra_tf import convert, formats
+    assert list(formats.FORMATS)[-1] == "tf1"  # the fallback is tried last
+    for name in formats.FORMATS:
+        module = formats.format_module(name)
+        assert module.NAME == name
+        assert [p.name for p in list(inspect.signature(module.matches).parameters.values())] \
+            == ["path"]
+        read_params = list(inspect.signature(module.read).parameters)
+        assert read_params[0] == "path"
+        write = inspect.signature(module.write).parameters
+        assert list(write)[:2] == ["output_dir", "values"], name
+        if name in formats.OUTPUT_FORMATS:
+            for keyword in ("config", "vocab_file", "global_step", "overwrite"):
+                assert write[keyword].kind is inspect.Parameter.KEYWORD_ONLY, (name, keyword)
+    assert set(formats.OUTPUT_FORMATS) == set(formats.FORMATS) - {"training"}
+    with pytest.raises(convert.ConversionError, match="--to must be one of tf1, hf, keras"):
+        convert.check_arguments(str(DATA), "/tmp/never", "training")
+
+
+@pytest.mark.parametrize("fmt", ["tf1", "keras", "hf"])
+def test_the_table_writes_and_reads_each_format_with_the_same_call(tmp_path, vocab, fmt):
+    from electra_tf import formats
+    config = small_config()
+    models = build_pretraining_models(config)
+    values = checkpoints.original_values(*models.models)
+    path = formats.write(fmt, tmp_path / fmt, values, config=config, vocab_file=vocab,
+                         global_step=4)
+    assert formats.detect_format(path) == fmt
+    weights = formats.read(path)
+    assert weights.format == fmt
+    if fmt == "hf":  # a pair: the discriminator and the generator as a masked LM
+        expected = {**checkpoints.network_values(values, "discriminator"),
+                    **{("generator/" + n[len("electra/"):]) if n.startswith("electra/") and
+                       not n.startswith("electra/embeddings/") else n: v
+                       for n, v in checkpoints.network_values(values, "generator").items()
+                       if not n.startswith("electra/embeddings/")}}
+        assert sorted(weights.values) == sorted(expected)
+        for name, value in expected.items():
+            np.testing.assert_array_equal(weights.values[name], value, err_msg=name)
+    else:
+        assert weights.global_step == 4
+        assert_same_values(values, weights.values)
+
+
+def test_a_run_checkpoint_is_not_written_by_the_table(tmp_path):
+    from electra_tf import formats
+    with pytest.raises(CheckpointError, match="written by pre-training only"):
+        formats.write("training", tmp_path / "x", {}, config=None)
+
+
+def test_detecting_and_reading_a_checkpoint_opens_it_once(tmp_path, monkeypatch):
+    from electra_tf import formats, loading
+    from electra_tf.formats import files
+    prefix = tf1.write(tmp_path / "tf1", random_values(), config=small_config(), global_step=2)
+    opened = []
+    real = tf.train.load_checkpoint
+    monkeypatch.setattr(tf.train, "load_checkpoint", lambda p: opened.append(p) or real(p))
+    files._OPENED.clear()
+    assert loading.read_weights(str(tmp_path / "tf1")).global_step == 2
+    assert opened == [prefix]
+    # A checkpoint written again under the same prefix is opened anew, not served stale.
+    tf1.write(tmp_path / "tf1", random_values(seed=1), config=small_config(), global_step=2,
+              overwrite=True)
+    assert_same_values(random_values(seed=1), formats.read(str(tmp_path / "tf1")).values)
+    assert opened == [prefix, prefix]

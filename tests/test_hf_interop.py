@@ -131,7 +131,7 @@ def test_saved_lm_head_copy_is_accepted_when_tied_and_refused_when_not(tmp_path,
     save_file({**tensors, "generator_lm_head.weight": embeddings + 1.0},
               str(directory / "model.safetensors"))
     with pytest.raises(CheckpointError, match="generator_lm_head.weight differs"):
-        hf.read_hf_directory(directory)
+        hf.read(directory)
 
 
 def test_sharded_and_float16_safetensors_are_read(tmp_path):
@@ -145,7 +145,7 @@ def test_sharded_and_float16_safetensors_are_read(tmp_path):
     weight_map = {k: f"model-0000{1 if i < 10 else 2}-of-00002.safetensors"
                   for i, k in enumerate(keys)}
     (directory / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
-    values = hf.read_hf_directory(directory).values
+    values = hf.read(directory).values
     np.testing.assert_array_equal(values["electra/embeddings/word_embeddings"],
                                   half["electra.embeddings.word_embeddings.weight"].astype(np.float32))
     np.testing.assert_array_equal(values["discriminator_predictions/dense_1/kernel"],
@@ -165,7 +165,7 @@ def assert_same_values(expected: dict, got: dict):
 
 @pytest.mark.parametrize("source", ["pair", "pair/generator", "bare"])
 def test_hf_tf1_keras_hf_round_trip_is_exact(tmp_path, source):
-    original = hf.read_hf_directory(GOLDEN / source)
+    original = hf.read(GOLDEN / source)
     steps = [("tf1", tmp_path / "tf1"), ("keras", tmp_path / "keras"), ("hf", tmp_path / "hf")]
     previous = GOLDEN / source
     for fmt, output in steps:
@@ -298,7 +298,7 @@ def test_missing_safetensors_is_one_clear_error(tmp_path):
     directory = copy_golden(tmp_path, "pair/discriminator")
     os.remove(directory / "model.safetensors")
     (directory / "pytorch_model.bin").write_bytes(b"not read")
-    assert hf.is_hf_directory(directory)
+    assert hf.matches(directory)
     with pytest.raises(CheckpointError, match=r"no model\.safetensors in .*pytorch_model\.bin.*"
                                               r"save_pretrained"):
         loading.load_pretrained(directory)
@@ -331,7 +331,7 @@ def test_corrupt_safetensors_is_one_clear_error(tmp_path):
     data = (directory / "model.safetensors").read_bytes()
     (directory / "model.safetensors").write_bytes(data[:len(data) // 2])
     with pytest.raises(CheckpointError, match=r"cannot read .*model\.safetensors as safetensors"):
-        hf.read_hf_directory(directory)
+        hf.read(directory)
 
 
 def test_writer_refuses_a_non_empty_output_and_leaves_it_alone(tmp_path):
@@ -390,7 +390,7 @@ def test_cli_converts_and_reports_bad_weights_in_one_line(tmp_path):
                      "--to", "tf1")
     assert result.returncode == 0, result.stderr
     assert "wrote " in result.stdout and "discriminator + generator" in result.stdout
-    assert_same_values(hf.read_hf_directory(GOLDEN / "pair").values,
+    assert_same_values(hf.read(GOLDEN / "pair").values,
                        loading.read_weights(tmp_path / "tf1").values)
     bad = copy_golden(tmp_path, "bare")
     edit_config(bad, hidden_act="silu")
@@ -404,7 +404,7 @@ def test_main_runs_in_process_with_the_cli_convention(tmp_path, capsys):
     assert convert.main(["convert", f"--input={GOLDEN / 'bare'}", f"--output={out}",
                          "--to=tf1"]) == 0
     assert capsys.readouterr().out.startswith(f"wrote {out}")
-    assert_same_values(hf.read_hf_directory(GOLDEN / "bare").values,
+    assert_same_values(hf.read(GOLDEN / "bare").values,
                        loading.read_weights(out).values)
     # Called again in the same process (fresh flags every call): a user error is one line.
     assert convert.main(["--input", str(GOLDEN / "bare"), "--output", str(out),

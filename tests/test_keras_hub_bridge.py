@@ -142,7 +142,7 @@ def test_a_preset_keras_hub_wrote_reads_exactly(tmp_path):
     keras_hub.models.ElectraTokenizer(vocabulary=str(VOCAB), lowercase=True).save_to_preset(
         str(tmp_path / "kh"))
     assert detect_format(tmp_path / "kh") == "keras_hub"
-    assert hf.is_hf_directory(str(tmp_path / "kh"))  # why keras_hub is detected first
+    assert hf.matches(str(tmp_path / "kh"))  # why keras_hub is detected first
 
     weights = loading.read_weights(tmp_path / "kh")
     by_path = {w.path: w.numpy() for w in backbone.weights}
@@ -187,7 +187,7 @@ def test_hf_to_ours_to_keras_hub(tmp_path):
         "keras-hub ElectraBackbone preset of the hf discriminator + generator; the "
         "replaced-token detection head and the generator not written (a keras-hub "
         "ElectraBackbone is one encoder)"]
-    hf_values = hf.read_hf_directory(tmp_path / "hf").values
+    hf_values = hf.read(tmp_path / "hf").values
     assert_same(encoder(hf_values), loading.read_weights(tmp_path / "kh").values)
     tanh = loading.build_from_weights(loading.read_weights(tmp_path / "kh"), TANH)
     assert_gelu_and_mapping(tmp_path / "kh", ours(from_hf.discriminator),

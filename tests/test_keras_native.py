@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf import checkpoints
+from electra_tf.formats import tf1
 from electra_tf.config import TransformerConfig
 from electra_tf.models import (ElectraBackbone, ElectraClassifier, ElectraPreprocessor,
                                ElectraQuestionAnswerer, ElectraTokenTagger)
@@ -328,7 +328,7 @@ def test_token_tagger_aligns_words_to_their_first_word_piece():
 def test_a_checkpoint_without_a_vocabulary_is_an_error_not_the_bundled_vocab(tmp_path):
     model = tiny_classifier()
     prefix = str(tmp_path / "bare" / "model.ckpt-1")
-    checkpoints.save_original_checkpoint(prefix, model.backbone)
+    tf1.save_original_checkpoint(prefix, model.backbone)
     for leftover in ("vocab.txt",):
         if (tmp_path / "bare" / leftover).exists():
             (tmp_path / "bare" / leftover).unlink()
@@ -351,7 +351,7 @@ def test_the_readme_keras_cycle_runs_from_a_checkpoint_to_a_served_string(tmp_pa
     import shutil
     model = tiny_classifier(seed=3)
     checkpoint = tmp_path / "pretrained"
-    checkpoints.save_original_checkpoint(str(checkpoint / "model.ckpt-1"), model.backbone)
+    tf1.save_original_checkpoint(str(checkpoint / "model.ckpt-1"), model.backbone)
     shutil.copy(default_vocab_file(), checkpoint / "vocab.txt")
     block = readme_keras_block()
     assert 'checkpoint = "data/models/electra_small"' in block and "sequence_length=128" in block

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # for the subprocess worker (conftest does it under pytest)
     sys.path.insert(0, str(ROOT))
 
-from electra_tf.checkpoints import save_original_checkpoint  # noqa: E402
+from electra_tf.formats.tf1 import save_original_checkpoint  # noqa: E402
 from electra_tf.config import TransformerConfig  # noqa: E402
 from electra_tf.formats import tf1  # noqa: E402
 from electra_tf.modeling import ElectraEncoder  # noqa: E402

@@ -56,7 +56,7 @@ def release(tmp_path_factory):
     for variable in models.original_variables().values():
         variable.assign(rng.normal(0, 0.2, variable.shape).astype(np.float32))
     directory = root / "electra_tiny"
-    checkpoints.save_original_checkpoint(str(directory / "electra_tiny"), *models.models,
+    tf1.save_original_checkpoint(str(directory / "electra_tiny"), *models.models,
                                          global_step=1234, config=False, vocab_file=str(VOCAB))
     buffer = root / "electra_tiny.zip"
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
@@ -185,7 +185,7 @@ def test_every_spelling_names_one_release_and_the_sizes_are_the_released_ones():
         assert presets.parameter_counts(shapes) == (release.discriminator_params,
                                                     release.generator_params), name
         for side in ("discriminator", "generator"):
-            encoder = {n: s for n, s in presets.network_values(shapes, side).items()
+            encoder = {n: s for n, s in checkpoints.network_values(shapes, side).items()
                        if n.startswith("electra/")}
             h = encoder["electra/encoder/layer_0/attention/self/query/kernel"][0]
             assert presets.parameter_counts(encoder)[0] + h * h + h == \

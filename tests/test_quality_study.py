@@ -1,5 +1,6 @@
-"""benchmarks/quality_study.py: the log parser, the commands of the cpu study, input errors,
-and the smoke scale end to end, run twice (the second run must be a no-op)."""
+"""benchmarks/quality_study.py: its reading of the runs' train_log.jsonl, the commands of the
+cpu study, input errors, and the smoke scale end to end, run twice (the second run must be
+a no-op)."""
 
 import json
 import os
@@ -19,60 +20,64 @@ SCRIPT = str(ROOT / "benchmarks" / "quality_study.py")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 ARMS = ("electra", "mlm", "random")
 
-# Two sittings of one arm: the first is killed after step 150 (last checkpoint at 100), the
-# second resumes from ckpt-100 and logs 150 again; noise and a truncated line in between.
-TWO_SITTINGS = """\
-WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
-E0000 00:00:1796087291.969547    2459 cuda_platform.cc:52] failed call to cuInit
-pre-training ELECTRA-small in data/quality_study/models/electra: starting at step 0/200, \
-batch 32, 1 replica(s), strategy default, optimizer adamw
-step 50/200 (25.0%) | 0.43 steps/s, 13.6 examples/s | elapsed 1m57s, ETA 5m49s | \
-loss total=25.3294 mlm=8.4996 disc=0.3366 | mlm_acc=0.043
-step 100/200 (50.0%) | 0.53 steps/s, 16.9 examples/s | elapsed 3m32s, ETA 3m32s | \
-loss total=26.8013 mlm=6.9677 disc=0.3967 | mlm_acc=0.075
-step 150/200 (75.0%) | 0.50 steps/s, 16.0 examples/s | elapsed 5m10s, ETA 1m43s | \
-loss total=24.0000 mlm=6.5000 disc=0.3500 | mlm_acc=0.080
-step 160/200 (80.0%) | 0.50 steps/s, 16.0 exam
-=== quality_study 2026-12-01 01:25:08: python run_pretraining.py --model_name=electra
-pre-training ELECTRA-small in data/quality_study/models/electra: resuming from ckpt-100 at \
-step 100/200, batch 32, 1 replica(s), strategy default, optimizer adamw
-step 150/200 (75.0%) | 0.61 steps/s, 19.5 examples/s | elapsed 1m22s, ETA 1m22s | \
-loss total=23.5000 mlm=6.4000 disc=0.3400 | mlm_acc=0.085
-step 200/200 (100.0%) | 0.60 steps/s, 19.2 examples/s | elapsed 2m45s, ETA 0.0s | \
-loss total=22.0000 mlm=6.0000 disc=0.3300 | mlm_acc=0.090
-done: step 200. Fine-tune from data/quality_study/models/electra/discriminator (TF1 names)
-"""
+def _write_sitting(model_dir, start_step, total, points, killed=False):
+    """One sitting of the driver's train_log.jsonl: ``points`` are (step, elapsed_s,
+    {stat: value}); a killed sitting writes no end record and leaves a torn line."""
+    from electra_tf.training.train_log import TrainLogWriter, train_log_path
+    writer = TrainLogWriter(str(model_dir))
+    writer.write("start", step=start_step, total_steps=total)
+    for step, elapsed, stats in points:
+        writer.step(step=step, total_steps=total, stats=stats, learning_rate=1e-4,
+                    window_steps=50, window_s=100.0, batch_size=32, elapsed_s=elapsed,
+                    cpu_s=elapsed / 2)
+    if not killed:
+        writer.end(step=points[-1][0], total_steps=total, reason="finished",
+                   elapsed_s=points[-1][1] + 5, cpu_s=points[-1][1] / 2)
+    writer.close()
+    if killed:
+        with open(train_log_path(str(model_dir)), "a", encoding="utf-8") as f:
+            f.write('{"event": "step", "time": 1.0, "step": 160, "st')
 
 
-def test_log_parser_two_sittings():
-    log = qs.parse_pretraining_log(TWO_SITTINGS)
-    assert [s["start_step"] for s in log["sittings"]] == [0, 100]
-    assert [[p["step"] for p in s["points"]] for s in log["sittings"]] == [[50, 100, 150],
-                                                                            [150, 200]]
+def electra_stats(total, mlm, disc, acc):
+    return {"total_loss": total, "mlm_loss": mlm, "masked_lm_accuracy": acc,
+            "disc_loss": disc, "sampled_masked_lm_accuracy": 0.01, "disc_accuracy": 0.9}
+
+
+def test_training_log_of_two_sittings(tmp_path):
+    """The first sitting is killed after step 150 (last checkpoint at 100, a torn line);
+    the second resumes from ckpt-100 and logs 150 again."""
+    _write_sitting(tmp_path, 0, 200, [(50, 117.0, electra_stats(25.3294, 8.4996, 0.3366, 0.043)),
+                                      (100, 212.0, electra_stats(26.8013, 6.9677, 0.3967, 0.075)),
+                                      (150, 310.0, electra_stats(24.0, 6.5, 0.35, 0.08))],
+                   killed=True)
+    _write_sitting(tmp_path, 100, 200, [(150, 82.0, electra_stats(23.5, 6.4, 0.34, 0.085)),
+                                        (200, 165.0, electra_stats(22.0, 6.0, 0.33, 0.09))])
+    log = qs.pretraining_log(str(tmp_path))
+    assert log["sittings"] == 2
     assert [p["step"] for p in log["curve"]] == [50, 100, 150, 200]
-    by_step = {p["step"]: p for p in log["curve"]}
-    assert by_step[150]["loss"] == {"total": 23.5, "mlm": 6.4, "disc": 0.34}  # the resumed run
-    assert by_step[50]["loss"] == {"total": 25.3294, "mlm": 8.4996, "disc": 0.3366}
-    assert by_step[200]["mlm_acc"] == pytest.approx(0.09)
-    assert log["elapsed_s"] == pytest.approx(5 * 60 + 10 + 2 * 60 + 45)  # 5m10s + 2m45s
+    points = {p["step"]: qs.curve_point(p) for p in log["curve"]}
+    assert points[150] == {"step": 150, "total": 23.5, "mlm": 6.4, "disc": 0.34,
+                           "mlm_acc": 0.085}  # the resumed run
+    assert points[50] == {"step": 50, "total": 25.3294, "mlm": 8.4996, "disc": 0.3366,
+                          "mlm_acc": 0.043}
+    # The killed sitting's last step record, the finished one's end record.
+    assert log["elapsed_s"] == pytest.approx(310 + 165 + 5)
+    assert log["cpu_s"] == pytest.approx(155 + 82.5)
+    assert qs.progress_line(log["curve"][-1]) == (
+        "step 200/200 | 0.50 steps/s | elapsed 2m45s | loss total=22.0000 mlm=6.0000 "
+        "disc=0.3300 | mlm_acc=0.090")
 
 
-def test_log_parser_without_headers_and_mlm_only():
-    """The cpu study's MLM log lines; a sitting without a header starts where steps go back."""
-    text = ("step 50/3062 (1.6%) | 0.56 steps/s, 17.8 examples/s | elapsed 1m30s, ETA 1h30m | "
-            "loss total=8.1821 mlm=8.1821 | mlm_acc=0.072\n"
-            "step 100/3062 (3.3%) | 0.69 steps/s, 22.0 examples/s | elapsed 2m43s, ETA 1h11m | "
-            "loss total=7.2638 mlm=7.2638 | mlm_acc=0.084\n"
-            "step 50/3062 (1.6%) | 0.50 steps/s, 16.0 examples/s | elapsed 12.5s, ETA 1h41m | "
-            "loss total=8.0000 mlm=8.0000 | mlm_acc=0.070\n")
-    log = qs.parse_pretraining_log(text)
-    assert len(log["sittings"]) == 2
-    assert [(p["step"], p["loss"]["mlm"]) for p in log["curve"]] == [(50, 8.0), (100, 7.2638)]
-    assert log["elapsed_s"] == pytest.approx(163 + 12.5)
-    assert "disc" not in log["curve"][0]["loss"]
-    assert qs.parse_progress_line("step 5/10 (50%) | truncated") is None
-    assert [qs.parse_duration(t) for t in ("1h02m", "3m05s", "12.3s", "?")] == [
-        3720, 185, 12.3, None]
+def test_training_log_of_an_mlm_run_and_of_none(tmp_path):
+    mlm = {"total_loss": 8.1821, "mlm_loss": 8.1821, "masked_lm_accuracy": 0.072}
+    _write_sitting(tmp_path, 0, 3062, [(50, 90.0, mlm)])
+    log = qs.pretraining_log(str(tmp_path))
+    assert [qs.curve_point(p) for p in log["curve"]] == [
+        {"step": 50, "total": 8.1821, "mlm": 8.1821, "mlm_acc": 0.072}]
+    assert "disc=" not in qs.progress_line(log["curve"][0])
+    assert qs.pretraining_log(str(tmp_path / "nowhere")) == {
+        "curve": [], "sittings": 0, "elapsed_s": None, "cpu_s": None}
 
 
 def test_cpu_study_commands_are_the_running_ones():

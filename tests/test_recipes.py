@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf import checkpoints, flops
+from electra_tf import flops
+from electra_tf.formats import files, tf1
 from electra_tf.config import ConfigError, PretrainingConfig
 from electra_tf.modeling import build_pretraining_models
 from electra_tf.pretraining.recipes import (OBJECTIVE_HPARAMS, Electra, Electric, MaskedLM,
@@ -58,9 +59,9 @@ def test_every_kind_resolves_and_is_recognised_from_its_checkpoint(tmp_path, obj
     models = build_pretraining_models(config)
     assert (models.generator is None) == (kind is UniformElectra)
     assert (models.discriminator is None) == (not recipe.has_discriminator)
-    prefix = checkpoints.save_original_checkpoint(str(tmp_path / "model.ckpt-1"),
+    prefix = tf1.save_original_checkpoint(str(tmp_path / "model.ckpt-1"),
                                                   *models.models, global_step=1)
-    names = list(checkpoints.read_checkpoint_shapes(prefix))
+    names = list(files.read_checkpoint_shapes(prefix))
     assert Recipe.from_checkpoint_names(names) is kind
     # The hparams the names show make a config of the same kind (and embedding sharing).
     again = Recipe.for_config(tiny(**kind.checkpoint_hparams(names)))
@@ -238,13 +239,33 @@ def test_a_new_recipe_trains_a_step_and_is_recognised_from_its_checkpoint(tmp_pa
     # The unigram starts uniform: its loss is log V, the uniform generator's.
     assert stats["mlm_loss"] == pytest.approx(np.log(config.vocab_size), rel=1e-4)
 
-    names = checkpoints.read_checkpoint_shapes(result["exports"]["tf1"])
+    names = files.read_checkpoint_shapes(result["exports"]["tf1"])
     assert names["unigram_generator/output_bias"] == [config.vocab_size]
     assert "unigram_generator/output_bias/adam_m" in names
     assert Recipe.from_checkpoint_names(names) is UnigramElectra
     assert Recipe.from_checkpoint_names(
-        checkpoints.read_checkpoint_shapes(result["exports"]["discriminator"])) is \
+        files.read_checkpoint_shapes(result["exports"]["discriminator"])) is \
         UniformElectra  # the discriminator export alone: a discriminator without generator
     record = json.loads((tmp_path / "m" / run_directory.RUN_RECORD).read_text())
     assert record["objective"]["unigram_generator"] is True
     assert set(record["model"]) == {"model_size", "discriminator"}
+
+
+def test_what_a_run_is_reads_without_tensorflow():
+    """A recipe's kind, names, FLOPs and description (flops, the name layer, format
+    detection's light half) import no TensorFlow: ``python -m electra_tf.flops`` answers at
+    once. Building networks or running a step imports it."""
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "from electra_tf import checkpoints, flops, formats\n"
+            "from electra_tf.config import PretrainingConfig\n"
+            "from electra_tf.pretraining.recipes import Recipe\n"
+            "config = PretrainingConfig.from_preset('small', {'electric_objective': True, "
+            "'electra_objective': False})\n"
+            "recipe = Recipe.for_config(config)\n"
+            "assert recipe.flops_networks() and recipe.describe()\n"
+            "assert flops.flops_for_config(config).flops_per_example_step > 0\n"
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

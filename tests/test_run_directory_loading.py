@@ -19,7 +19,7 @@ from conftest import ROOT
 from electra_tf import checkpoints, loading
 from electra_tf.checkpoints import CheckpointError
 from electra_tf.config import PretrainingConfig
-from electra_tf.formats import hf
+from electra_tf.formats import files, hf
 from electra_tf.modeling.pretraining_models import build_pretraining_models
 from electra_tf.tokenization import default_vocab_file
 from electra_tf.training.pretrain import PretrainingRun, RunOptions, train
@@ -115,8 +115,8 @@ def test_state_file_naming_a_broken_newest_checkpoint_falls_back(tmp_path, runs,
         os.remove(run_dir / "ckpt-4.index")
     else:
         (run_dir / "ckpt-4.index").write_bytes(b"not a checkpoint index")
-    assert checkpoints.latest_complete_checkpoint(run_dir) == str(run_dir / "ckpt-2")
-    assert checkpoints.resolve_checkpoint(str(run_dir)) == str(run_dir / "ckpt-2")
+    assert files.latest_complete_checkpoint(run_dir) == str(run_dir / "ckpt-2")
+    assert files.resolve_checkpoint(str(run_dir)) == str(run_dir / "ckpt-2")
     weights = loading.read_weights(run_dir)
     assert weights.global_step == 2
     assert_same_values(weights.values, loading.read_weights(runs["full"] / "ckpt-2").values)
@@ -126,7 +126,7 @@ def test_newest_checkpoint_missing_from_the_state_file_is_found(tmp_path, runs):
     run_dir = copy_run(runs["full"], tmp_path / "run")
     (run_dir / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n'
                                         'all_model_checkpoint_paths: "ckpt-2"\n')
-    assert checkpoints.latest_complete_checkpoint(run_dir) == str(run_dir / "ckpt-4")
+    assert files.latest_complete_checkpoint(run_dir) == str(run_dir / "ckpt-4")
     os.remove(run_dir / "checkpoint")
     assert loading.read_weights(run_dir).global_step == 4
 
@@ -139,7 +139,7 @@ def test_empty_directory_and_missing_config_are_one_line_errors(tmp_path, runs):
     assert "\n" not in message and str(tmp_path / "empty") in message
     assert "looked for a 'checkpoint' state file, ckpt-N.index (a training run) or " \
            "<name>.index (a TF1 export)" in message
-    assert checkpoints.latest_complete_checkpoint(tmp_path / "empty") is None
+    assert files.latest_complete_checkpoint(tmp_path / "empty") is None
     broken = copy_run(runs["mid"], tmp_path / "broken")
     os.remove(broken / "ckpt-2.data-00000-of-00001")
     with pytest.raises(CheckpointError, match=r"^no checkpoint in directory .*broken: looked "
@@ -182,7 +182,7 @@ def test_convert_cli_writes_hf_from_a_ckpt(tmp_path, runs):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "discriminator" / "model.safetensors").exists()
     assert (out / "generator" / "model.safetensors").exists()
-    assert hf.is_hf_directory(str(out / "discriminator"))
+    assert hf.matches(str(out / "discriminator"))
     converted = loading.read_weights(out).values
     source = loading.read_weights(runs["mid"] / "ckpt-2").values
     names = ["electra/embeddings/word_embeddings",

@@ -62,6 +62,7 @@ import zlib
 
 from electra_tf.data import progress as progress_lib
 from electra_tf.data.errors import PretrainingDataError
+from electra_tf.io_utils import first_line
 
 INPUT_FORMATS = ("auto", "text", "wikiextractor", "openwebtext")
 
@@ -642,7 +643,7 @@ def _tfds_builder_noisy(dataset, data_dir):
                     return tfds.builder_from_directory(candidate)
         raise PretrainingDataError(
             "tensorflow-datasets has no dataset '%s' (%s)"
-            % (dataset, str(e).splitlines()[0] if str(e) else type(e).__name__)
+            % (dataset, first_line(e))
         )
 
 

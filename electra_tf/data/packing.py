@@ -27,9 +27,6 @@ class PackedExample:
     input_mask: list
     segment_ids: list
 
-    def as_tuple(self):
-        return (tuple(self.input_ids), tuple(self.input_mask), tuple(self.segment_ids))
-
 
 def assign_segments(sentences, first_target_length, rng):
     """Splits buffered sentences into two segments (the original's rule).
@@ -117,10 +114,6 @@ class ExampleBuilder(object):
         self.target_length = max_seq_length
         self._sentences = []
         self._length = 0
-
-    @property
-    def buffered_tokens(self):
-        return self._length
 
     def add_line(self, token_ids):
         """Adds one line; returns a finished example or None."""

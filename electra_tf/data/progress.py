@@ -118,14 +118,6 @@ class Progress(object):
             self.postfix = postfix
         self._maybe_draw()
 
-    def set_count(self, count, postfix=None):
-        """Sets the absolute count (e.g. a training step) and maybe redraws."""
-        self.count = count
-        self._mark_first()
-        if postfix is not None:
-            self.postfix = postfix
-        self._maybe_draw()
-
     def write(self, message):
         """Prints a message line without garbling the bar (bar redrawn later)."""
         if self.enabled:

@@ -6,7 +6,7 @@ files beside the weights: ``pretraining_config.json`` (the PretrainingConfig the
 models are built from, or, when a writer only knows the models, their hparams: every
 size, the head count, activation, dropout...) and ``vocab.txt``. Both are written
 atomically; the config goes in before the checkpoint's ``.index`` (see
-:func:`electra_tf.checkpoints.save_original_checkpoint`).
+:func:`electra_tf.formats.tf1.save_original_checkpoint`).
 
 This module sits below the format modules (``tf1``, ``hf``, ``keras``) so that each can
 use it without importing the package that detects them; it imports TensorFlow only when
@@ -20,8 +20,8 @@ import json
 import os
 from typing import Optional
 
-CONFIG_FILE = "pretraining_config.json"
-VOCAB_FILE = "vocab.txt"
+from electra_tf.checkpoints import CONFIG_FILE, VOCAB_FILE, CheckpointError
+
 # What formats.hf.write_hf_directory writes (the converter's --hf_kind): see its docstring.
 HF_KINDS = ("auto", "both", "discriminator", "generator", "model")
 
@@ -66,7 +66,6 @@ def read_sidecar_files(prefix: str, require_config: bool = False) -> tuple:
     """
     import tensorflow as tf
 
-    from electra_tf.checkpoints import CheckpointError
     from electra_tf.config import ConfigError
     directory = os.path.dirname(prefix)
     hparams = {}

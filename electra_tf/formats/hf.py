@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -35,6 +36,7 @@ from electra_tf.checkpoints import CheckpointError
 from electra_tf.formats.common import HF_KINDS, VOCAB_FILE, PretrainedWeights
 from electra_tf.io_utils import chmod_as_new_file, staged_directory
 
+NAME = "hf"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
@@ -179,7 +181,7 @@ def _is_single_directory(path: str) -> bool:
     if tf.io.gfile.exists(os.path.join(path, WEIGHTS_NAME)) or \
             tf.io.gfile.exists(os.path.join(path, WEIGHTS_INDEX_NAME)):
         return True
-    # config.json without safetensors: a transformers directory (read_hf_directory then says
+    # config.json without safetensors: a transformers directory (read then says
     # what is missing) unless it is a TF checkpoint directory that happens to hold a config.json.
     return not tf.io.gfile.glob(os.path.join(path, "*.index"))
 
@@ -189,7 +191,7 @@ def _is_pair_directory(path: str) -> bool:
             and all(_is_single_directory(os.path.join(path, d)) for d in PAIR_SUBDIRS))
 
 
-def is_hf_directory(path: str) -> bool:
+def matches(path: str) -> bool:
     """True for a directory holding a transformers ``config.json`` and safetensors weights.
 
     Also true for a ``config.json`` directory without weights (reading it then names the
@@ -426,7 +428,7 @@ def _vocab_in(*directories) -> str | None:
     return None
 
 
-def read_hf_directory(path: str):
+def read(path: str) -> PretrainedWeights:
     """Reads a transformers ELECTRA directory (or a discriminator/generator pair).
 
     Returns:
@@ -489,90 +491,73 @@ def _read_pair(path: str):
 # Writing
 # ---------------------------------------------------------------------------
 
-def _networks(source):
-    """(discriminator, generator, has_discriminator_head, config or None) of any source.
+def _encoders(config) -> tuple:
+    """(``{scope: TransformerConfig}``, do_lower_case or None) of a writer's ``config``: a
+    PretrainingConfig, FinetuningConfig or hparams (every scope it builds), or the
+    ``{scope: TransformerConfig}`` of built models."""
+    from electra_tf.checkpoints import encoder_configs, pretraining_config_of
+    from electra_tf.config import TransformerConfig
+    if isinstance(config, Mapping) and config and \
+            all(isinstance(c, TransformerConfig) for c in config.values()):
+        return dict(config), None
+    try:
+        _, full = pretraining_config_of(config)
+    except TypeError:
+        raise CheckpointError(f"config must be a PretrainingConfig, a FinetuningConfig or "
+                              f"hparams, got {type(config).__name__}") from None
+    return encoder_configs(full), full.do_lower_case
 
-    A Keras backbone (``electra_tf.models.ElectraBackbone``: an ``electra`` encoder, no
-    head) counts as a discriminator without head; a model with task heads is refused.
+
+def plan(values: Mapping, kind: str = "auto") -> list:
+    """``[(subdirectory or "", architecture, network)]`` that :func:`write` makes of
+    ``values``: ``network`` is ``"discriminator"`` or ``"generator"``
+    (:func:`electra_tf.checkpoints.network_values`).
+
+    Args:
+      kind: ``"discriminator"`` (ElectraForPreTraining), ``"generator"``
+        (ElectraForMaskedLM), ``"model"`` (ElectraModel: the discriminator's encoder, or
+        the MLM-only network's), ``"both"`` (``discriminator/`` and ``generator/``
+        subdirectories, like the hub's ELECTRA pairs; the generator gets its own copy of
+        shared embeddings; a discriminator without head goes in as ElectraModel), or
+        ``"auto"``: both when there are both (an Electric two-tower generator is left
+        out), else the one network there is (ElectraModel for a discriminator without
+        head).
     """
-    from electra_tf.modeling.discriminator import Discriminator
-    from electra_tf.modeling.electric import TwoTowerClozeGenerator
-    from electra_tf.modeling.encoder import ElectraEncoder
-    from electra_tf.modeling.generator import Generator
-    from electra_tf.modeling.pretraining_models import PretrainingModels
-    if hasattr(source, "has_discriminator_head"):  # a loading.PretrainedModel (built above us)
-        return source.discriminator, source.generator, source.has_discriminator_head, \
-            source.config
-    if isinstance(source, PretrainingModels):
-        models = source.models
-    elif isinstance(source, (list, tuple)):
-        models = list(source)
-    else:
-        models = [source]
-    models = [m for m in models if m is not None]
-    for model in models:
-        heads = sorted({"/".join(n.split("/")[:2]) for n in model.original_variables()
-                        if n.startswith("task_specific/")})
-        if heads:
-            raise CheckpointError(
-                f"{type(model).__name__} holds the task head {', '.join(heads)}, which "
-                "transformers' ELECTRA classes do not have: write its encoder alone "
-                "(model.backbone) as ElectraModel, or save the whole model with "
-                "electra_tf.save_original_checkpoint")
-    generators = (Generator, TwoTowerClozeGenerator)
-    disc = next((m for m in models if isinstance(m, Discriminator)), None)
-    has_head = disc is not None
-    if disc is None:  # a backbone: the discriminator's encoder without its head
-        disc = next((m for m in models if not isinstance(m, generators)
-                     and isinstance(getattr(m, "encoder", None), ElectraEncoder)
-                     and m.encoder.scope == "electra"), None)
-    gen = next((m for m in models if m is not disc and not isinstance(m, Discriminator)),
-               None)
-    if disc is None and gen is None:
-        raise ValueError("write_hf_directory needs a Discriminator, a Generator, an "
-                         "ElectraBackbone, a PretrainingModels or a PretrainedModel")
-    return disc, gen, has_head, None
-
-
-def _resolve_kind(kind: str, disc, gen, has_head: bool) -> list:
-    """[(subdirectory or "", architecture, network)] to write."""
-    from electra_tf.modeling.generator import Generator
+    from electra_tf.pretraining.recipes import Recipe
     if kind not in HF_KINDS:
         raise ValueError(f"kind must be one of {', '.join(HF_KINDS)}, got {kind!r}")
-    hf_generator = gen if isinstance(gen, Generator) else None
+    recipe = Recipe.from_checkpoint_names(values)
+    has = lambda prefix: any(n.startswith(prefix) for n in values)  # noqa: E731
+    has_disc = recipe.has_discriminator and has("electra/encoder/")
+    has_head = has_disc and has("discriminator_predictions/")
+    has_mlm = recipe.masked_lm_scope is not None and has("generator_predictions/")
     if kind == "auto":
-        if disc is not None and hf_generator is not None:
-            kind = "both"
-        elif disc is not None:
-            kind = "discriminator" if has_head else "model"
-        else:
-            kind = "generator"
-    if kind == "discriminator" and (disc is None or not has_head):
+        kind = ("both" if has_disc and has_mlm else
+                ("discriminator" if has_head else "model") if has_disc else "generator")
+    if kind == "discriminator" and not has_head:
         raise CheckpointError("the source has no replaced-token detection head "
                               "(discriminator_predictions/*), so it cannot be written as "
                               "ElectraForPreTraining; write it as kind='model' (ElectraModel)")
-    if kind == "both" and disc is None:
+    if kind == "both" and not has_disc:
         raise CheckpointError("the source has no discriminator; write kind='generator'")
-    if kind in ("both", "generator") and hf_generator is None:
+    if kind in ("both", "generator") and not has_mlm:
         what = ("Electric's two-tower cloze generator has no transformers equivalent"
-                if gen is not None else "the source has no generator")
+                if recipe.cloze_generator else "the source has no generator")
         raise CheckpointError(f"{what}; write the discriminator alone (kind='discriminator')")
-    if kind == "both":  # a head-less discriminator goes in as ElectraModel
-        return [("discriminator", PRETRAINING if has_head else MODEL, disc),
-                ("generator", MASKED_LM, hf_generator)]
+    if kind == "both":
+        return [("discriminator", PRETRAINING if has_head else MODEL, "discriminator"),
+                ("generator", MASKED_LM, "generator")]
     if kind == "discriminator":
-        return [("", PRETRAINING, disc)]
+        return [("", PRETRAINING, "discriminator")]
     if kind == "generator":
-        return [("", MASKED_LM, hf_generator)]
-    encoder_owner = disc if disc is not None else hf_generator
-    if encoder_owner is None:
+        return [("", MASKED_LM, "generator")]
+    if not has_disc and not has_mlm:
         raise CheckpointError("the source has no encoder to write as ElectraModel")
-    return [("", MODEL, encoder_owner)]
+    return [("", MODEL, "discriminator" if has_disc else "generator")]
 
 
-def hf_config(network, architecture: str, pad_token_id: int = 0) -> dict:
-    """The transformers ``config.json`` dict of one of our networks."""
-    c = network.encoder.config
+def hf_config(c, architecture: str, pad_token_id: int = 0) -> dict:
+    """The transformers ``config.json`` dict of an encoder's TransformerConfig ``c``."""
     if c.hidden_act not in _ACTIVATIONS_TO_HF:
         raise CheckpointError(f"hidden_act {c.hidden_act!r} has no transformers equivalent")
     if architecture == MASKED_LM and c.hidden_act != "gelu":
@@ -582,7 +567,7 @@ def hf_config(network, architecture: str, pad_token_id: int = 0) -> dict:
     config = dict(HF_CONFIG_DEFAULTS)
     config.update(
         architectures=[architecture], model_type="electra", dtype="float32",
-        vocab_size=c.vocab_size, embedding_size=network.encoder.embeddings.embedding_size,
+        vocab_size=c.vocab_size, embedding_size=c.embedding_size,
         hidden_size=c.hidden_size, num_hidden_layers=c.num_hidden_layers,
         num_attention_heads=c.num_attention_heads, intermediate_size=c.intermediate_size,
         hidden_act=_ACTIVATIONS_TO_HF[c.hidden_act], hidden_dropout_prob=c.hidden_dropout_prob,
@@ -593,21 +578,23 @@ def hf_config(network, architecture: str, pad_token_id: int = 0) -> dict:
     return dict(sorted(config.items()))
 
 
-def hf_tensors(network, architecture: str, config: dict) -> dict:
-    """``{HF key: float32 array}`` of one of our networks (no tied lm-head copy)."""
-    variables = network.original_variables()
-    emb_scope, enc_scope = network.encoder.embeddings.scope, network.encoder.scope
+def hf_tensors(values: Mapping, architecture: str, config: dict) -> dict:
+    """``{HF key: float32 array}`` of one network standing alone (``electra/*`` and its
+    head, :func:`electra_tf.checkpoints.network_values`); no tied lm-head copy."""
     tensors, used = {}, set()
     for key, shape in expected_shapes(config, architecture).items():
-        name, transpose = _tf1_name(key, emb_scope, enc_scope)
-        value = np.asarray(variables[name].numpy(), dtype=np.float32)
+        name, transpose = _tf1_name(key)
+        if name not in values:
+            raise CheckpointError(f"cannot write {architecture}: the weights lack {name}")
+        value = np.asarray(values[name], dtype=np.float32)
         value = value.T if transpose else value
         if tuple(value.shape) != tuple(shape):
-            raise ValueError(f"{name}: shape {value.shape}, expected {shape} for {key}")
+            raise CheckpointError(f"{name}: shape {value.shape}, the config implies {shape} "
+                                  f"for {key}")
         tensors[_hf_key(key, architecture)] = np.ascontiguousarray(value)
         used.add(name)
-    head = {n for n in variables if n.startswith("discriminator_predictions/")}
-    left = set(variables) - used - (head if architecture == MODEL else set())
+    head = {n for n in values if n.startswith("discriminator_predictions/")}
+    left = set(values) - used - (head if architecture == MODEL else set())
     if left:  # a network layout this writer does not know: never drop weights silently
         raise CheckpointError(f"cannot write {architecture}: no transformers name for "
                               f"{', '.join(sorted(left)[:5])}")
@@ -620,19 +607,19 @@ def _write_json(path: str, data: dict) -> None:
         f.write("\n")
 
 
-def _write_one(directory: str, architecture: str, network, vocab_file: str | None,
-               do_lower_case: bool) -> None:
+def _write_one(directory: str, architecture: str, values: Mapping, encoder,
+               vocab_file: str | None, do_lower_case: bool) -> None:
     from safetensors.numpy import save_file
 
     from electra_tf.tokenization import load_vocab_tokens
     tokens = load_vocab_tokens(vocab_file) if vocab_file else None
     pad_id = tokens.index("[PAD]") if tokens and "[PAD]" in tokens else 0
-    config = hf_config(network, architecture, pad_token_id=pad_id)
+    config = hf_config(encoder, architecture, pad_token_id=pad_id)
     if tokens is not None and len(tokens) > config["vocab_size"]:
         raise CheckpointError(f"{vocab_file} has {len(tokens)} tokens but the model's "
                               f"vocab_size is {config['vocab_size']}: pass the vocab the "
                               "model was trained with")
-    tensors = hf_tensors(network, architecture, config)
+    tensors = hf_tensors(values, architecture, config)
     os.makedirs(directory, exist_ok=True)
     weights_path = os.path.join(directory, WEIGHTS_NAME)
     save_file(tensors, weights_path, metadata={"format": "pt"})
@@ -648,46 +635,86 @@ def _write_one(directory: str, architecture: str, network, vocab_file: str | Non
         _write_json(os.path.join(directory, SPECIAL_TOKENS_NAME), dict(SPECIAL_TOKENS))
 
 
-def write_hf_directory(source, output_dir: str, vocab_file: str | None = None,
-                       kind: str = "auto", *, do_lower_case: bool | None = None,
-                       overwrite: bool = False) -> dict:
-    """Writes our models as transformers ELECTRA directories (safetensors, no torch).
+def write(output_dir: str, values: Mapping, *, config, vocab_file: str | None = None,
+          global_step: int | None = None, overwrite: bool = False, kind: str = "auto",
+          do_lower_case: bool | None = None) -> str:
+    """Writes ``values`` as transformers ELECTRA directories (safetensors, no torch).
 
     Args:
-      source: a :class:`electra_tf.loading.PretrainedModel`, a ``PretrainingModels``,
-        a ``Discriminator``/``Generator``, an ``electra_tf.models.ElectraBackbone``
-        (written as ElectraModel) or a list of them. ``config.json`` holds every size,
-        the head count, activation and dropout of the networks written.
-      output_dir: the directory to create (local path); written in a temporary
-        sibling and renamed into place.
-      vocab_file: the vocabulary (default: the PretrainedModel's); without one no
-        tokenizer files are written.
-      kind: ``"discriminator"`` (ElectraForPreTraining), ``"generator"``
-        (ElectraForMaskedLM), ``"model"`` (ElectraModel: the discriminator's encoder,
-        or the MLM-only network's), ``"both"`` (``discriminator/`` and ``generator/``
-        subdirectories, like the hub's ELECTRA pairs; the generator gets its own copy
-        of the shared embeddings; a discriminator without head goes in as ElectraModel),
-        or ``"auto"``: both when there are both (an Electric two-tower generator is
-        left out), else the one network there is (ElectraModel for a discriminator
-        without head).
+      output_dir: the directory to create (local path); written in a temporary sibling
+        and renamed into place.
+      values: ``{original name: array}`` of any kind of run; what is written is
+        :func:`plan`'s for ``kind``.
+      config: what the values were built with (a PretrainingConfig, FinetuningConfig or
+        hparams; or the ``{scope: TransformerConfig}`` of built models): ``config.json``
+        holds every size, the head count, activation and dropout of each network.
+      vocab_file: the vocabulary; without one no tokenizer files are written.
+      global_step: not stored (transformers directories have no step).
+      kind: see :func:`plan`.
       do_lower_case: for ``tokenizer_config.json`` (default: the config's, else True).
       overwrite: replace a non-empty ``output_dir``.
     Returns:
-      ``{directory written: architecture}``.
+      ``output_dir`` (absolute): one transformers directory, or a pair of them.
     """
-    disc, gen, has_head, config = _networks(source)
-    if vocab_file is None and hasattr(source, "vocab_file"):
-        vocab_file = source.vocab_file
+    from electra_tf.checkpoints import network_values
+    del global_step
+    encoders, config_casing = _encoders(config)
     if do_lower_case is None:
-        do_lower_case = config.do_lower_case if config is not None else True
-    plan = _resolve_kind(kind, disc, gen, has_head)
+        do_lower_case = True if config_casing is None else config_casing
     if "://" in os.fspath(output_dir):
         raise CheckpointError("transformers directories are written to local paths only")
+    from electra_tf.pretraining.recipes import Recipe
+    mlm_scope = Recipe.from_checkpoint_names(values).masked_lm_scope
     output_dir = os.path.abspath(os.fspath(output_dir))
-    written = {}
     with staged_directory(output_dir, overwrite) as tmp:
-        for subdir, architecture, network in plan:
-            _write_one(os.path.join(tmp, subdir) if subdir else tmp, architecture, network,
-                       vocab_file, do_lower_case)
-            written[os.path.join(output_dir, subdir) if subdir else output_dir] = architecture
-    return written
+        for subdir, architecture, network in plan(values, kind):
+            scope = "electra" if network == "discriminator" else mlm_scope
+            if scope not in encoders:
+                raise CheckpointError(f"the config given for {output_dir} has no {scope} "
+                                      "encoder")
+            _write_one(os.path.join(tmp, subdir) if subdir else tmp, architecture,
+                       network_values(values, network), encoders[scope], vocab_file,
+                       do_lower_case)
+    return output_dir
+
+
+def write_hf_directory(source, output_dir: str, vocab_file: str | None = None,
+                       kind: str = "auto", *, do_lower_case: bool | None = None,
+                       overwrite: bool = False) -> dict:
+    """Writes built models as transformers ELECTRA directories: :func:`write` of their
+    values.
+
+    Args:
+      source: a :class:`electra_tf.loading.PretrainedModel`, a ``PretrainingModels``, a
+        ``Discriminator``/``Generator``, an ``electra_tf.models.ElectraBackbone``
+        (written as ElectraModel) or a list of them; a model with task heads is refused.
+      vocab_file: the vocabulary (default: the PretrainedModel's).
+      kind, do_lower_case, overwrite: as :func:`write`.
+    Returns:
+      ``{directory written: architecture}``.
+    """
+    from electra_tf import checkpoints
+    if hasattr(source, "has_discriminator_head"):  # a loading.PretrainedModel (built above us)
+        values, config = source.original_values(), source.config
+        vocab_file = vocab_file or source.vocab_file
+    else:
+        models = list(getattr(source, "models", None) or
+                      (source if isinstance(source, (list, tuple)) else [source]))
+        models = [m for m in models if m is not None]
+        for model in models:
+            heads = sorted({"/".join(n.split("/")[:2]) for n in model.original_variables()
+                            if n.startswith("task_specific/")})
+            if heads:
+                raise CheckpointError(
+                    f"{type(model).__name__} holds the task head {', '.join(heads)}, which "
+                    "transformers' ELECTRA classes do not have: write its encoder alone "
+                    "(model.backbone) as ElectraModel, or save the whole model with "
+                    "electra_tf.formats.tf1.save_original_checkpoint")
+        if not models:
+            raise ValueError("write_hf_directory needs a Discriminator, a Generator, an "
+                             "ElectraBackbone, a PretrainingModels or a PretrainedModel")
+        values, config = checkpoints.original_values(*models), checkpoints.model_encoders(*models)
+    output_dir = write(output_dir, values, config=config, vocab_file=vocab_file,
+                       overwrite=overwrite, kind=kind, do_lower_case=do_lower_case)
+    return {os.path.join(output_dir, subdir) if subdir else output_dir: architecture
+            for subdir, architecture, _ in plan(values, kind)}

@@ -18,9 +18,12 @@ from typing import Mapping, Optional
 import tensorflow as tf
 
 from electra_tf import checkpoints
+from electra_tf.checkpoints import CheckpointError
+from electra_tf.formats import files
 from electra_tf.formats.common import PretrainedWeights, read_sidecar_files, write_sidecar_files
 from electra_tf.io_utils import staged_directory
 
+NAME = "keras"
 WEIGHTS_ATTRIBUTE = "weights"  # the tf.train.Checkpoint attribute holding {original name: variable}
 STEP_ATTRIBUTE = "global_step"
 _WEIGHT_KEY = re.compile(rf"^{WEIGHTS_ATTRIBUTE}/([^/]+)/\.ATTRIBUTES/VARIABLE_VALUE$")
@@ -35,15 +38,16 @@ def _unescape(local_name: str) -> str:
 def _keras_prefix(path: str) -> Optional[str]:
     """The checkpoint prefix of a keras-format directory, or None."""
     try:
-        prefix, _, shapes = checkpoints.open_checkpoint(path)
-    except (checkpoints.CheckpointError, tf.errors.OpError, ValueError):
+        prefix, _, shapes = files.open_checkpoint(path)
+    except (CheckpointError, tf.errors.OpError, ValueError):
         return None
-    if checkpoints.OBJECT_GRAPH_KEY in shapes and any(_WEIGHT_KEY.match(n) for n in shapes):
+    if files.OBJECT_GRAPH_KEY in shapes and any(_WEIGHT_KEY.match(n) for n in shapes):
         return prefix
     return None
 
 
-def is_keras_directory(path: str) -> bool:
+def matches(path: str) -> bool:
+    """True for a keras-format directory or prefix."""
     return _keras_prefix(os.fspath(path)) is not None
 
 
@@ -51,7 +55,7 @@ def read(path: str) -> PretrainedWeights:
     """Every weight of a keras-format directory (or prefix) by original name."""
     prefix = _keras_prefix(os.fspath(path))
     if prefix is None:
-        raise checkpoints.CheckpointError(f"{path} is not an electra_tf keras-format checkpoint")
+        raise CheckpointError(f"{path} is not an electra_tf keras-format checkpoint")
     reader = tf.train.load_checkpoint(prefix)
     values, step = {}, None
     for key in reader.get_variable_to_shape_map():
@@ -62,7 +66,7 @@ def read(path: str) -> PretrainedWeights:
             step = int(reader.get_tensor(key))
     hparams, vocab = read_sidecar_files(prefix, require_config=True)
     return PretrainedWeights(values=values, hparams=hparams, vocab_file=vocab,
-                             source=prefix, format="keras", global_step=step)
+                             source=prefix, format=NAME, global_step=step)
 
 
 def write(output_dir: str, values: Mapping, *, config, vocab_file: Optional[str] = None,
@@ -77,14 +81,14 @@ def write(output_dir: str, values: Mapping, *, config, vocab_file: Optional[str]
       CheckpointError: ``config`` does not describe ``values`` (nothing is written).
     """
     if config is None:
-        raise checkpoints.CheckpointError(
+        raise CheckpointError(
             f"a keras-format directory needs its config ({output_dir}): pass config= (e.g. "
             "electra_tf.checkpoints.config_of_models(*models))")
     sidecar = checkpoints.config_to_write(
         config, {name: list(getattr(value, "shape", ())) for name, value in values.items()},
         output_dir)
     if vocab_file and not tf.io.gfile.exists(vocab_file):
-        raise checkpoints.CheckpointError(f"vocab file not found: {vocab_file}")
+        raise CheckpointError(f"vocab file not found: {vocab_file}")
     tracked = {WEIGHTS_ATTRIBUTE: {name: tf.Variable(value, trainable=False)
                                    for name, value in values.items()}}
     if global_step is not None:
@@ -92,6 +96,6 @@ def write(output_dir: str, values: Mapping, *, config, vocab_file: Optional[str]
     name = f"ckpt-{global_step or 0}"
     with staged_directory(output_dir, overwrite) as tmp:
         tf.train.Checkpoint(**tracked).write(os.path.join(tmp, name))
-        checkpoints.write_state_file(tmp, name)
+        files.write_state_file(tmp, name)
         write_sidecar_files(tmp, sidecar, vocab_file)
     return os.path.join(os.path.abspath(output_dir), name)

@@ -49,6 +49,7 @@ import numpy as np
 
 from electra_tf.formats.common import CONFIG_FILE, PretrainedWeights
 
+NAME = "keras_hub"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.weights.h5"
 METADATA_NAME = "metadata.json"
@@ -93,7 +94,7 @@ def _registered_name(config: dict) -> Optional[str]:
     return None
 
 
-def is_keras_hub_directory(path: str) -> bool:
+def matches(path: str) -> bool:
     """True for a directory whose ``config.json`` is a keras-hub (or keras-nlp) model's.
 
     Looks at the JSON only (keras-hub is not imported); any keras-hub backbone counts,
@@ -115,14 +116,16 @@ def is_keras_hub_directory(path: str) -> bool:
 # Names and shapes
 # ---------------------------------------------------------------------------
 
-def weight_map(c, encoder_scope: str = "electra",
-               embeddings_scope: str = "electra/embeddings") -> dict:
+def weight_map(c) -> dict:
     """``{keras-hub weight path: (original name, keras-hub shape, original shape)}`` of an
-    encoder of TransformerConfig ``c`` (keras-hub's ``pooled_dense`` is not listed)."""
+    ``electra/`` encoder of TransformerConfig ``c`` (keras-hub's ``pooled_dense`` is not
+    listed); another network is first moved there
+    (:func:`electra_tf.checkpoints.network_values`)."""
+    encoder_scope = "electra"
     v, e, h, i = c.vocab_size, c.embedding_size, c.hidden_size, c.intermediate_size
     n = c.num_attention_heads
     d = h // n
-    emb = embeddings_scope
+    emb = f"{encoder_scope}/embeddings"
     names = {
         "token_embedding/embeddings": (f"{emb}/word_embeddings", [v, e], [v, e]),
         "position_embedding/embeddings": (f"{emb}/position_embeddings",
@@ -382,7 +385,7 @@ def read(path: str) -> PretrainedWeights:
         if lower is not None:
             hparams["do_lower_case"] = lower
     return PretrainedWeights(values=values, hparams=hparams, vocab_file=vocab, source=path,
-                             format="keras_hub")
+                             format=NAME)
 
 
 def _has_keras_hub() -> bool:
@@ -394,10 +397,13 @@ def _has_keras_hub() -> bool:
 # Writing
 # ---------------------------------------------------------------------------
 
-def _network_config(config, network: str):
+def _network_config(config, network: str, values: Mapping):
     """(TransformerConfig of the encoder written, PretrainingConfig or None)."""
-    from electra_tf.checkpoints import CheckpointError, pretraining_config_of
+    from electra_tf.checkpoints import CheckpointError, encoder_configs, pretraining_config_of
     from electra_tf.config import TransformerConfig
+    from electra_tf.pretraining.recipes import Recipe
+    if network not in ("discriminator", "generator"):
+        raise ValueError(f"network must be 'discriminator' or 'generator', got {network!r}")
     if isinstance(config, TransformerConfig):
         if network != "discriminator":
             raise ValueError("a TransformerConfig describes one encoder: network must be "
@@ -409,16 +415,15 @@ def _network_config(config, network: str):
         raise CheckpointError(f"config must be a PretrainingConfig, a FinetuningConfig, a "
                               f"TransformerConfig or hparams, got {type(config).__name__}"
                               ) from None
-    if network == "discriminator":
-        return full.discriminator_config(), full
+    scope = "electra"
     if network == "generator":
-        return full.generator_config(), full
-    raise ValueError(f"network must be 'discriminator' or 'generator', got {network!r}")
+        scope = Recipe.from_checkpoint_names(values).masked_lm_scope or "generator"
+    return encoder_configs(full)[scope], full
 
 
 def write(output_dir: str, values: Mapping, *, config, vocab_file: Optional[str] = None,
-          do_lower_case: Optional[bool] = None, network: str = "discriminator",
-          overwrite: bool = False) -> str:
+          global_step: Optional[int] = None, overwrite: bool = False,
+          network: str = "discriminator", do_lower_case: Optional[bool] = None) -> str:
     """Writes one encoder of ``values`` as a keras-hub ElectraBackbone preset directory.
 
     Args:
@@ -430,9 +435,11 @@ def write(output_dir: str, values: Mapping, *, config, vocab_file: Optional[str]
         ``assets/tokenizer/vocabulary.txt``); without one, no tokenizer is written.
       do_lower_case: the tokenizer's casing (default: the config's, else True); lowercase
         also strips accents, as BERT's uncased tokenizer does.
+      global_step: not stored (a keras-hub preset has no step).
       network: ``"discriminator"`` (the ``electra/`` encoder: a discriminator, a backbone or
-        an MLM-only network) or ``"generator"`` (the ``generator/`` encoder with its
-        embeddings, like keras-hub's generator presets).
+        an MLM-only network) or ``"generator"`` (the masked LM's encoder with the
+        embeddings it reads, :func:`electra_tf.checkpoints.network_values`, like
+        keras-hub's generator presets).
       overwrite: replace a non-empty ``output_dir``.
     Returns:
       the absolute directory written.
@@ -442,18 +449,17 @@ def write(output_dir: str, values: Mapping, *, config, vocab_file: Optional[str]
     """
     from electra_tf.formats.common import write_sidecar_files
     from electra_tf.io_utils import staged_directory
-    c, full = _network_config(config, network)
+    from electra_tf.checkpoints import network_values
+    del global_step
+    c, full = _network_config(config, network, values)
     if "://" in os.fspath(output_dir):
         raise _error("keras-hub presets are written to local paths only")
     if c.hidden_act not in ("gelu", "gelu_approximate"):
         raise _error(f"hidden_act {c.hidden_act!r} cannot be written as a keras-hub "
                      "ElectraBackbone, which always uses GELU")
-    if network == "generator":
-        untied = any(n.startswith("generator/embeddings/") for n in values)
-        names = weight_map(c, "generator",
-                           "generator/embeddings" if untied else "electra/embeddings")
-    else:
-        names = weight_map(c)
+    if network == "generator":  # its encoder moved under electra/, as the MLM-only layout
+        values = network_values(values, "generator")
+    names = weight_map(c)
     missing = [original for original, _, _ in names.values() if original not in values]
     if missing:
         raise _error(f"cannot write a keras-hub {network} backbone: the weights lack "

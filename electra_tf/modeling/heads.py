@@ -52,7 +52,7 @@ class MaskedLMHead(keras.layers.Layer):
           float logits [B, N, V].
         """
         shape = tf.shape(hidden)
-        # A 2-D matmul is ~2.5x faster than the 3-D transpose_b form on CPU (environment notes).
+        # A 2-D matmul is faster than the 3-D transpose_b form on CPU (environment notes).
         flat = tf.reshape(hidden, [-1, hidden.shape[-1]])
         flat = self.layer_norm(self.dense(flat))
         logits = tf.matmul(flat, tf.cast(output_embeddings, flat.dtype), transpose_b=True)

@@ -48,8 +48,8 @@ class Dropout(keras.layers.Layer):
 
     Same semantics as ``keras.layers.Dropout(rate)`` (drop probability, kept
     units scaled by 1/(1-rate)). Stock Keras dropout lets TensorFlow pick the
-    RNG algorithm, which under XLA on CPU is ~70x slower per call; Philox keeps
-    ``jit_compile=True`` steps fast (environment notes).
+    RNG algorithm, which under XLA on CPU is far slower per call; Philox keeps
+    ``jit_compile=True`` steps fast (measured in the environment notes).
     """
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs):

@@ -92,7 +92,7 @@ class TransformerLayer(keras.layers.Layer):
         batch, length = shape[0], shape[1]
         # Every dense layer runs on [B*L, H] rows, as the original's reshape_to_matrix:
         # a 2-D MatMul fuses with its bias add and GELU in oneDNN, where a rank-3 Dense is
-        # MatMul -> Reshape -> BiasAdd (the CPU forward pass: 435 -> 370 ms, B=32, L=128).
+        # MatMul -> Reshape -> BiasAdd (benchmarks/profile_step.py shows the difference).
         rows = tf.reshape(hidden, [-1, self.config.hidden_size])
         q = self._split_heads(self.query(rows), batch, length)
         k = self._split_heads(self.key(rows), batch, length)

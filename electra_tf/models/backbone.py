@@ -33,7 +33,7 @@ class ElectraBackbone(keras.Model):
     """The ELECTRA discriminator's transformer encoder (no replaced-token head).
 
     Its weights are the fine-tuning model's ``electra/...`` encoder: ``original_variables()``
-    gives the same names, so ``checkpoints.save_original_checkpoint(prefix, backbone)``
+    gives the same names, so ``electra_tf.formats.tf1.save_original_checkpoint(prefix, backbone)``
     writes an ``init_checkpoint`` for ``run_finetuning.py``.
 
     Build it from a checkpoint (:meth:`from_pretrained`), from a ``TransformerConfig``

@@ -42,7 +42,7 @@ class ElectraTask(keras.Model):
     (``serve_features``), with tokenization in the graph.
 
     ``original_variables()`` names every weight as the fine-tuning model does, so
-    ``checkpoints.save_original_checkpoint(prefix, model)`` and ``run_finetuning.py``'s
+    ``electra_tf.formats.tf1.save_original_checkpoint(prefix, model)`` and ``run_finetuning.py``'s
     checkpoints move both ways (the head's task name must match).
     """
 

@@ -24,15 +24,11 @@ from __future__ import annotations
 
 from typing import ClassVar, NamedTuple, Optional, Sequence
 
-import tensorflow as tf
-
 from electra_tf.config import ConfigError, PretrainingConfig, TransformerConfig
-from electra_tf.modeling.discriminator import Discriminator
-from electra_tf.modeling.electric import TwoTowerClozeGenerator
-from electra_tf.modeling.generator import Generator
-from electra_tf.modeling.layers import gather_positions
-from electra_tf.pretraining import losses
-from electra_tf.pretraining.masking import candidate_mask
+
+# What a run is (its kind, networks, names, FLOPs, description) is read without TensorFlow
+# (``python -m electra_tf.flops`` answers at once): the methods that build networks or run
+# a step import TensorFlow and the networks themselves.
 
 # The original's hparams that choose the recipe (spec 1.1, 3.4); nothing else reads them.
 OBJECTIVE_HPARAMS = ("electra_objective", "electric_objective", "two_tower_generator",
@@ -71,6 +67,9 @@ class Recipe:
     cloze_generator: ClassVar[bool] = False
     # The encoder scope whose sizes are the generator's (generator_hidden_size, _layers).
     generator_scope: ClassVar[Optional[str]] = None
+    # The encoder scope under the masked-LM head (generator_predictions/): the network
+    # that stands alone as a masked LM (a transformers ElectraForMaskedLM), if any.
+    masked_lm_scope: ClassVar[Optional[str]] = None
     # Every replaced position is labelled fake, also a correct sample (Electric, spec 3.7).
     label_every_replacement: ClassVar[bool] = False
     # What run_record.json records the shapes of.
@@ -140,6 +139,7 @@ class Recipe:
         raise NotImplementedError
 
     def _discriminator(self):
+        from electra_tf.modeling.discriminator import Discriminator
         discriminator = Discriminator(self.config.discriminator_config())
         discriminator.build()
         return discriminator
@@ -156,6 +156,9 @@ class Recipe:
 
         The default: a masked LM reads the masked input (spec 3.5, 3.6).
         """
+        import tensorflow as tf
+
+        from electra_tf.pretraining import losses
         gen_inputs = {**features, "input_ids": masked["input_ids"],
                       "masked_lm_positions": masked["masked_lm_positions"]}
         logits = generator(gen_inputs, training=training)["logits"]
@@ -173,6 +176,7 @@ class Recipe:
 
         ``totals``: ``PretrainingObjective.loss_denominators`` of the whole update batch.
         """
+        import tensorflow as tf
         weights = out["masked_lm_weights"]
         preds = tf.argmax(out["mlm_logits"], -1, output_type=tf.int32)
         slots = totals["masked_slots"] + 1e-6
@@ -221,6 +225,7 @@ class MaskedLM(Recipe):
     kind = "mlm"
     has_discriminator = False
     described_networks = ("MLM network",)
+    masked_lm_scope = "electra"
 
     @classmethod
     def claims(cls, config):
@@ -236,6 +241,7 @@ class MaskedLM(Recipe):
         return {"electra_objective": False, "electric_objective": False}
 
     def build_networks(self):
+        from electra_tf.modeling.generator import Generator
         # The full-size model is what gets fine-tuned (spec 3.11).
         generator = Generator(self.config.discriminator_config(), scope="electra")
         generator.build()
@@ -272,6 +278,9 @@ class UniformElectra(Recipe):
 
     def generator_logits(self, generator, features, masked, special_ids, training,
                          denominator=None):
+        import tensorflow as tf
+
+        from electra_tf.pretraining import losses
         shape = tf.concat([tf.shape(masked["masked_lm_ids"]), [self.config.vocab_size]], 0)
         logits = tf.zeros(shape, tf.float32)
         loss, _ = losses.softmax_loss(logits, masked["masked_lm_ids"],
@@ -287,6 +296,7 @@ class SharedElectra(Recipe):
     with a masked-LM head (the original's intent; its graph code fails there, spec 3.4)."""
 
     kind = "shared"
+    masked_lm_scope = "electra"  # the discriminator's encoder, under the MLM head
 
     @classmethod
     def claims(cls, config):
@@ -305,6 +315,7 @@ class SharedElectra(Recipe):
                 "uniform_generator": False, "untied_generator": False}
 
     def build_networks(self):
+        from electra_tf.modeling.generator import Generator
         discriminator = self._discriminator()
         generator = Generator(self.config.discriminator_config(), encoder=discriminator.encoder)
         generator.build()
@@ -321,6 +332,7 @@ class Electra(Recipe):
 
     kind = "electra"
     generator_scope = "generator"
+    masked_lm_scope = "generator"
 
     def __init__(self, config):
         super().__init__(config)
@@ -343,6 +355,7 @@ class Electra(Recipe):
                 "untied_generator_embeddings": _has(names, "generator/embeddings/")}
 
     def build_networks(self):
+        from electra_tf.modeling.generator import Generator
         discriminator = self._discriminator()
         shared = discriminator.encoder.embeddings if self.tied_embeddings else None
         generator = Generator(self.config.generator_config(), embeddings=shared)
@@ -388,6 +401,7 @@ class Electric(Recipe):
                 "untied_generator_embeddings": _has(names, "generator_ltr/embeddings/")}
 
     def build_networks(self):
+        from electra_tf.modeling.electric import TwoTowerClozeGenerator
         discriminator = self._discriminator()
         shared = discriminator.encoder.embeddings if self.tied_embeddings else None
         generator = TwoTowerClozeGenerator(self.config.generator_config(), embeddings=shared)
@@ -395,10 +409,14 @@ class Electric(Recipe):
         return generator, discriminator
 
     def generator_denominator(self, candidates, slots):
+        import tensorflow as tf
         return tf.reduce_sum(tf.cast(candidates, tf.float32))  # the cloze candidates
 
     def generator_logits(self, generator, features, masked, special_ids, training,
                          denominator=None):
+        from electra_tf.modeling.layers import gather_positions
+        from electra_tf.pretraining import losses
+        from electra_tf.pretraining.masking import candidate_mask
         # The cloze model reads the original input and predicts every candidate.
         cloze = generator(features, training=training)["logits"]
         candidates = candidate_mask(features["input_ids"], features["input_mask"], special_ids)
@@ -406,6 +424,7 @@ class Electric(Recipe):
         return gather_positions(cloze, masked["masked_lm_positions"]), loss, cloze
 
     def discriminator_logits(self, logits, cloze, fake_ids):
+        from electra_tf.pretraining import losses
         if not self.energy:
             return logits
         return losses.electric_logits(logits, cloze, fake_ids, self.config.mask_prob)

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import sys
 import time
 from typing import Dict, List, Optional
 
@@ -155,7 +154,7 @@ def _run_trials(config, options: FinetuneOptions, runtime: Runtime,
             if config.do_train else None
         action, note = state.plan() if state is not None else (None, None)
         if action == "reuse":
-            checkpoints.load_original_checkpoint(state.final_checkpoint(state.steps), model)
+            tf1.load_original_checkpoint(state.final_checkpoint(state.steps), model)
             state.remove_resume_state()  # left by a stop just after the trial's end
             say(f"trial {trial}: trained before with these settings; evaluating its model "
                 f"{state.final_checkpoint(state.steps)} (move {state.directory} away to train "
@@ -172,8 +171,9 @@ def _run_trials(config, options: FinetuneOptions, runtime: Runtime,
         if note:
             say(f"trial {trial}: {note}")
         if action in ("train", "resume"):
-            _train(model, store, config, options, trial, say, runtime, state=state,
-                   resume=action == "resume", stop_signal=stop_signal, vocab_file=vocab_file)
+            train_trial(model, store, config, options, trial, say, runtime, state=state,
+                        resume=action == "resume", stop_signal=stop_signal,
+                        vocab_file=vocab_file)
         if config.do_eval:
             results = evaluate(model, store, "dev")
             all_results.append(results)
@@ -236,13 +236,30 @@ def write_test_outputs(model, store: FeatureStore, trial: int, options) -> List[
     return written
 
 
-def _train(model, store: FeatureStore, config, options, trial, say, runtime: Runtime,
-           state: Optional[Trial] = None, resume: bool = False,
-           stop_signal: Optional[StopSignal] = None, vocab_file: Optional[str] = None) -> None:
-    """Trains trial ``trial`` on ``store``'s training features to its last step,
-    checkpointing it in ``state`` (a :class:`Trial`; None: no checkpoints) and, with
-    ``resume``, from its newest one. The fine-tuned model is written with its config and
-    ``vocab_file`` beside it."""
+def train_trial(model: FinetuningModel, store: FeatureStore, config, options: FinetuneOptions,
+                trial: int, say, runtime: Runtime, *, state: Optional[Trial] = None,
+                resume: bool = False, stop_signal: Optional[StopSignal] = None,
+                vocab_file: Optional[str] = None) -> None:
+    """Trains trial ``trial`` on ``store``'s training features to its last step: the
+    training loop of ``run_finetuning`` (and of ``run_finetuning.py``), for one trial.
+
+    Args:
+      model: the ``FinetuningModel`` of ``store``'s tasks, built under
+        ``runtime.strategy``'s scope (trained in place).
+      store: the run's ``FeatureStore`` (its ``features("train")`` are read).
+      config, options: the run's ``FinetuningConfig`` and :class:`FinetuneOptions`; the
+        steps are ``train examples // train_batch_size * num_train_epochs``.
+      trial: the trial's number (1, 2, ...): it seeds the shuffling, and the chief writes
+        the fine-tuned model to ``<options.model_dir>_<trial>/model.ckpt-<steps>``.
+      say: called with each progress message, ``trial T step S/N (P%) | loss L |
+        elapsed ..., ETA ...`` every ``options.log_every_steps`` steps and at the last.
+      runtime: ``Runtime.from_options(options)`` (strategy, precision, XLA, optimizer).
+      state: a :class:`Trial` that checkpoints the trial while it trains (None: no
+        checkpoints; a stop then loses the trial); with ``resume``, from its newest one.
+      stop_signal: a ``StopSignal``: on SIGTERM the trial saves and raises
+        :class:`Terminated`.
+      vocab_file: written beside the fine-tuned model, with its config.
+    """
     strategy, chief = runtime.strategy, runtime.chief
     path, n = store.features("train")
     steps = int(n // config.train_batch_size * config.num_train_epochs)  # updates
@@ -343,7 +360,7 @@ def _train(model, store: FeatureStore, config, options, trial, say, runtime: Run
     if chief:
         prefix = os.path.join(f"{options.model_dir}_{trial}", f"model.ckpt-{steps}")
         try:
-            checkpoints.save_original_checkpoint(
+            tf1.save_original_checkpoint(
                 prefix, model, variables=tf1.slot_variables(base_optimizer), global_step=steps,
                 config=config, vocab_file=vocab_file)
         except (tf.errors.OpError, OSError) as e:

@@ -90,13 +90,14 @@ def default_init_checkpoint(pretrained: str) -> str:
     """The model directory itself when it holds weights (a run's newest complete ckpt-N, a
     release checkpoint, a transformers directory), else its discriminator/ export."""
     from electra_tf import checkpoints, formats
+    from electra_tf.formats import files
     export = os.path.join(pretrained, "discriminator")
     if not os.path.isdir(export):
         return pretrained
     try:
         if formats.detect_format(pretrained) != "tf1":
             return pretrained
-        checkpoints.resolve_checkpoint(pretrained)
+        files.resolve_checkpoint(pretrained)
         return pretrained
     except checkpoints.CheckpointError:
         return export

@@ -30,7 +30,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from electra_tf.checkpoints import is_complete_checkpoint, run_checkpoints
+from electra_tf.formats.files import is_complete_checkpoint, run_checkpoints
 from electra_tf.finetuning.feature_cache import describe_fingerprint_changes
 from electra_tf.io_utils import first_line, write_text_atomic
 from electra_tf.training.run_directory import (RunDirectoryError, dropout_rng_states,

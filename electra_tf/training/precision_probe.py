@@ -14,7 +14,8 @@ hand, :func:`cpu_defaults`:
   ``mixed_bfloat16`` policy: float32 variables, bfloat16 matmuls) x TensorFlow graph
   (oneDNN) / XLA. Each is traced (compiled) and warmed up, then timed in interleaved
   rounds (a burst of load elsewhere hits all four alike); the median per configuration.
-  It costs about 15 s on 2 cores (mostly tracing and XLA compilation), once per machine.
+  Its cost (mostly tracing and XLA compilation, paid once per machine) is in README's
+  "Speed" section, measured, not here.
 * the decision (:func:`decide`): the precision of the fastest configuration, unless it is
   not at least ``MARGIN`` (5%) faster than float32 without XLA; for each precision, XLA on
   only where it is ``MARGIN`` faster than without (compiling costs time at start and a
@@ -51,6 +52,8 @@ import tempfile
 import time
 from typing import Callable, Dict, Optional, Tuple
 
+from electra_tf.io_utils import first_line
+
 # (precision, xla) in the order they are printed; float32 without XLA is the reference.
 CONFIGS: Tuple[Tuple[str, bool], ...] = (("float32", False), ("bfloat16", False),
                                          ("float32", True), ("bfloat16", True))
@@ -65,9 +68,9 @@ ENV_CACHE = "ELECTRA_TF_PROBE_CACHE"
 MODES = ("auto", "refresh", "off")
 
 # The probe: ELECTRA-Small's discriminator cut to one layer, on 16 sequences of 128 tokens.
-# (Smaller pieces mislead: on an AVX2 EPYC a lone feed-forward block ran 1.19x faster under
-# XLA, a lone encoder layer 0.95-1.15x depending on the batch, while the training step ran
-# 0.79-0.91x; with the embeddings and the head the probe gives 0.86-0.88x.)
+# (Smaller pieces mislead: on an AVX2 EPYC a lone feed-forward block, and a lone encoder
+# layer at some batch sizes, were faster under XLA while the training step was slower; with
+# the embeddings and the head the probe agreed with the step. README "Speed" has figures.)
 PROBE_MODEL_SIZE = "small"
 PROBE_HPARAMS = {"model_hparam_overrides": {"num_hidden_layers": 1}}
 PROBE_BATCH = 16
@@ -436,7 +439,7 @@ def cpu_defaults(measure_fn: Optional[Callable[[], Dict[Tuple[str, bool], float]
         precision, xla = decide(seconds)
     except Exception as e:  # noqa: BLE001 - a failed probe must not stop the run
         print(f"warning: the precision probe failed ({type(e).__name__}: "
-              f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}); using float32 "
+              f"{first_line(e)}); using float32 "
               "and XLA only in half precision", file=sys.stderr)
         result = CpuDefaults(None, {"float32": False, "bfloat16": True}, {}, cpu=model,
                              cores=int(key["cores"]), source="failed")

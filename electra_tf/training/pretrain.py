@@ -4,6 +4,14 @@ Reads top to bottom: set-up (the runtime of ``training/runtime.py``, vocab, mode
 optimizer, checkpoint, input), then the train loop (step function, logging,
 checkpoints), then the final exports; ``evaluate`` runs the metrics of spec 3.12.
 The run directory's lock, state file and stop signal live in ``training/run_directory.py``.
+
+Every logged step (``log_every_steps``) prints a progress line, writes TensorBoard
+scalars in ``<model_dir>/train/`` and appends a JSON record to
+``<model_dir>/train_log.jsonl`` (with one record where each invocation starts and one
+where it stops): step, losses and every training statistic, learning rate, speed, wall
+and CPU time. Programs read that file, not the progress lines:
+``electra_tf.training.train_log`` describes its records and reads them
+(``read_train_log(model_dir)``).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import tensorflow as tf
 from electra_tf import checkpoints
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.progress import format_duration
-from electra_tf.formats import tf1
+from electra_tf.formats import files, run_checkpoint, tf1
 from electra_tf.io_utils import first_line, write_text_atomic
 from electra_tf.pretraining import PretrainingMetrics, PretrainingObjective
 from electra_tf.pretraining import random
@@ -40,6 +48,7 @@ from electra_tf.training.run_directory import (CONFIG_FILE, PretrainingError, St
                                                run_record, write_run_record)
 from electra_tf.training.runtime import Runtime, scale_loss
 from electra_tf.training.strategy import CLUSTER_FAILURES, cluster_failure
+from electra_tf.training.train_log import TrainLogWriter
 
 log = logging.getLogger("electra_tf")
 
@@ -69,7 +78,13 @@ class RunOptions:
 # Set-up
 # ---------------------------------------------------------------------------
 
-def _special_ids(config: PretrainingConfig, path: str) -> dict:
+def special_token_ids(config: PretrainingConfig, path: str) -> dict:
+    """``{"cls", "sep", "mask"}``: the ids of ``[CLS]``, ``[SEP]`` and ``[MASK]`` in the vocab
+    at ``path``, which pre-training with ``config`` masks and packs with.
+
+    Raises PretrainingError when the file is missing, lacks one of the three tokens, or
+    holds more tokens than ``config.vocab_size`` (the embedding rows).
+    """
     from electra_tf.tokenization import load_vocab
     if not os.path.exists(path):
         raise PretrainingError(f"vocab file not found: {path}")
@@ -94,7 +109,7 @@ class PretrainingRun:
         self.strategy, self.replicas = self.runtime.strategy, self.runtime.replicas
         self.chief, self.write_dir = self.runtime.chief, self.runtime.write_dir
         self.vocab_file = options.vocab_file or default_vocab_file()
-        special_ids = _special_ids(config, self.vocab_file)
+        special_ids = special_token_ids(config, self.vocab_file)
         keras.utils.set_random_seed(options.seed)  # weight init and dropout streams
         with self.strategy.scope():
             self.objective = PretrainingObjective(config, special_ids)
@@ -102,15 +117,9 @@ class PretrainingRun:
         # base_optimizer (AdamWeightDecay or LAMB) holds the step and slots; optimizer
         # applies the updates (a LossScaleOptimizer around it with float16).
         self.base_optimizer, self.optimizer = self.runtime.create_optimizer(
-            self.models, learning_rate=config.learning_rate,
-            num_train_steps=config.num_train_steps, num_warmup_steps=config.num_warmup_steps,
-            lr_decay_power=config.lr_decay_power, weight_decay_rate=config.weight_decay_rate,
-            clip_norm=1.0, optimizer=config.optimizer)
+            self.models, **run_checkpoint.optimizer_settings(config))
         self.variables = self.base_optimizer.built_variables
-        tracked = {name: model for name, model in
-                   (("generator", self.models.generator),
-                    ("discriminator", self.models.discriminator)) if model is not None}
-        self.checkpoint = tf.train.Checkpoint(optimizer=self.base_optimizer, **tracked)
+        self.checkpoint = run_checkpoint.run_checkpoint(self.models, self.base_optimizer)
         # Dropout RNG states are not reachable through Keras' object graph; track them so
         # that a resumed run draws the same dropout masks as an uninterrupted one.
         self.checkpoint.dropout_rng = dropout_rng_states(self.models.models)
@@ -185,7 +194,7 @@ class PretrainingRun:
                       f"{'; '.join(failures)}; using {os.path.basename(prefix)}",
                       file=sys.stderr, flush=True)
             if self.training and self.chief:
-                checkpoints.write_state_file(model_dir, prefix, [p for s, p in found if s <= step],
+                files.write_state_file(model_dir, prefix, [p for s, p in found if s <= step],
                                              timestamps=True)
             return prefix
         if failures:
@@ -284,7 +293,7 @@ def _export(run: PretrainingRun, step: int) -> dict:
         directory = os.path.join(model_dir, name)
         try:
             # The config and vocab are written before the index: one atomic export.
-            written[name] = checkpoints.save_original_checkpoint(
+            written[name] = tf1.save_original_checkpoint(
                 os.path.join(directory, f"model.ckpt-{step}"), *models, variables=variables,
                 global_step=step, config=run.config, vocab_file=run.vocab_file)
         except (tf.errors.OpError, OSError) as e:
@@ -305,6 +314,8 @@ def train(config: PretrainingConfig, options: RunOptions) -> dict:
     leftovers of a crashed save are removed. Ctrl-C and SIGTERM save a checkpoint
     first (SIGTERM then raises :class:`Terminated`); a corrupt record or a failed
     save stops with one :class:`PretrainingError` after saving what can be saved.
+    The chief appends every logged step, and the start and stop of this invocation, to
+    ``<model_dir>/train_log.jsonl`` (``training/train_log.py``: its records and reader).
 
     Returns:
       dict with ``step``, the last ``stats``, ``history`` ([(step, stats)] at every
@@ -363,10 +374,43 @@ def _train(run: PretrainingRun, stop_signal: StopSignal, empty_files: list) -> d
     if run.chief:
         config.to_json(os.path.join(options.model_dir, CONFIG_FILE))
         # What the run is built with: a later resume under other inputs is refused.
-        write_run_record(options.model_dir, run_record(config, run.vocab_file))
+        record = run_record(config, run.vocab_file)
+        write_run_record(options.model_dir, record)
         # The run directory is a model too (electra_tf.loading reads its ckpt-N).
         tf.io.gfile.copy(run.vocab_file, os.path.join(options.model_dir, "vocab.txt"),
                          overwrite=True)
+    # The machine-readable log (train_log.py), written by the chief only.
+    log = TrainLogWriter(options.model_dir, enabled=run.chief, warn=say)
+    if run.chief:
+        log.start(step=start_step, total_steps=total, stop_step=stop,
+                  resumed_from=os.path.basename(resumed) if resumed else None,
+                  init_checkpoint=options.init_checkpoint, recipe=run.objective.recipe.kind,
+                  config=config.to_dict(), run_record=record,
+                  runtime=_runtime_description(run))
+    try:
+        return _train_loop(run, stop_signal, log, start_step, stop, resumed)
+    finally:
+        log.close()
+
+
+def _runtime_description(run: PretrainingRun) -> dict:
+    """How this invocation runs (the start record of ``train_log.jsonl``)."""
+    config, options, runtime = run.config, run.options, run.runtime
+    return {"train_batch_size": config.train_batch_size,
+            "gradient_accumulation_steps": config.gradient_accumulation_steps,
+            "replicas": run.replicas, "strategy": options.strategy,
+            "optimizer": config.optimizer, "precision": runtime.mixed_precision or "float32",
+            "precision_reason": runtime.precision_reason, "jit_compile": runtime.jit_compile,
+            "seed": options.seed, "deterministic": options.deterministic,
+            "log_every_steps": options.log_every_steps,
+            "pretrain_tfrecords": options.pretrain_tfrecords, "vocab_file": run.vocab_file}
+
+
+def _train_loop(run: PretrainingRun, stop_signal: StopSignal, log: TrainLogWriter,
+                start_step: int, stop: int, resumed: Optional[str]) -> dict:
+    config, options = run.config, run.options
+    say = run.runtime.printer(options.quiet)
+    total = config.num_train_steps
     train_step = make_train_step(run, run.runtime.jit_compile)
     writer = (tf.summary.create_file_writer(os.path.join(options.model_dir, "train"))
               if run.chief else tf.summary.create_noop_writer())
@@ -385,68 +429,90 @@ def _train(run: PretrainingRun, stop_signal: StopSignal, empty_files: list) -> d
         saved_step = at_step
 
     started = window_start = time.time()
+    cpu_started = time.process_time()  # the process's CPU time, every thread
     window_steps, stats, step, history, skipped = 0, {}, start_step, [], 0
     saved_step = start_step if resumed else None
+    reason, error = "error", None
     try:
-        while step < stop:
-            if stop_signal.received:
-                save(step)
-                say(f"stopped by signal {stop_signal.received} at step {step}; checkpoint "
-                    "saved. Re-run the same command to resume.")
-                raise Terminated(stop_signal.received, step)
-            try:
-                stats = {k: float(v) for k, v in train_step(run.iterator).items()}
-            except tf.errors.DataLossError as e:
-                if saved_step != step:
-                    save(step)  # the failed step changed nothing: its input never arrived
-                bad = find_unreadable_file(options.pretrain_tfrecords)
-                raise PretrainingError(
-                    f"corrupt pre-training data in {bad or options.pretrain_tfrecords} "
-                    f"({first_line(e)}); checkpoint saved at step {step}. Rebuild or remove "
-                    "that file and re-run the same command to resume") from e
-            if run.step == step:  # float16 loss scaling skipped an overflowing update
-                skipped += 1
-                if skipped > 100:
-                    raise PretrainingError("100 consecutive float16 updates overflowed; "
-                                           "use --mixed_precision=bfloat16 or float32")
-                continue
-            step, skipped = run.step, 0
-            window_steps += 1
-            if not all(math.isfinite(v) for v in stats.values()):
-                raise PretrainingError(f"non-finite loss at step {step}: {stats}; lower the "
-                                       "learning rate or check the data")
-            if step % options.log_every_steps == 0 or step == stop:
-                history.append((step, stats))
-                now = time.time()
-                say(_progress_line(step, total, started, window_steps, now - window_start, stats,
-                                   config.train_batch_size))
-                with writer.as_default(step=step):
-                    for name, value in {
-                            **stats, "learning_rate": float(run.base_optimizer.learning_rate),
-                            "steps_per_second": window_steps / (now - window_start)}.items():
-                        _scalar_summary(name, value)
-                window_start, window_steps = now, 0
-            if step % config.save_checkpoints_steps == 0:
-                save(step)
-    except KeyboardInterrupt:
-        save(step)
-        say(f"interrupted at step {step}; checkpoint saved. Re-run the same command to resume.")
-        raise
-    except CLUSTER_FAILURES as e:
-        if run.replicas == 1:
+        try:
+            while step < stop:
+                if stop_signal.received:
+                    save(step)
+                    say(f"stopped by signal {stop_signal.received} at step {step}; checkpoint "
+                        "saved. Re-run the same command to resume.")
+                    raise Terminated(stop_signal.received, step)
+                try:
+                    stats = {k: float(v) for k, v in train_step(run.iterator).items()}
+                except tf.errors.DataLossError as e:
+                    if saved_step != step:
+                        save(step)  # the failed step changed nothing: its input never arrived
+                    bad = find_unreadable_file(options.pretrain_tfrecords)
+                    raise PretrainingError(
+                        f"corrupt pre-training data in {bad or options.pretrain_tfrecords} "
+                        f"({first_line(e)}); checkpoint saved at step {step}. Rebuild or "
+                        "remove that file and re-run the same command to resume") from e
+                if run.step == step:  # float16 loss scaling skipped an overflowing update
+                    skipped += 1
+                    if skipped > 100:
+                        raise PretrainingError("100 consecutive float16 updates overflowed; "
+                                               "use --mixed_precision=bfloat16 or float32")
+                    continue
+                step, skipped = run.step, 0
+                window_steps += 1
+                if not all(math.isfinite(v) for v in stats.values()):
+                    raise PretrainingError(f"non-finite loss at step {step}: {stats}; lower "
+                                           "the learning rate or check the data")
+                if step % options.log_every_steps == 0 or step == stop:
+                    history.append((step, stats))
+                    now = time.time()
+                    learning_rate = float(run.base_optimizer.learning_rate)
+                    say(_progress_line(step, total, started, window_steps, now - window_start,
+                                       stats, config.train_batch_size))
+                    log.step(step=step, total_steps=total, stats=stats,
+                             learning_rate=learning_rate, window_steps=window_steps,
+                             window_s=now - window_start, batch_size=config.train_batch_size,
+                             elapsed_s=now - started, cpu_s=time.process_time() - cpu_started)
+                    with writer.as_default(step=step):
+                        for name, value in {
+                                **stats, "learning_rate": learning_rate,
+                                "steps_per_second": window_steps / (now - window_start)}.items():
+                            _scalar_summary(name, value)
+                    window_start, window_steps = now, 0
+                if step % config.save_checkpoints_steps == 0:
+                    save(step)
+        except KeyboardInterrupt:
+            save(step)
+            say(f"interrupted at step {step}; checkpoint saved. Re-run the same command to "
+                "resume.")
             raise
-        raise cluster_failure(e, step, options.model_dir) from e
-    if saved_step != step:
-        save(step)
-    result = {"step": step, "stats": stats, "history": history}
-    if step >= total and run.chief:
-        result["exports"] = _export(run, step)
-        exports = {k: os.path.dirname(v) for k, v in result["exports"].items()}
-        say(f"done: step {step}. Fine-tune from {exports['discriminator']} (TF1 names); full "
-            f"checkpoint with optimizer slots in {exports['tf1']}")
-    if not run.chief and tf.io.gfile.exists(run.write_dir):
-        tf.io.gfile.rmtree(run.write_dir)
-    return result
+        except CLUSTER_FAILURES as e:
+            if run.replicas == 1:
+                raise
+            raise cluster_failure(e, step, options.model_dir) from e
+        if saved_step != step:
+            save(step)
+        result = {"step": step, "stats": stats, "history": history}
+        if step >= total and run.chief:
+            result["exports"] = _export(run, step)
+            exports = {k: os.path.dirname(v) for k, v in result["exports"].items()}
+            say(f"done: step {step}. Fine-tune from {exports['discriminator']} (TF1 names); "
+                f"full checkpoint with optimizer slots in {exports['tf1']}")
+        if not run.chief and tf.io.gfile.exists(run.write_dir):
+            tf.io.gfile.rmtree(run.write_dir)
+        reason = "finished" if step >= total else "stop_at_step"
+        return result
+    except Terminated as e:
+        reason = f"signal {e.signum}"
+        raise
+    except KeyboardInterrupt:
+        reason = "interrupted"
+        raise
+    except Exception as e:
+        error = first_line(e)
+        raise
+    finally:
+        log.end(step=step, total_steps=total, reason=reason, elapsed_s=time.time() - started,
+                cpu_s=time.process_time() - cpu_started, error=error)
 
 
 # ---------------------------------------------------------------------------

@@ -96,8 +96,9 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                          **fv)
     flags.DEFINE_boolean("deterministic", defaults.deterministic,
                          "Also fix the input interleave order (exactly repeatable runs).", **fv)
-    flags.DEFINE_integer("log_every_steps", defaults.log_every_steps, "Progress line cadence.",
-                         **fv)
+    flags.DEFINE_integer("log_every_steps", defaults.log_every_steps,
+                         "Steps between progress lines (and records of the run's JSON "
+                         "training log, <model_dir>/train_log.jsonl).", **fv)
     flags.DEFINE_string("init_checkpoint", defaults.init_checkpoint,
                         "Start from a TF1-name checkpoint (e.g. Google's electra_small "
                         "directory): weights, Adam slots if present, and its global step.", **fv)

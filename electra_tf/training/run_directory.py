@@ -25,8 +25,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from electra_tf import checkpoints
-from electra_tf.checkpoints import run_checkpoints
+from electra_tf.formats.files import run_checkpoints
 from electra_tf.formats import CONFIG_FILE
 from electra_tf.io_utils import describe_contents, write_text_atomic
 from electra_tf.pretraining.recipes import OBJECTIVE_HPARAMS, Recipe

@@ -11,6 +11,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from electra_tf.io_utils import first_line
 from electra_tf.training import precision_probe
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
@@ -47,7 +48,7 @@ def create_strategy(name: str = "default", tpu: str | None = None) -> tf.distrib
         except (ValueError, tf.errors.OpError, RuntimeError) as e:
             raise StrategyError(
                 f"--strategy=tpu but no TPU could be reached (tpu={tpu!r}): "
-                f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}. "
+                f"{first_line(e)}. "
                 "Run on a Cloud TPU VM or pass --tpu=<name>; use --strategy=default elsewhere"
             ) from e
         return tf.distribute.TPUStrategy(resolver)

@@ -293,9 +293,6 @@ class RegressionTask(GlueTask):
         # The original's (y - min) / max (not / (max - min)); identical for STS's min 0.
         return (float(value) - self.MIN_VALUE) / self.MAX_VALUE
 
-    def denormalize(self, value: float) -> float:
-        return float(value) * self.MAX_VALUE + self.MIN_VALUE
-
     def label_features(self, example: GlueExample) -> Dict[str, Any]:
         return {self.name + "_targets": self.normalize(example.label)}
 

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 from electra_tf.finetuning.glue.examples import GlueExample, is_test_split
 from electra_tf.finetuning.task import TaskDataError
+from electra_tf.io_utils import first_line
 
 # task -> (tfds config, text_a field, text_b field)
 TFDS_CONFIGS = {
@@ -55,7 +56,7 @@ def read_tfds_examples(task, split: str, data_dir: Optional[str] = None,
             builder.download_and_prepare()
         except Exception as e:  # network, disk: one clear message
             raise TaskDataError(f"cannot download tensorflow-datasets glue/{config}: "
-                                f"{str(e).strip().splitlines()[0]}; use --data_source=tsv "
+                                f"{first_line(e)}; use --data_source=tsv "
                                 "with the GLUE TSV files if you have no network") from e
     names = builder.info.features["label"].names if hasattr(
         builder.info.features["label"], "names") else None
