@@ -3,13 +3,13 @@
     python run_finetuning.py --data_dir=$DATA --task_names=mnli
     python run_finetuning.py --help                     # every flag, with examples
 
-The command line lives in electra_tf/training/finetuning_cli.py (also installed as
+The command line lives in electra_tf/run_finetuning.py (also installed as
 ``electra-finetune``).
 """
 
 import sys
 
-from electra_tf.training import finetuning_cli
+from electra_tf import run_finetuning
 
 if __name__ == "__main__":
-    sys.exit(finetuning_cli.main(sys.argv))
+    sys.exit(run_finetuning.main(sys.argv))

@@ -42,9 +42,9 @@ setup(
     # The same commands as the scripts beside setup.py (run_pretraining.py, ...) and
     # `python -m electra_tf.<tool>`; electra_tf/cli.py describes their one convention.
     entry_points={"console_scripts": [
-        "electra-pretrain = electra_tf.training.pretraining_cli:console_main",
-        "electra-finetune = electra_tf.training.finetuning_cli:console_main",
-        "electra-build-data = electra_tf.data.build_cli:console_main",
+        "electra-pretrain = electra_tf.run_pretraining:console_main",
+        "electra-finetune = electra_tf.run_finetuning:console_main",
+        "electra-build-data = electra_tf.build_pretraining_dataset:console_main",
         "electra-detect = electra_tf.detect:console_main",
         "electra-convert = electra_tf.convert:console_main",
         "electra-export = electra_tf.export:console_main",

@@ -32,11 +32,11 @@ Fine-tuning (SST-2 shapes: ``--batch_size`` 32, ``--seq_length`` 128; a repeat i
 Inference (``--num_sentences`` texts, rounded down to a multiple of the batch size; a repeat
 is one pass over all of them; s/batch = pass time / batches):
 
-* ours ``detect_replaced_tokens``: ``electra_tf.inference.detect_replaced_tokens`` on the
+* ours ``detect_replaced_tokens``: ``electra_tf.detection.detect_replaced_tokens`` on the
   strings (Python tokenization, batches of similar length padded to their longest, the
   discriminator, the per-word-piece results) -- what ``python -m electra_tf.detect`` does.
-* ours ``discriminator_logits``: ``electra_tf.inference.discriminator_logits`` on the
-  pre-tokenized examples (``inference.encode``): the model part of the above.
+* ours ``discriminator_logits``: ``electra_tf.detection.discriminator_logits`` on the
+  pre-tokenized examples (``detection.encode``): the model part of the above.
 * ours ``SavedModel``: ``electra_tf.export.export_discriminator`` to a temporary directory,
   ``tf.saved_model.load``, ``signatures["serving_default"](text=...)`` on batches of strings
   (in-graph tokenization, padding to L).
@@ -46,7 +46,7 @@ is one pass over all of them; s/batch = pass time / batches):
   to L, like the SavedModel).
   Ours in bfloat16: the discriminator built under the ``mixed_bfloat16`` policy (what
   ``--mixed_precision=bfloat16`` of detect and export sets). The detect and logits rows
-  are timed with the default XLA setting (``inference.use_xla``: on a CPU the probe's
+  are timed with the default XLA setting (``detection.use_xla``: on a CPU the probe's
   choice for the precision; under XLA batches are padded to a multiple of 16 positions)
   and with the other one (``"default": false``); the SavedModel keeps the default.
 
@@ -208,7 +208,7 @@ def english_sentences(count: int, min_words: int = 6, max_words: int = 60) -> li
 def write_inputs(args, directory: str) -> str:
     """Writes the shared inputs: the SST-2 train.tsv of fine-tuning and ``inputs.json`` (texts,
     electra-tf's ids, by-length batches, the fine-tuning batch); returns the JSON path."""
-    from electra_tf import inference
+    from electra_tf import detection
     from electra_tf.tokenization import FullTokenizer, default_vocab_file
     config = finetuning_config(args)
     tokenizer = FullTokenizer(default_vocab_file(), do_lower_case=config.do_lower_case)
@@ -224,14 +224,14 @@ def write_inputs(args, directory: str) -> str:
             f.write(f"{s.replace(chr(9), ' ')}\t{i % 2}\n")
 
     # Fine-tuning features of the peer, packed by the rule of fine-tuning (preprocessing).
-    train = [inference.encode(tokenizer, s, L) for s in sentences[:n_train]]
+    train = [detection.encode(tokenizer, s, L) for s in sentences[:n_train]]
     texts = sentences[:args.num_sentences]
-    examples = [inference.encode(tokenizer, t, L) for t in texts]
+    examples = [detection.encode(tokenizer, t, L) for t in texts]
     inputs = {
         "batch_size": B, "max_seq_length": L, "vocab_file": default_vocab_file(),
         "do_lower_case": config.do_lower_case, "texts": texts,
         "encoded_ids": [e.input_ids for e in examples],
-        "batches_by_length": inference.batches_by_length(examples, B),
+        "batches_by_length": detection.batches_by_length(examples, B),
         "finetune": {
             "input_ids": [e.input_ids + [0] * (L - len(e.input_ids)) for e in train],
             "input_mask": [[1] * len(e.input_ids) + [0] * (L - len(e.input_ids)) for e in train],
@@ -272,7 +272,7 @@ def time_finetuning(args, precision: str, xla, directory: str, serve: bool = Fal
     import keras
     import numpy as np
     from electra_tf.finetuning.feature_cache import FeatureStore
-    from electra_tf.finetuning.model import FinetuningModel
+    from electra_tf.finetuning.network import FinetuningNetwork
     from electra_tf.finetuning.registry import build_tasks
     from electra_tf.tokenization import FullTokenizer, default_vocab_file
     from electra_tf.training import finetune
@@ -304,7 +304,7 @@ def time_finetuning(args, precision: str, xla, directory: str, serve: bool = Fal
     trial = 1
     keras.utils.set_random_seed(options.seed + trial)
     with runtime.strategy.scope():
-        model = FinetuningModel(config.discriminator_config(), tasks)
+        model = FinetuningNetwork(config.discriminator_config(), tasks)
         model.build()
     before = [v.numpy().copy() for v in model.trainable_variables]
 
@@ -379,9 +379,9 @@ def time_inference(args, precision: str, directory: str, inputs_path: str) -> li
     import keras
     import numpy as np
     import tensorflow as tf
-    from electra_tf import inference
+    from electra_tf import detection
     from electra_tf.export import export_discriminator
-    from electra_tf.modeling.discriminator import Discriminator
+    from electra_tf.networks.discriminator import Discriminator
     from electra_tf.tokenization import FullTokenizer, default_vocab_file
     from electra_tf.training.strategy import set_precision
 
@@ -394,21 +394,21 @@ def time_inference(args, precision: str, directory: str, inputs_path: str) -> li
     discriminator = Discriminator(config)
     discriminator.build()
     tokenizer = FullTokenizer(default_vocab_file(), do_lower_case=inputs["do_lower_case"])
-    examples = [inference.encode(tokenizer, t, L) for t in texts]
-    n_batches = len(inference.batches_by_length(examples, B))
-    default_xla = inference.use_xla(discriminator)
+    examples = [detection.encode(tokenizer, t, L) for t in texts]
+    n_batches = len(detection.batches_by_length(examples, B))
+    default_xla = detection.use_xla(discriminator)
     common = {"impl": "electra_tf", "task": "inference", "precision": precision,
               "num_sentences": len(texts)}
     rows = []
 
     def detect(xla):
-        inference.detect_replaced_tokens(discriminator, texts, tokenizer=tokenizer,
+        detection.detect_replaced_tokens(discriminator, texts, tokenizer=tokenizer,
                                          max_seq_length=L, batch_size=B, jit_compile=xla)
 
     def logits(xla):
-        inference.discriminator_logits(discriminator, examples, B, jit_compile=xla)
+        detection.discriminator_logits(discriminator, examples, B, jit_compile=xla)
 
-    # The default (inference.use_xla: on a CPU the probe's choice for this precision), then
+    # The default (detection.use_xla: on a CPU the probe's choice for this precision), then
     # the other jit_compile setting (compiling costs ~1.5 s per shape).
     for xla in (default_xla, not default_xla):
         for path, run, kind in (("detect_replaced_tokens", detect, "strings"),

@@ -69,14 +69,14 @@ def representation_stats(backbone, features) -> dict:
 
 def sst_features(glue_dir: str, vocab_file: str, max_seq_length: int, count: int):
     import tensorflow as tf
-    from electra_tf import inference
+    from electra_tf import detection
     from electra_tf.tokenization import FullTokenizer
     path = os.path.join(glue_dir, "finetuning_data", "sst", "dev.tsv")
     with open(path, encoding="utf-8") as f:
         sentences = [line.split("\t")[0] for line in f.read().splitlines()[1:count + 1]]
     tokenizer = FullTokenizer(vocab_file, do_lower_case=True)
-    encoded = [inference.encode(tokenizer, s, max_seq_length) for s in sentences]
-    ids, mask, segments = inference.pad_batch(encoded)
+    encoded = [detection.encode(tokenizer, s, max_seq_length) for s in sentences]
+    ids, mask, segments = detection.pad_batch(encoded)
     return {"input_ids": tf.constant(ids), "input_mask": tf.constant(mask),
             "segment_ids": tf.constant(segments)}
 

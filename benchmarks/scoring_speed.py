@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from electra_tf import loading, scoring  # noqa: E402
 from electra_tf.formats import tf1
 from electra_tf.config import PretrainingConfig  # noqa: E402
-from electra_tf.modeling.pretraining_models import build_pretraining_models  # noqa: E402
+from electra_tf.networks.pretraining import build_pretraining_models  # noqa: E402
 from electra_tf.tokenization import default_vocab_file  # noqa: E402
 
 

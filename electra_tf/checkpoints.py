@@ -244,7 +244,7 @@ def model_encoders(*models) -> dict:
     Scopes: ``electra`` (the discriminator, a backbone or a task model's encoder, or the
     MLM-only network), ``generator``, ``generator_ltr`` / ``generator_rtl`` (Electric).
     """
-    from electra_tf.modeling.encoder import ElectraEncoder
+    from electra_tf.networks.encoder import ElectraEncoder
     found: dict = {}
     for layer in _layers_of(models):
         if isinstance(layer, ElectraEncoder):

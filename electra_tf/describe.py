@@ -48,7 +48,7 @@ def parameter_table(variables: dict) -> "OrderedDict[str, tuple[int, int]]":
 def describe(model_size: str, hparams=None, out=sys.stdout) -> int:
     """Prints config and parameter table; returns the total parameter count."""
     from electra_tf.config import PretrainingConfig
-    from electra_tf.modeling import build_pretraining_models
+    from electra_tf.networks import build_pretraining_models
 
     config = PretrainingConfig.from_preset(model_size, hparams)
     disc, gen = config.discriminator_config(), config.generator_config()

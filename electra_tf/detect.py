@@ -24,7 +24,7 @@ it) or one ``<model_dir>/ckpt-N``, our exports (``<model_dir>/tf1``,
 ``ElectraForPreTraining`` directory.
 
 This module is the command line; the API, :func:`detect_replaced_tokens` and
-its :class:`Detection` results, lives in :mod:`electra_tf.inference` and is
+its :class:`Detection` results, lives in :mod:`electra_tf.detection` and is
 importable from here too.
 """
 
@@ -35,8 +35,8 @@ import sys
 
 from electra_tf import cli
 # The API of this command (README: "electra_tf.detect, API detect_replaced_tokens").
-from electra_tf.inference import Detection, InputError, detect_replaced_tokens
-from electra_tf.inference import (
+from electra_tf.detection import Detection, InputError, detect_replaced_tokens
+from electra_tf.detection import (
     define_common_flags,
     detect_with,
     gather_texts,

@@ -130,10 +130,10 @@ def _serving(*input_names):
 
 def _forward(model, fn):
     """``fn`` as it is, or compiled by XLA when ``model`` computes in bfloat16/float16
-    (:func:`electra_tf.inference.use_xla`, measured per machine). The SavedModel keeps the
+    (:func:`electra_tf.detection.use_xla`, measured per machine). The SavedModel keeps the
     function's jit_compile attribute, so whoever serves it compiles it too. Tokenization
     (string ops) stays outside."""
-    from electra_tf.inference import use_xla
+    from electra_tf.detection import use_xla
     return _tf().function(fn, jit_compile=True) if use_xla(model) else fn
 
 
@@ -350,7 +350,7 @@ def export_discriminator(discriminator, vocab_file: str, output: str, *,
                          do_lower_case: bool = True,
                          max_seq_length: int | None = None,
                          overwrite: bool = False, source: str | None = None) -> str:
-    """Writes a SavedModel of a built :class:`~electra_tf.modeling.Discriminator`.
+    """Writes a SavedModel of a built :class:`~electra_tf.networks.Discriminator`.
 
     Returns the absolute output directory.
     """
@@ -380,7 +380,7 @@ def export_finetuned(model, tasks: Sequence, vocab_file: str, output: str, *,
                      do_lower_case: bool = True,
                      max_seq_length: int | None = None,
                      overwrite: bool = False, source: str | None = None) -> str:
-    """Writes a SavedModel of a built :class:`~electra_tf.finetuning.model.FinetuningModel`.
+    """Writes a SavedModel of a built :class:`~electra_tf.finetuning.network.FinetuningNetwork`.
 
     Args:
       model: the model; ``tasks`` are task objects of (some of) its heads, in the order of
@@ -501,7 +501,7 @@ def export_checkpoint(checkpoint: str, output: str, task_names: Sequence[str] = 
         weights = loading.read_weights(checkpoint, keep_models=not task_names)
     except (checkpoints.CheckpointError, ConfigError) as e:
         raise ExportError(str(e)) from e
-    from electra_tf.inference import keras_precision
+    from electra_tf.detection import keras_precision
     with keras_precision(mixed_precision):
         return _export_weights(weights, output, task_names, vocab_file, do_lower_case,
                                max_seq_length, overwrite, hparams, label_mapping_dir)
@@ -511,7 +511,7 @@ def _export_weights(weights, output, task_names, vocab_file, do_lower_case, max_
                     overwrite, hparams, label_mapping_dir) -> str:
     from electra_tf import checkpoints, loading, tokenization
     from electra_tf.config import ConfigError
-    from electra_tf.finetuning.model import FinetuningModel
+    from electra_tf.finetuning.network import FinetuningNetwork
     from electra_tf.finetuning.registry import task_dir_name
     heads = _task_heads(weights.values)
     vocab = vocab_file or weights.vocab_file
@@ -546,7 +546,7 @@ def _export_weights(weights, output, task_names, vocab_file, do_lower_case, max_
         tasks = [_finetuning_task(spec, tokenizer, max_seq_length or DEFAULT_MAX_SEQ_LENGTH,
                                   label_mapping_dir) for spec in task_names]
         config = loading.config_for_weights(weights, hparams)
-        model = FinetuningModel(config.discriminator_config(), tasks)
+        model = FinetuningNetwork(config.discriminator_config(), tasks)
         model.build()
         checkpoints.assign_original_weights(weights.values, model, source=weights.source)
     except (checkpoints.CheckpointError, ConfigError) as e:

@@ -32,10 +32,10 @@ import tensorflow as tf
 from electra_tf import checkpoints, formats, presets
 from electra_tf.config import PretrainingConfig, parse_hparams
 from electra_tf.formats import VOCAB_FILE, PretrainedWeights, hf
-from electra_tf.modeling.discriminator import Discriminator
-from electra_tf.modeling.electric import TwoTowerClozeGenerator
-from electra_tf.modeling.generator import Generator
-from electra_tf.modeling.pretraining_models import build_pretraining_models
+from electra_tf.networks.discriminator import Discriminator
+from electra_tf.networks.electric import TwoTowerClozeGenerator
+from electra_tf.networks.generator import Generator
+from electra_tf.networks.pretraining import build_pretraining_models
 from electra_tf.pretraining.recipes import Recipe
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from electra_tf import cli
 from electra_tf.preprocessing import check_max_seq_length
-from electra_tf.inference import (
+from electra_tf.detection import (
     Encoded,
     InputError,
     batches_by_length,
@@ -140,7 +140,7 @@ def electric_scores(model_or_path, texts: Iterable[str], *, tokenizer=None,
         or vocab_file).
       texts: strings.
       tokenizer, vocab_file, do_lower_case, max_seq_length, batch_size: as
-        :func:`electra_tf.inference.detect_replaced_tokens`.
+        :func:`electra_tf.detection.detect_replaced_tokens`.
     Returns:
       one :class:`SentenceScore` per text; ``token_scores[i]`` = -s at word-piece i.
     """
@@ -222,7 +222,7 @@ def mlm_pseudo_log_likelihood(model_or_path, texts: Iterable[str], *, tokenizer=
       model_or_path: a checkpoint with a masked-LM generator (an ELECTRA
         ``<model_dir>/tf1`` export, an MLM-only run, a HF ``ElectraForMaskedLM``
         directory), its :class:`~electra_tf.loading.PretrainedModel`, or a bare
-        :class:`~electra_tf.modeling.generator.Generator`.
+        :class:`~electra_tf.networks.generator.Generator`.
       other arguments: as :func:`electric_scores`.
     Returns:
       one :class:`SentenceScore` per text (``method="mlm"``).
@@ -234,7 +234,7 @@ def mlm_pseudo_log_likelihood(model_or_path, texts: Iterable[str], *, tokenizer=
 
 def _mlm(model_or_path, tokenizer, vocab_file, do_lower_case, max_seq_length):
     from electra_tf.loading import PretrainedModel
-    from electra_tf.modeling.electric import TwoTowerClozeGenerator
+    from electra_tf.networks.electric import TwoTowerClozeGenerator
     model, tokenizer, max_len, transformer = resolve(
         model_or_path, ("generator",), tokenizer, vocab_file, do_lower_case, max_seq_length)
     if isinstance(model, PretrainedModel):

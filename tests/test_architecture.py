@@ -283,7 +283,7 @@ CODE = {
     ("`electra_tf/loading.py`", ["electra_tf/loading.py"]),
     ("`electra_tf/training/runtime.py`, `strategy.py`",
      ["electra_tf/training/runtime.py", "electra_tf/training/strategy.py"]),
-    ("`electra_tf/models/`, `inference.py`", ["electra_tf/models/", "electra_tf/inference.py"]),
+    ("`electra_tf/models/`, `detection.py`", ["electra_tf/models/", "electra_tf/detection.py"]),
     ("`electra_tf/data/` (`corpus.py`, the one `FORMATS`), `cli.py`",
      ["electra_tf/data/", "electra_tf/data/corpus.py", "electra_tf/cli.py"]),
     ("top level, `electra_tf/cli.py`", ["electra_tf/cli.py"]),

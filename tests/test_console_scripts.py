@@ -33,9 +33,9 @@ def test_entry_point_resolves_to_a_callable(command):
 
 
 @pytest.mark.parametrize("module_name, script, expected", [
-    ("electra_tf.training.pretraining_cli", "electra-pretrain",
+    ("electra_tf.run_pretraining", "electra-pretrain",
      ["Pre-trains ELECTRA", "--model_size", "--[no]eval_all_checkpoints", "--strategy"]),
-    ("electra_tf.training.finetuning_cli", "electra-finetune",
+    ("electra_tf.run_finetuning", "electra-finetune",
      ["Fine-tunes a pre-trained ELECTRA", "--task_names", "--data_source", "--strategy"]),
 ])
 def test_help_prints_usage_and_flags_and_exits_0(module_name, script, expected, monkeypatch,
@@ -51,8 +51,8 @@ def test_help_prints_usage_and_flags_and_exits_0(module_name, script, expected, 
             assert text in out, f"{text!r} missing from {script} --help"
 
 
-@pytest.mark.parametrize("module_name", ["electra_tf.training.pretraining_cli",
-                                         "electra_tf.training.finetuning_cli"])
+@pytest.mark.parametrize("module_name", ["electra_tf.run_pretraining",
+                                         "electra_tf.run_finetuning"])
 def test_usage_errors_are_one_line_with_the_convention_statuses(module_name, capsys):
     main = importlib.import_module(module_name).main
     assert main(["prog", "--no_such_flag"]) == 2
@@ -63,9 +63,9 @@ def test_usage_errors_are_one_line_with_the_convention_statuses(module_name, cap
 
 
 def test_scripts_beside_setup_py_print_the_same_help_as_the_console_scripts():
-    from electra_tf.training import finetuning_cli, pretraining_cli
-    for script, module in (("run_pretraining.py", pretraining_cli),
-                           ("run_finetuning.py", finetuning_cli)):
+    from electra_tf import run_finetuning, run_pretraining
+    for script, module in (("run_pretraining.py", run_pretraining),
+                           ("run_finetuning.py", run_finetuning)):
         proc = subprocess.run([sys.executable, str(ROOT / script), "--help"], cwd=ROOT,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""Replaced-token detection (electra_tf.inference, command line electra_tf.detect): API, CLI
+"""Replaced-token detection (electra_tf.detection, command line electra_tf.detect): API, CLI
 and errors on a tiny checkpoint."""
 
 import json
@@ -13,10 +13,10 @@ import keras
 import numpy as np
 import pytest
 
-from electra_tf import detect, inference, tokenization
+from electra_tf import detect, detection, tokenization
 from electra_tf.formats import tf1
 from electra_tf.config import PretrainingConfig
-from electra_tf.modeling import build_pretraining_models
+from electra_tf.networks import build_pretraining_models
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = Path(__file__).resolve().parent / "data" / "detect" / "vocab.txt"  # 64 word-pieces
@@ -72,8 +72,8 @@ def test_one_label_per_word_piece_equal_to_a_direct_discriminator_call(electra):
     directory, models = electra
     tok = tokenization.FullTokenizer(str(VOCAB))
     # The API of the detect command is the toolbox's.
-    assert detect.detect_replaced_tokens is inference.detect_replaced_tokens
-    results = inference.detect_replaced_tokens(str(directory), TEXTS + [PAIR], batch_size=3)
+    assert detect.detect_replaced_tokens is detection.detect_replaced_tokens
+    results = detection.detect_replaced_tokens(str(directory), TEXTS + [PAIR], batch_size=3)
     assert len(results) == len(TEXTS) + 1
     all_labels = []
     for text, r in zip(TEXTS, results[:-1]):
@@ -105,7 +105,7 @@ def test_one_label_per_word_piece_equal_to_a_direct_discriminator_call(electra):
 def test_truncation_is_reported_not_silent(electra):
     _, models = electra
     long = "the quick brown fox jumps over the lazy dog"  # 10 word-pieces
-    single, pair, no_b = inference.detect_replaced_tokens(
+    single, pair, no_b = detection.detect_replaced_tokens(
         models.discriminator, [long, ("the quick brown fox jumps", "a cat"), (long, "")],
         vocab_file=str(VOCAB), max_seq_length=7)
     assert single.tokens == ["the", "quick", "brown", "fox", "jump"] and single.truncated == 5
@@ -114,8 +114,8 @@ def test_truncation_is_reported_not_silent(electra):
     assert pair.truncated == 4
     # an empty second text counts as absent, as in fine-tuning: L - 2 pieces of the first
     assert (no_b.tokens, no_b.segments, no_b.truncated) == (single.tokens, [0] * 5, 5)
-    with pytest.raises(inference.InputError, match=r"max_seq_length must be in \[3, 512\]"):
-        inference.detect_replaced_tokens(models.discriminator, [("a", "b")],
+    with pytest.raises(detection.InputError, match=r"max_seq_length must be in \[3, 512\]"):
+        detection.detect_replaced_tokens(models.discriminator, [("a", "b")],
                                          vocab_file=str(VOCAB), max_seq_length=2)
 
 
@@ -187,7 +187,7 @@ def test_cli_json_batch_mode_agrees_with_the_api(electra, tmp_path):
                                               f"{tmp_path / 'in.txt'}:3",
                                               f"{tmp_path / 'in.txt'}:4"]
     assert "in.txt:4: 1 word-piece(s) beyond --max_seq_length=12" in proc.stderr
-    api = inference.detect_replaced_tokens(
+    api = detection.detect_replaced_tokens(
         str(directory), [TEXTS[0], lines[0], PAIR, lines[3]], max_seq_length=12)
     for record, r in zip(records, api):
         assert record["tokens"] == r.tokens and record["labels"] == r.labels
@@ -198,13 +198,13 @@ def test_cli_json_batch_mode_agrees_with_the_api(electra, tmp_path):
 
 
 def test_pad_batch_rounds_lengths_and_adds_padding_rows():
-    a = inference.Encoded([2, 5, 6, 3], [0, 0, 0, 0], [1, 2], 0)
-    b = inference.Encoded([2, 7, 3], [0, 0, 1], [1], 0)
-    ids, mask, segments = inference.pad_batch([a, b], length_multiple=3, num_rows=4)
+    a = detection.Encoded([2, 5, 6, 3], [0, 0, 0, 0], [1, 2], 0)
+    b = detection.Encoded([2, 7, 3], [0, 0, 1], [1], 0)
+    ids, mask, segments = detection.pad_batch([a, b], length_multiple=3, num_rows=4)
     assert ids.tolist() == [[2, 5, 6, 3, 0, 0], [2, 7, 3, 0, 0, 0], [0] * 6, [0] * 6]
     assert mask.tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0], [0] * 6, [0] * 6]
     assert segments.tolist() == [[0] * 6, [0, 0, 1, 0, 0, 0], [0] * 6, [0] * 6]
-    ids, mask, _ = inference.pad_batch([b, a])  # defaults: the longest, no extra rows
+    ids, mask, _ = detection.pad_batch([b, a])  # defaults: the longest, no extra rows
     assert ids.shape == (2, 4) and mask.tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
 
 
@@ -215,28 +215,28 @@ def test_xla_path_pads_to_fixed_shapes_and_matches_the_plain_path(electra):
     disc = models.discriminator
     tok = tokenization.FullTokenizer(str(VOCAB))
     texts = TEXTS * 3 + [PAIR, "the cat"]  # 14 examples, batch 4: a partial last batch
-    examples = [inference.encode(tok, t, MAX_LEN) for t in texts]
-    assert not inference.use_xla(disc)  # float32 model: no compile by default
-    plain = inference.discriminator_logits(disc, examples, 4, jit_compile=False)
-    xla = inference.discriminator_logits(disc, examples, 4, jit_compile=True)
+    examples = [detection.encode(tok, t, MAX_LEN) for t in texts]
+    assert not detection.use_xla(disc)  # float32 model: no compile by default
+    plain = detection.discriminator_logits(disc, examples, 4, jit_compile=False)
+    xla = detection.discriminator_logits(disc, examples, 4, jit_compile=True)
     for e, p, x in zip(examples, plain, xla):
         assert len(p) == len(x) == len(e.input_ids)
         np.testing.assert_allclose(x, p, atol=1e-4)
         np.testing.assert_allclose(p, direct_logits(disc, e.input_ids, e.segment_ids),
                                    atol=1e-5)
     shapes = []
-    real_pad_batch = inference.pad_batch
+    real_pad_batch = detection.pad_batch
 
     def spy(*args, **kwargs):
         arrays = real_pad_batch(*args, **kwargs)
         shapes.append(arrays[0].shape)
         return arrays
-    inference.pad_batch = spy
+    detection.pad_batch = spy
     try:
-        inference.discriminator_logits(disc, examples, 4, jit_compile=True)
-        inference.discriminator_logits(disc, examples, 4, jit_compile=False)
+        detection.discriminator_logits(disc, examples, 4, jit_compile=True)
+        detection.discriminator_logits(disc, examples, 4, jit_compile=False)
     finally:
-        inference.pad_batch = real_pad_batch
+        detection.pad_batch = real_pad_batch
     assert shapes[:4] == [(4, 16)] * 4  # XLA: one shape, so one compile
     assert len(set(shapes[4:])) > 1 and all(s[0] <= 4 and s[1] <= 16 for s in shapes[4:])
 
@@ -250,10 +250,10 @@ def test_bfloat16_detection_runs_under_xla_and_agrees_with_float32(electra, caps
                             "--mixed_precision=bfloat16", *TEXTS]) == 0
         bf16 = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert keras.mixed_precision.global_policy().name == "float32"  # restored
-        with inference.keras_precision("bfloat16") as precision:
-            model = inference.load(str(directory), ("discriminator_head",))
+        with detection.keras_precision("bfloat16") as precision:
+            model = detection.load(str(directory), ("discriminator_head",))
         assert precision == "bfloat16" and model.discriminator.compute_dtype == "bfloat16"
-        assert inference.use_xla(model.discriminator)
+        assert detection.use_xla(model.discriminator)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     for a, b in zip(fp32, bf16):

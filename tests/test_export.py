@@ -16,8 +16,8 @@ from electra_tf import export, serving_text
 from electra_tf.formats import tf1
 from electra_tf.config import FinetuningConfig, PretrainingConfig
 from electra_tf.finetuning import glue, tagging
-from electra_tf.finetuning.model import FinetuningModel
-from electra_tf.modeling import build_pretraining_models
+from electra_tf.finetuning.network import FinetuningNetwork
+from electra_tf.networks import build_pretraining_models
 from electra_tf.tokenization import FullTokenizer, default_vocab_file
 
 MIXED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tokenization",
@@ -114,7 +114,7 @@ def setup(tmp_path_factory):
     tasks = [glue.MNLI("", tok, L), glue.SST("", tok, L), glue.STS("", tok, L),
              tagging.ChunkingTask("", tok, L, label_mapping_dir=str(cache))]
     ft_config = FinetuningConfig.from_preset("small", ["mnli", "sst", "sts", "chunk"], TINY)
-    model = FinetuningModel(ft_config.discriminator_config(), tasks)
+    model = FinetuningNetwork(ft_config.discriminator_config(), tasks)
     model.build()
     slots = {f"{name}/adam_{m}": np.zeros(v.shape, np.float32)
              for name, v in model.original_variables().items() for m in "mv"}

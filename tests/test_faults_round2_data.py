@@ -18,8 +18,8 @@ import pytest
 from absl import flags
 
 from conftest import DATA, ROOT, one_error_line
-from electra_tf.data import build_cli
-from electra_tf.training import finetuning_cli
+from electra_tf import build_pretraining_dataset
+from electra_tf import run_finetuning
 from test_finetuning_driver import sst_tsv, write_sst_task
 
 PLAIN = DATA / "corpus" / "plain.txt"
@@ -33,7 +33,7 @@ def warnings_about(err, name):
 
 
 def build(capsys, corpus, out, *args):
-    status = build_cli.main(["--noprogress", f"--corpus_dir={corpus}", f"--output_dir={out}",
+    status = build_pretraining_dataset.main(["--noprogress", f"--corpus_dir={corpus}", f"--output_dir={out}",
                              "--max_seq_length=16", "--num_out_files=2", *args])
     return status, capsys.readouterr().err
 
@@ -133,7 +133,7 @@ def test_file_in_another_tasks_layout_is_one_line_naming_file_row_and_layout(tmp
     (task_dir / "train.tsv").write_text(cola_rows(16))
     argv = [f"--data_dir={data}", "--task_names=sst", "--init_checkpoint=none",
             "--hparams=" + json.dumps(TINY_FINETUNING)]
-    status = finetuning_cli.main(argv)
+    status = run_finetuning.main(argv)
     line = one_error_line(status, capsys.readouterr().err, str(task_dir / "train.tsv"),
                           "line 1", "'sentence' in column 1", "'label' in column 2", "'gj04'",
                           "--nocheck_glue_columns")
@@ -146,7 +146,7 @@ def test_the_original_reading_by_position_is_a_switch(tmp_path):
     from electra_tf.tokenization import FullTokenizer, default_vocab_file
     from electra_tf.training.finetune import FinetuneOptions
     flag_values = flags.FlagValues()
-    finetuning_cli.define_flags(flag_values)
+    run_finetuning.define_flags(flag_values)
     flag_values(["run_finetuning.py", "--nocheck_glue_columns"])
     assert flag_values.check_glue_columns is False
     options = FinetuneOptions(data_dir="", model_dir="", results_dir="", preprocessed_dir="",

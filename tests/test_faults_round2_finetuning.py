@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
-from electra_tf.training import finetuning_cli
+from electra_tf import run_finetuning
 from test_finetuning_driver import write_sst_task
 
 # The tiny model; 160 examples at batch 8 for 10 epochs: 200 steps of a few ms each, so a
@@ -76,7 +76,7 @@ class SignalAtStep:
 def uninterrupted(tmp_path_factory):
     """Results and final weights of the run that nothing interrupts."""
     data = make_data(tmp_path_factory.mktemp("uninterrupted"))
-    assert finetuning_cli.main(argv(data)) == 0
+    assert run_finetuning.main(argv(data)) == 0
     return results(data), final_weights(data)
 
 
@@ -95,13 +95,13 @@ def test_ctrl_c_saves_the_trial_and_the_rerun_resumes_it_to_the_same_result(
     data = make_data(tmp_path)
     tee = SignalAtStep(sys.stderr, 3, signal.SIGINT)
     monkeypatch.setattr(sys, "stderr", tee)
-    assert finetuning_cli.main(argv(data)) == 130
+    assert run_finetuning.main(argv(data)) == 130
     monkeypatch.undo()
     err = "".join(tee.text)
     assert "trial 1: interrupted at step 3/200; checkpoint saved" in err, err[-2000:]
     tee = SignalAtStep(sys.stderr, -1, signal.SIGINT)  # a listener only
     monkeypatch.setattr(sys, "stderr", tee)
-    assert finetuning_cli.main(argv(data)) == 0
+    assert run_finetuning.main(argv(data)) == 0
     monkeypatch.undo()
     err = "".join(tee.text)
     assert "trial 1: resuming at step 3/200" in err, err[-2000:]
@@ -111,7 +111,7 @@ def test_ctrl_c_saves_the_trial_and_the_rerun_resumes_it_to_the_same_result(
     before = results(data)
     tee = SignalAtStep(sys.stderr, -1, signal.SIGINT)
     monkeypatch.setattr(sys, "stderr", tee)
-    assert finetuning_cli.main(argv(data)) == 0
+    assert run_finetuning.main(argv(data)) == 0
     monkeypatch.undo()
     err = "".join(tee.text)
     assert "trial 1: trained before" in err and " step 1/200" not in err, err[-2000:]
@@ -137,7 +137,7 @@ def test_sigterm_saves_the_trial_and_the_rerun_resumes_it_to_the_same_result(
     [stopped] = [line for line in rest.splitlines() if "stopped by signal 15" in line]
     step = int(stopped.split(" at step ")[1].split("/")[0])
     assert 3 <= step < STEPS and "checkpoint saved" in stopped, stopped
-    assert finetuning_cli.main(argv(data)) == 0
+    assert run_finetuning.main(argv(data)) == 0
     assert_same_run(data, uninterrupted)
 
 
@@ -151,7 +151,7 @@ def test_second_run_on_the_same_model_and_task_is_refused_naming_the_holder(tmp_
         fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         holder.write(f"pid {os.getpid()} on this host\n")
         holder.flush()
-        status = finetuning_cli.main(argv(data, every_step=False))
+        status = run_finetuning.main(argv(data, every_step=False))
         err = capsys.readouterr().err
     assert status == 1, err[-3000:]
     errors = [line for line in err.splitlines() if line.startswith("error:")]

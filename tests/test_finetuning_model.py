@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from conftest import DATA
 from electra_tf.config import FinetuningConfig
-from electra_tf.finetuning.model import FinetuningModel
+from electra_tf.finetuning.network import FinetuningNetwork
 from electra_tf.finetuning.registry import get_task
 from electra_tf.tokenization import FullTokenizer, default_vocab_file
 
@@ -33,7 +33,7 @@ def two_task_model():
              for index, name in enumerate(["sst", "sts"])]
     config = FinetuningConfig.from_preset("small", ["sst", "sts"], TINY)
     keras.utils.set_random_seed(0)
-    model = FinetuningModel(config.discriminator_config(), tasks)
+    model = FinetuningNetwork(config.discriminator_config(), tasks)
     model.build()
     for head in model.heads:  # non-zero biases: a head is never accidentally neutral
         head.dense.bias.assign(np.full(head.dense.bias.shape, 0.3, np.float32))

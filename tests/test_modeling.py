@@ -12,8 +12,8 @@ import tensorflow as tf
 from electra_tf import Discriminator, PretrainingConfig, build_pretraining_models
 from electra_tf.checkpoints import count_parameters
 from electra_tf.config import TransformerConfig
-from electra_tf.modeling import ElectraEncoder, attention_bias
-from electra_tf.modeling.layers import Dropout, activation
+from electra_tf.networks import ElectraEncoder, attention_bias
+from electra_tf.networks.layers import Dropout, activation
 
 
 def tiny_config(**changes) -> TransformerConfig:
@@ -262,7 +262,7 @@ def test_initializers_follow_spec_2_7():
 
 def test_attention_softmax_statistics_stay_float32_under_mixed_bfloat16():
     import keras
-    from electra_tf.modeling.transformer import TransformerLayer
+    from electra_tf.networks.transformer import TransformerLayer
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         layer = TransformerLayer(tiny_config(hidden_size=64, num_attention_heads=1,

@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:  # for the subprocess worker (conftest does it und
 from electra_tf.formats.tf1 import save_original_checkpoint  # noqa: E402
 from electra_tf.config import TransformerConfig  # noqa: E402
 from electra_tf.formats import tf1  # noqa: E402
-from electra_tf.modeling import ElectraEncoder  # noqa: E402
+from electra_tf.networks import ElectraEncoder  # noqa: E402
 from electra_tf.optimization import (AdamWeightDecay, WarmupPolynomialDecay,  # noqa: E402
                                      create_optimizer, layerwise_lr_multipliers)
 

@@ -50,7 +50,7 @@ def _one_step(precision, jit_compile):
     import numpy as np
     import tensorflow as tf
     from electra_tf.config import PretrainingConfig
-    from electra_tf.modeling.discriminator import Discriminator
+    from electra_tf.networks.discriminator import Discriminator
     from electra_tf.training.strategy import set_precision
     config = PretrainingConfig.from_preset("small", {
         "embedding_size": 16, "model_hparam_overrides": {

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
-from electra_tf import inference
+from electra_tf import detection
 from electra_tf.training import precision_probe as probe
 from electra_tf.training import strategy as strategy_module
 from electra_tf.training.runtime import Runtime
@@ -330,15 +330,15 @@ class _Model:
 def test_inference_precision_and_xla_follow_the_probe(fake, monkeypatch, restore_policy):
     no_gpu(monkeypatch)
     fake.seconds = figures(2.6, 1.8, 2.2, 3.0)  # bfloat16 fastest; XLA pays in float32 only
-    assert inference.use_xla(_Model("bfloat16")) is False
-    assert inference.use_xla(_Model("float32")) is True
-    assert inference.use_xla(_Model("float32"), jit_compile=False) is False
-    assert inference.use_xla(_Model("bfloat16"), jit_compile=True) is True
-    with inference.keras_precision("auto") as precision:
+    assert detection.use_xla(_Model("bfloat16")) is False
+    assert detection.use_xla(_Model("float32")) is True
+    assert detection.use_xla(_Model("float32"), jit_compile=False) is False
+    assert detection.use_xla(_Model("bfloat16"), jit_compile=True) is True
+    with detection.keras_precision("auto") as precision:
         assert precision == "bfloat16"
         assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"
-    with inference.keras_precision("float32") as precision:
+    with detection.keras_precision("float32") as precision:
         assert precision == "float32"
     assert fake.calls == 1
 

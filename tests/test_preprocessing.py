@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from electra_tf import inference, preprocessing
+from electra_tf import detection, preprocessing
 from electra_tf.finetuning import glue
 from electra_tf.tokenization import FullTokenizer
 
@@ -160,7 +160,7 @@ def test_texts_detection_finetuning_and_the_savedmodel_encoder_agree():
         example = glue.GlueExample(task_name="mnli", eid=row, text_a=a, text_b=b,
                                    label="neutral")
         expected = task.featurize(example, is_training=False)[0]
-        encoded = inference.encode(tokenizer, (a, b), length)
+        encoded = detection.encode(tokenizer, (a, b), length)
         n = len(encoded.input_ids)
         assert encoded.input_ids == expected["input_ids"][:n] and \
             encoded.segment_ids == expected["segment_ids"][:n]

@@ -25,7 +25,7 @@ from electra_tf import checkpoints, convert, detect, loading, presets
 from electra_tf.checkpoints import CheckpointError
 from electra_tf.config import PretrainingConfig
 from electra_tf.formats import tf1
-from electra_tf.modeling import build_pretraining_models
+from electra_tf.networks import build_pretraining_models
 from electra_tf.models import ElectraBackbone, ElectraClassifier
 
 VOCAB = Path(__file__).resolve().parent / "data" / "detect" / "vocab.txt"  # 64 word-pieces
@@ -282,11 +282,12 @@ def test_cli_flags_take_preset_names(online, cache, release, capsys, tmp_path, m
                         "--mixed_precision=float32", "the quick brown fox"]) == 0
     assert "the quick brown fox" in capsys.readouterr().out
     # run_finetuning's --init_checkpoint reaches loading.read_weights unchanged.
-    from electra_tf.training import finetune, finetuning_cli
+    from electra_tf import run_finetuning
+    from electra_tf.training import finetune
     seen = {}
     monkeypatch.setattr(finetune, "run_finetuning",
                         lambda config, options: seen.setdefault("options", options))
-    assert finetuning_cli.main(["run_finetuning", f"--data_dir={tmp_path}", "--task_names=rte",
+    assert run_finetuning.main(["run_finetuning", f"--data_dir={tmp_path}", "--task_names=rte",
                                 "--init_checkpoint=google/electra-tiny-discriminator"]) == 0
     init = seen["options"].init_checkpoint
     assert_same(disc_values(release[1]), loading.read_weights(init).values)

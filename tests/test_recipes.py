@@ -21,7 +21,7 @@ import tensorflow as tf
 from electra_tf import flops
 from electra_tf.formats import files, tf1
 from electra_tf.config import ConfigError, PretrainingConfig
-from electra_tf.modeling import build_pretraining_models
+from electra_tf.networks import build_pretraining_models
 from electra_tf.pretraining.recipes import (OBJECTIVE_HPARAMS, Electra, Electric, MaskedLM,
                                             Recipe, SharedElectra, UniformElectra)
 from electra_tf.training import run_directory

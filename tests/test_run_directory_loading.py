@@ -20,7 +20,7 @@ from electra_tf import checkpoints, loading
 from electra_tf.checkpoints import CheckpointError
 from electra_tf.config import PretrainingConfig
 from electra_tf.formats import files, hf
-from electra_tf.modeling.pretraining_models import build_pretraining_models
+from electra_tf.networks.pretraining import build_pretraining_models
 from electra_tf.tokenization import default_vocab_file
 from electra_tf.training.pretrain import PretrainingRun, RunOptions, train
 from pretraining_fixtures import tiny_hparams, write_learnable_records

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from electra_tf.training import finetuning_cli, pretraining_cli
+from electra_tf import run_finetuning, run_pretraining
 from electra_tf.training.pretrain import RunOptions
 from electra_tf.training.runtime import (RUNTIME_FLAGS, Runtime, define_runtime_flags,
                                          runtime_options, scale_loss)
@@ -120,7 +120,7 @@ def test_runtime_flags_parse_into_runtime_options():
 
 def test_both_commands_take_the_same_runtime_flags():
     defined = []
-    for module in (pretraining_cli, finetuning_cli):
+    for module in (run_pretraining, run_finetuning):
         flag_values = flags.FlagValues()
         module.define_flags(flag_values)
         defined.append({name: (flag_values[name].help, flag_values[name].default,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_detect import ROOT, VOCAB, direct_logits, write_checkpoint
 
-from electra_tf import inference, scoring, tokenization
+from electra_tf import detection, scoring, tokenization
 
 TEXTS = ["The quick brown fox jumps over the lazy dog",
          "a cat sat on the mat!",
@@ -84,7 +84,7 @@ def test_wrong_checkpoint_kind_is_a_clear_error(checkpoints):
         scoring.electric_scores(str(checkpoints["electra"][0]), ["a cat"])
     with pytest.raises(ValueError, match="not a masked LM: score it with method 'electric'"):
         scoring.mlm_pseudo_log_likelihood(str(checkpoints["electric"][0]), ["a cat"])
-    with pytest.raises(inference.InputError, match="single texts"):
+    with pytest.raises(detection.InputError, match="single texts"):
         scoring.electric_scores(str(checkpoints["electric"][0]), [("a", "b")])
 
 

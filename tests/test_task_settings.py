@@ -95,8 +95,8 @@ def test_original_flat_hparams_map_into_their_sections():
                                    "did you mean doc_stride"]),
 ])
 def test_an_unknown_hparam_is_one_error_line(tmp_path, capsys, hparams, fragments):
-    from electra_tf.training import finetuning_cli
-    status = finetuning_cli.main([f"--data_dir={tmp_path}", "--task_names=squad",
+    from electra_tf import run_finetuning
+    status = run_finetuning.main([f"--data_dir={tmp_path}", "--task_names=squad",
                                   f"--hparams={hparams}"])
     one_error_line(status, capsys.readouterr().err, *fragments)
     assert not list(tmp_path.iterdir())  # stopped before anything was written

@@ -2,7 +2,7 @@
 
 Runs in the PyTorch venv (see /work/shared/bench/README.md), on the inputs the electra-tf
 side wrote (``--inputs FILE``, JSON: the texts, their word-piece ids from electra-tf's
-tokenizer, the by-length batches of ``electra_tf.inference``, the fine-tuning batch):
+tokenizer, the by-length batches of ``electra_tf.detection``, the fine-tuning batch):
 
     /tmp/peers-pt/bin/python benchmarks/peers/hf_finetune_inference.py --task=finetune \
         --inputs=INPUTS.json --warmup=2 --repeats=5 [--bf16] [--hidden=256 ...]
@@ -19,7 +19,7 @@ layer k, 1 for the head), zero_grad. One timed repeat = one step = one batch.
 ``--task=inference``: ``ElectraForPreTraining`` (eval mode) under ``torch.inference_mode()``,
 one timed repeat = one pass over all texts, in three modes:
 
-* ``ids_by_length``: exactly the padded batches ``electra_tf.inference.discriminator_logits``
+* ``ids_by_length``: exactly the padded batches ``electra_tf.detection.discriminator_logits``
   forms (texts sorted by length, each batch padded to its longest);
 * ``text_by_length``: the same groups of texts as strings, tokenized by transformers'
   ``BertTokenizer`` (the Rust ``tokenizers`` backend) on electra-tf's vocabulary with

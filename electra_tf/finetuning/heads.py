@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from electra_tf.modeling import layers
+from electra_tf.networks import layers
 
 # The original hard-codes dropout 0.1 on the [CLS] vector of classification/regression heads.
 HEAD_DROPOUT = 0.1

@@ -63,11 +63,16 @@ def detect_format(path: str) -> str:
     return next((name for name in FORMATS if format_module(name).matches(path)), "tf1")
 
 
-def read(path: str, **options) -> PretrainedWeights:
-    """Reads ``path`` in the format it is in (``options``: e.g. ``keep_models`` for a run)."""
-    name = detect_format(path)
-    return format_module(name).read(os.fspath(path), **options) if name == "training" \
-        else format_module(name).read(os.fspath(path))
+def read(path: str, *, keep_models: bool = False) -> PretrainedWeights:
+    """Reads ``path`` in the format it is in, opening a checkpoint once for detection and
+    reading (``keep_models``: a run's ``ckpt-N`` keeps the models restored to read it)."""
+    from electra_tf.formats import files
+    path = os.fspath(path)
+    with files.sharing_opened():
+        name = detect_format(path)
+        if name == "training":
+            return format_module(name).read(path, keep_models=keep_models)
+        return format_module(name).read(path)
 
 
 def write(name: str, output_dir: str, values, **options) -> str:

@@ -14,6 +14,7 @@ keras format, a pre-training run's ``ckpt-N``), below the names they hold
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -53,7 +54,7 @@ def is_complete_checkpoint(prefix: str) -> bool:
     if any(f"{base}.data-{i:05d}-of-{total:05d}" not in names for i in range(total)):
         return False
     try:
-        tf.train.load_checkpoint(prefix)
+        _reader(prefix)
     except (tf.errors.OpError, ValueError):
         return False
     return True
@@ -150,35 +151,41 @@ def read_checkpoint_shapes(path: str) -> dict:
 
 
 
-# The checkpoints opened last, by prefix: (the .index file's mtime and size, reader, shapes).
-# Detection asks each format in turn and the chosen one reads: one open serves them all.
-_OPENED: dict = {}
-_OPENED_MAX = 4
+# While a format is detected and read (:func:`sharing_opened`), each checkpoint prefix is
+# opened once: detection asks each format in turn, then the chosen one reads.
+_OPENED: Optional[dict] = None
+
+
+@contextlib.contextmanager
+def sharing_opened():
+    """Within this block, :func:`open_checkpoint` opens each prefix once and shares it."""
+    global _OPENED
+    outer, _OPENED = _OPENED, ({} if _OPENED is None else _OPENED)
+    try:
+        yield
+    finally:
+        _OPENED = outer
+
+
+def _reader(prefix: str) -> tuple:
+    """(reader, {name: shape}) of a checkpoint prefix, shared within :func:`sharing_opened`."""
+    if _OPENED is not None and prefix in _OPENED:
+        return _OPENED[prefix]
+    reader = tf.train.load_checkpoint(prefix)
+    opened = (reader, reader.get_variable_to_shape_map())
+    if _OPENED is not None:
+        _OPENED[prefix] = opened
+    return opened
 
 
 def open_checkpoint(path: str):
-    """(prefix, reader, {name: shape}) of a checkpoint, or one CheckpointError.
-
-    The last few are kept open, keyed by their ``.index`` file's mtime and size, so that
-    detecting a format and reading it open a checkpoint once.
-    """
+    """(prefix, reader, {name: shape}) of a checkpoint, or one CheckpointError."""
     prefix = resolve_checkpoint(path)
     try:
-        stat = tf.io.gfile.stat(prefix + ".index")
-        key = (stat.mtime_nsec, stat.length)
-        cached = _OPENED.get(prefix)
-        if cached is not None and cached[0] == key:
-            return prefix, cached[1], cached[2]
-        reader = tf.train.load_checkpoint(prefix)
-        shapes = reader.get_variable_to_shape_map()
+        reader, shapes = _reader(prefix)
     except (tf.errors.OpError, ValueError) as e:
         raise CheckpointError(f"cannot read checkpoint {prefix}: {first_line(e)}") from e
-    _OPENED.pop(prefix, None)
-    while len(_OPENED) >= _OPENED_MAX:
-        _OPENED.pop(next(iter(_OPENED)))
-    _OPENED[prefix] = (key, reader, shapes)
     return prefix, reader, shapes
-
 
 
 def write_state_file(directory: str, latest: str, kept: Optional[Sequence[str]] = None,

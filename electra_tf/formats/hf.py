@@ -66,7 +66,7 @@ HF_CONFIG_DEFAULTS = {
 _ACTIVATIONS_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_approximate",
                         "gelu_pytorch_tanh": "gelu_approximate", "relu": "relu"}
 _ACTIVATIONS_TO_HF = {"gelu": "gelu", "gelu_approximate": "gelu_new", "relu": "relu"}
-LAYER_NORM_EPS = 1e-12  # electra_tf.modeling.layers.LAYER_NORM_EPSILON
+LAYER_NORM_EPS = 1e-12  # electra_tf.networks.layers.LAYER_NORM_EPSILON
 SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
 

@@ -56,9 +56,9 @@ def read(path: str) -> PretrainedWeights:
     prefix = _keras_prefix(os.fspath(path))
     if prefix is None:
         raise CheckpointError(f"{path} is not an electra_tf keras-format checkpoint")
-    reader = tf.train.load_checkpoint(prefix)
+    _, reader, shapes = files.open_checkpoint(prefix)
     values, step = {}, None
-    for key in reader.get_variable_to_shape_map():
+    for key in shapes:
         m = _WEIGHT_KEY.match(key)
         if m:
             values[_unescape(m.group(1))] = reader.get_tensor(key)

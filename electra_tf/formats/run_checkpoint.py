@@ -46,7 +46,7 @@ def run_checkpoint(models, optimizer) -> tf.train.Checkpoint:
     through its variable list, the weights) and the networks that exist.
 
     Args:
-      models: a :class:`~electra_tf.modeling.pretraining_models.PretrainingModels`.
+      models: a :class:`~electra_tf.networks.pretraining.PretrainingModels`.
       optimizer: its AdamWeightDecay or LAMB optimizer (not a loss-scale wrapper).
     """
     tracked = {name: model for name, model in (("generator", models.generator),
@@ -94,7 +94,7 @@ def write(output_dir: str, values: Mapping, **_) -> str:
 def _read_prefix(prefix: str, keep_models: bool) -> PretrainedWeights:
     """Builds the models and optimizer as the driver does, restores them from ``prefix`` and
     checks that every model variable was restored."""
-    from electra_tf.modeling.pretraining_models import build_pretraining_models
+    from electra_tf.networks.pretraining import build_pretraining_models
     from electra_tf.optimization import create_optimizer
     prefix, reader, shapes = files.open_checkpoint(prefix)
     if not tf.io.gfile.exists(os.path.join(os.path.dirname(prefix), CONFIG_FILE)):

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from electra_tf import checkpoints, loading
 from electra_tf.config import TransformerConfig
-from electra_tf.modeling import ElectraEncoder
+from electra_tf.networks import ElectraEncoder
 
 # The original scope of the encoder that gets fine-tuned: the fine-tuning model's
 # ``electra/...`` names, so checkpoints move between this API and the drivers.

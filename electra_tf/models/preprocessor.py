@@ -13,7 +13,7 @@ import tensorflow as tf
 from electra_tf import preprocessing
 from electra_tf.tokenization import FullTokenizer, load_vocab_tokens, special_ids_of_tokens
 
-# Feature names of the fine-tuning path (what FinetuningModel and the task models read).
+# Feature names of the fine-tuning path (what FinetuningNetwork and the task models read).
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
 # max_seq_length of configs/finetuning.json.
 DEFAULT_SEQUENCE_LENGTH = 128

@@ -7,7 +7,7 @@ from typing import Mapping, Optional
 import tensorflow as tf
 
 from electra_tf.config import PretrainingConfig
-from electra_tf.modeling import PretrainingModels
+from electra_tf.networks import PretrainingModels
 from electra_tf.pretraining import losses
 from electra_tf.pretraining.masking import candidate_mask, mask_inputs, masked_lm_weights
 from electra_tf.pretraining.sampling import replace_tokens, sample_tokens

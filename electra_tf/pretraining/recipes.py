@@ -139,7 +139,7 @@ class Recipe:
         raise NotImplementedError
 
     def _discriminator(self):
-        from electra_tf.modeling.discriminator import Discriminator
+        from electra_tf.networks.discriminator import Discriminator
         discriminator = Discriminator(self.config.discriminator_config())
         discriminator.build()
         return discriminator
@@ -241,7 +241,7 @@ class MaskedLM(Recipe):
         return {"electra_objective": False, "electric_objective": False}
 
     def build_networks(self):
-        from electra_tf.modeling.generator import Generator
+        from electra_tf.networks.generator import Generator
         # The full-size model is what gets fine-tuned (spec 3.11).
         generator = Generator(self.config.discriminator_config(), scope="electra")
         generator.build()
@@ -315,7 +315,7 @@ class SharedElectra(Recipe):
                 "uniform_generator": False, "untied_generator": False}
 
     def build_networks(self):
-        from electra_tf.modeling.generator import Generator
+        from electra_tf.networks.generator import Generator
         discriminator = self._discriminator()
         generator = Generator(self.config.discriminator_config(), encoder=discriminator.encoder)
         generator.build()
@@ -355,7 +355,7 @@ class Electra(Recipe):
                 "untied_generator_embeddings": _has(names, "generator/embeddings/")}
 
     def build_networks(self):
-        from electra_tf.modeling.generator import Generator
+        from electra_tf.networks.generator import Generator
         discriminator = self._discriminator()
         shared = discriminator.encoder.embeddings if self.tied_embeddings else None
         generator = Generator(self.config.generator_config(), embeddings=shared)
@@ -401,7 +401,7 @@ class Electric(Recipe):
                 "untied_generator_embeddings": _has(names, "generator_ltr/embeddings/")}
 
     def build_networks(self):
-        from electra_tf.modeling.electric import TwoTowerClozeGenerator
+        from electra_tf.networks.electric import TwoTowerClozeGenerator
         discriminator = self._discriminator()
         shared = discriminator.encoder.embeddings if self.tied_embeddings else None
         generator = TwoTowerClozeGenerator(self.config.generator_config(), embeddings=shared)
@@ -414,7 +414,7 @@ class Electric(Recipe):
 
     def generator_logits(self, generator, features, masked, special_ids, training,
                          denominator=None):
-        from electra_tf.modeling.layers import gather_positions
+        from electra_tf.networks.layers import gather_positions
         from electra_tf.pretraining import losses
         from electra_tf.pretraining.masking import candidate_mask
         # The cloze model reads the original input and predicts every candidate.

@@ -29,7 +29,7 @@ from electra_tf import checkpoints, loading
 from electra_tf.data.progress import format_duration
 from electra_tf.finetuning.feature_cache import (FeatureStore, cached_fingerprint,
                                                  feature_dataset)
-from electra_tf.finetuning.model import FinetuningModel
+from electra_tf.finetuning.network import FinetuningNetwork
 from electra_tf.finetuning.registry import build_tasks
 from electra_tf.formats import tf1
 from electra_tf.io_utils import first_line, write_text_atomic
@@ -82,7 +82,7 @@ def _task_outputs(predict, store: FeatureStore, path: str, prefixes: dict):
                 yield index, {k: v[rows] for k, v in outputs.items() if k.startswith(prefix)}
 
 
-def evaluate(model: FinetuningModel, store: FeatureStore, split: str) -> Dict[str, dict]:
+def evaluate(model: FinetuningNetwork, store: FeatureStore, split: str) -> Dict[str, dict]:
     """Scores every task of ``store`` on ``split``; dummy padding features are skipped."""
     tasks = store.tasks
     scorers = [task.get_scorer(split) for task in tasks]
@@ -148,7 +148,7 @@ def _run_trials(config, options: FinetuneOptions, runtime: Runtime,
             raise Terminated(stop_signal.received, 0)
         keras.utils.set_random_seed(options.seed + trial)
         with strategy.scope():
-            model = FinetuningModel(disc_config, tasks)
+            model = FinetuningNetwork(disc_config, tasks)
             model.build()
         state = Trial(options.model_dir, trial, settings, strategy, chief) \
             if config.do_train else None
@@ -236,7 +236,7 @@ def write_test_outputs(model, store: FeatureStore, trial: int, options) -> List[
     return written
 
 
-def train_trial(model: FinetuningModel, store: FeatureStore, config, options: FinetuneOptions,
+def train_trial(model: FinetuningNetwork, store: FeatureStore, config, options: FinetuneOptions,
                 trial: int, say, runtime: Runtime, *, state: Optional[Trial] = None,
                 resume: bool = False, stop_signal: Optional[StopSignal] = None,
                 vocab_file: Optional[str] = None) -> None:
@@ -244,7 +244,7 @@ def train_trial(model: FinetuningModel, store: FeatureStore, config, options: Fi
     training loop of ``run_finetuning`` (and of ``run_finetuning.py``), for one trial.
 
     Args:
-      model: the ``FinetuningModel`` of ``store``'s tasks, built under
+      model: the ``FinetuningNetwork`` of ``store``'s tasks, built under
         ``runtime.strategy``'s scope (trained in place).
       store: the run's ``FeatureStore`` (its ``features("train")`` are read).
       config, options: the run's ``FinetuningConfig`` and :class:`FinetuneOptions`; the

@@ -315,7 +315,7 @@ def _probe_model(precision: str):
     the Keras policy of ``precision`` (the global policy is restored)."""
     import keras
     from electra_tf.config import PretrainingConfig
-    from electra_tf.modeling.discriminator import Discriminator
+    from electra_tf.networks.discriminator import Discriminator
     config = PretrainingConfig.from_preset(PROBE_MODEL_SIZE,
                                            PROBE_HPARAMS).discriminator_config()
     before = keras.mixed_precision.global_policy()

@@ -6,9 +6,9 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import TransformerConfig
-from electra_tf.modeling.embeddings import ElectraEmbeddings
-from electra_tf.modeling.encoder import ElectraEncoder
-from electra_tf.modeling.heads import MaskedLMHead
+from electra_tf.networks.embeddings import ElectraEmbeddings
+from electra_tf.networks.encoder import ElectraEncoder
+from electra_tf.networks.heads import MaskedLMHead
 
 
 class TwoTowerClozeGenerator(keras.Model):

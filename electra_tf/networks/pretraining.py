@@ -6,9 +6,9 @@ import dataclasses
 from typing import Optional, Union
 
 from electra_tf.config import PretrainingConfig
-from electra_tf.modeling.discriminator import Discriminator
-from electra_tf.modeling.electric import TwoTowerClozeGenerator
-from electra_tf.modeling.generator import Generator
+from electra_tf.networks.discriminator import Discriminator
+from electra_tf.networks.electric import TwoTowerClozeGenerator
+from electra_tf.networks.generator import Generator
 
 
 @dataclasses.dataclass

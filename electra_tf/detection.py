@@ -284,7 +284,7 @@ def detect_replaced_tokens(model_or_path, texts: Iterable[TextInput], *, tokeniz
     Args:
       model_or_path: a checkpoint path (TF1 or HF directory), a
         :class:`~electra_tf.loading.PretrainedModel`, or a bare
-        :class:`~electra_tf.modeling.discriminator.Discriminator` (then give
+        :class:`~electra_tf.networks.discriminator.Discriminator` (then give
         ``tokenizer`` or ``vocab_file``).
       texts: strings, or (text_a, text_b) pairs.
       tokenizer: overrides the vocabulary beside the checkpoint.

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import TransformerConfig
-from electra_tf.modeling import layers
+from electra_tf.networks import layers
 
 
 def attention_bias(input_mask: tf.Tensor, direction: str | None = None,

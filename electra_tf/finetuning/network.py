@@ -8,10 +8,10 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import TransformerConfig
-from electra_tf.modeling import ElectraEncoder
+from electra_tf.networks import ElectraEncoder
 
 
-class FinetuningModel(keras.Model):
+class FinetuningNetwork(keras.Model):
     """Encoder (original scope ``electra``) shared by the heads of several tasks.
 
     Args:

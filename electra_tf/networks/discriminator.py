@@ -7,9 +7,9 @@ from typing import Optional
 import keras
 
 from electra_tf.config import TransformerConfig
-from electra_tf.modeling.embeddings import ElectraEmbeddings
-from electra_tf.modeling.encoder import ElectraEncoder
-from electra_tf.modeling.heads import DiscriminatorHead
+from electra_tf.networks.embeddings import ElectraEmbeddings
+from electra_tf.networks.encoder import ElectraEncoder
+from electra_tf.networks.heads import DiscriminatorHead
 
 
 class Discriminator(keras.Model):

@@ -8,9 +8,9 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import TransformerConfig
-from electra_tf.modeling import layers
-from electra_tf.modeling.embeddings import ElectraEmbeddings
-from electra_tf.modeling.transformer import TransformerLayer, attention_bias
+from electra_tf.networks import layers
+from electra_tf.networks.embeddings import ElectraEmbeddings
+from electra_tf.networks.transformer import TransformerLayer, attention_bias
 
 
 class ElectraEncoder(keras.layers.Layer):

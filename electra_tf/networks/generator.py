@@ -7,10 +7,10 @@ from typing import Optional
 import keras
 
 from electra_tf.config import TransformerConfig
-from electra_tf.modeling import layers
-from electra_tf.modeling.embeddings import ElectraEmbeddings
-from electra_tf.modeling.encoder import ElectraEncoder
-from electra_tf.modeling.heads import MaskedLMHead
+from electra_tf.networks import layers
+from electra_tf.networks.embeddings import ElectraEmbeddings
+from electra_tf.networks.encoder import ElectraEncoder
+from electra_tf.networks.heads import MaskedLMHead
 
 
 class Generator(keras.Model):
