@@ -33,6 +33,14 @@ def _float32_keras_policy():
             keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.fixture(scope="session")
+def tiny_pretrained_run(tmp_path_factory):
+    """One 3-step pre-training of the tiny model for the whole session (it is deterministic,
+    and the tests only read it): ``{"model_dir", "tf1", "discriminator"}`` paths."""
+    from pretraining_fixtures import tiny_pretraining_run
+    return tiny_pretraining_run(tmp_path_factory.mktemp("tiny_pretrained_run"))
+
+
 def one_error_line(status, err, *fragments):
     """The one ``error:`` line of a failed command's stderr ``err``; asserts exit status 1,
     no traceback, and that the line holds every fragment."""

@@ -56,3 +56,22 @@ def tiny_pretraining_run(root):
     result = train(config, RunOptions(model_dir=str(root / "model"), pretrain_tfrecords=records,
                                       quiet=True, deterministic=True))
     return {"model_dir": str(root / "model"), **result["exports"]}
+
+
+def stand_in_steps(monkeypatch):
+    """Replaces the driver's training step by one that reads its batch and advances the
+    step without running the model (nothing to trace): for the cases about checkpoints,
+    data files and messages, not about what a step computes. The model, its optimizer
+    and every save, restore and export stay the driver's own."""
+    from electra_tf.training import pretrain
+
+    def make_train_step(run, jit_compile):
+        def step(iterator):
+            next(iterator)  # a corrupt record fails here, as in the real step
+            run.base_optimizer.iterations.assign_add(1)
+            n = tf.cast(run.base_optimizer.iterations, tf.float32)
+            return {"total_loss": 10.0 / n, "mlm_loss": 8.0 / n, "disc_loss": 0.5 / n,
+                    "masked_lm_accuracy": n / 100.0}
+        return step
+
+    monkeypatch.setattr(pretrain, "make_train_step", make_train_step)

@@ -5,8 +5,10 @@ build_pretraining_dataset.py: input without examples, leftovers of a killed buil
 run_finetuning.py: a feature cache that follows its inputs, empty splits found before
 training. The converter writes model.safetensors with the mode of the other files.
 
-Every bad value gives one ``error: ...`` line, exit status 1 and no traceback; every
-run is bounded by a subprocess timeout.
+Every bad value gives one ``error: ...`` line, exit status 1 and no traceback. A builder
+that is killed runs as a subprocess bounded by a timeout; the other runs call the same
+command lines in-process (``build_pretraining_dataset.main(argv)``, ``run_finetuning.main(argv)``,
+``convert.main(argv)``), which spares a TensorFlow start-up per run.
 """
 
 import json
@@ -23,7 +25,6 @@ from conftest import DATA, ROOT
 from test_finetuning_driver import sst_tsv, write_sst_task
 
 BUILDER = ROOT / "build_pretraining_dataset.py"
-FINETUNER = ROOT / "run_finetuning.py"
 PLAIN = DATA / "corpus" / "plain.txt"
 EMBEDDED_CORPUS = ROOT / "electra_tf" / "assets" / "corpus"
 # The tiny model of tests/test_finetuning_driver.py.
@@ -37,18 +38,33 @@ def env():
             "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-def run(*command, timeout=120, **kwargs):
-    return subprocess.run([sys.executable, *map(str, command)], capture_output=True, text=True,
-                          timeout=timeout, env=env(), cwd=str(ROOT), **kwargs)
+class Finished:
+    """What a command left: its exit status and stderr (a CompletedProcess's names)."""
+
+    def __init__(self, returncode, stderr):
+        self.returncode, self.stderr = returncode, stderr
 
 
-def build(*args, timeout=120):
-    return run(BUILDER, "--noprogress", *args, timeout=timeout)
+def build(capsys, *args):
+    """``build_pretraining_dataset.py`` in-process, with what it wrote to stderr."""
+    from electra_tf import build_pretraining_dataset
+    capsys.readouterr()
+    sigterm = signal.getsignal(signal.SIGTERM)  # the command sets its own, for good
+    try:
+        status = build_pretraining_dataset.main(["--noprogress", *map(str, args)])
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    return Finished(status, capsys.readouterr().err)
 
 
-def finetune(data_dir, hparams, *args, timeout=150):
-    return run(FINETUNER, f"--data_dir={data_dir}", "--task_names=sst", "--init_checkpoint=none",
-               "--hparams=" + json.dumps(hparams), *args, timeout=timeout)
+def finetune(capsys, data_dir, hparams, *args):
+    """``run_finetuning.py`` in-process, with what it wrote to stderr."""
+    from electra_tf import run_finetuning
+    capsys.readouterr()
+    status = run_finetuning.main([f"--data_dir={data_dir}", "--task_names=sst",
+                                  "--init_checkpoint=none", "--hparams=" + json.dumps(hparams),
+                                  *args])
+    return Finished(status, capsys.readouterr().err)
 
 
 def one_error_line(proc, *fragments):
@@ -82,7 +98,7 @@ def dead_pid():
 # ---------------------------------------------------------------------------
 
 
-def test_input_without_text_is_an_error_and_writes_nothing(tmp_path):
+def test_input_without_text_is_an_error_and_writes_nothing(tmp_path, capsys):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "a.txt").write_text("   \n\t\n  \n")
@@ -91,7 +107,7 @@ def test_input_without_text_is_an_error_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "pretrain_data.tfrecord-0-of-1").write_bytes(b"old")  # replaced only on success
-    proc = build(f"--corpus_dir={corpus}", f"--output_dir={out}", "--overwrite",
+    proc = build(capsys, f"--corpus_dir={corpus}", f"--output_dir={out}", "--overwrite",
                  "--num_out_files=2")
     one_error_line(proc, f"error: {corpus} produced no examples (3 files, all empty or "
                          "whitespace): nothing written")
@@ -99,7 +115,7 @@ def test_input_without_text_is_an_error_and_writes_nothing(tmp_path):
     assert (out / "pretrain_data.tfrecord-0-of-1").read_bytes() == b"old"
 
 
-def test_binary_files_and_long_lines_are_one_warning_each(tmp_path):
+def test_binary_files_and_long_lines_are_one_warning_each(tmp_path, capsys):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "good.txt").write_text("the quick brown fox jumps over the lazy dog.\n" * 50)
@@ -107,7 +123,7 @@ def test_binary_files_and_long_lines_are_one_warning_each(tmp_path):
     # A 5 MB line without a newline (line 2) between two ordinary lines.
     (corpus / "long.txt").write_text("a first line.\n" + "word " * 1_000_000 + "\nthe end.\n")
     out = tmp_path / "out"
-    proc = build(f"--corpus_dir={corpus}", f"--output_dir={out}", "--num_out_files=2",
+    proc = build(capsys, f"--corpus_dir={corpus}", f"--output_dir={out}", "--num_out_files=2",
                  "--max_seq_length=16")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
@@ -122,29 +138,32 @@ def test_binary_files_and_long_lines_are_one_warning_each(tmp_path):
     os.remove(corpus / "good.txt")
     os.remove(corpus / "long.txt")
     (corpus / "utf16.txt").write_bytes("some text\n".encode("utf-16"))
-    proc = build(f"--corpus_dir={corpus}", f"--output_dir={tmp_path / 'out2'}")
+    proc = build(capsys, f"--corpus_dir={corpus}", f"--output_dir={tmp_path / 'out2'}")
     one_error_line(proc, "produced no examples (2 files, all skipped as binary)")
     assert len(warnings_about(proc.stderr, "utf16.txt")) == 1
     assert not (tmp_path / "out2").exists()
 
 
-def test_stale_temporary_shards_are_removed_and_overwrite_removes_all(tmp_path):
+def test_stale_temporary_shards_are_removed_and_overwrite_removes_all(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     stale = out / f".pretrain_data.tfrecord-0-of-2.tmp-{dead_pid()}-1"
-    running = out / f".pretrain_data.tfrecord-1-of-2.tmp-{os.getpid()}-1"  # a live "build"
+    # A live "build": a process that runs and is not this builder (which is in-process here,
+    # so not os.getpid(): a build's own temporary shards are its to remove).
+    live = os.getppid()
+    running = out / f".pretrain_data.tfrecord-1-of-2.tmp-{live}-1"
     other = out / ".keep-me.tmp-1"  # not the builder's temp-name pattern
     for path in (stale, running, other):
         path.write_bytes(b"partial")
-    proc = build(f"--corpus_dir={PLAIN}", f"--output_dir={out}", "--num_out_files=2",
+    proc = build(capsys, f"--corpus_dir={PLAIN}", f"--output_dir={out}", "--num_out_files=2",
                  "--max_seq_length=16")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"removed 1 stale temporary shard of an earlier build that did not finish from {out}" \
         in proc.stderr
     [kept] = warnings_about(proc.stderr, "still running")
-    assert f"(pid {os.getpid()})" in kept and "--overwrite" in kept
+    assert f"(pid {live})" in kept and "--overwrite" in kept
     assert hidden_files(out) == [other.name, running.name]
-    proc = build(f"--corpus_dir={PLAIN}", f"--output_dir={out}", "--num_out_files=2",
+    proc = build(capsys, f"--corpus_dir={PLAIN}", f"--output_dir={out}", "--num_out_files=2",
                  "--max_seq_length=16", "--overwrite")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "removed 1 stale temporary shard" in proc.stderr
@@ -187,7 +206,7 @@ def _cmdline(pid):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the workers in /proc")
-def test_killed_builder_leaves_no_workers_and_no_temporary_shards(tmp_path):
+def test_killed_builder_leaves_no_workers_and_no_temporary_shards(tmp_path, capsys):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for copy in range(8):  # ~25 MB of text: far more than 10 s of work after the kill
@@ -229,7 +248,7 @@ def test_killed_builder_leaves_no_workers_and_no_temporary_shards(tmp_path):
                 os.kill(pid, signal.SIGKILL)
     # A killed single-process build leaves its temporary shards; the next build removes them.
     (out / f".pretrain_data.tfrecord-0-of-4.tmp-{proc.pid}-1").write_bytes(b"partial")
-    again = build(f"--corpus_dir={PLAIN}", f"--output_dir={out}", "--num_out_files=4",
+    again = build(capsys, f"--corpus_dir={PLAIN}", f"--output_dir={out}", "--num_out_files=4",
                   "--max_seq_length=16")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "removed 1 stale temporary shard" in again.stderr
@@ -248,18 +267,17 @@ def cache_metadata(data_dir, split):
     return json.loads(path.read_text())
 
 
-@pytest.mark.slow
-def test_feature_cache_is_rebuilt_when_its_inputs_change(tmp_path):
+def test_feature_cache_is_rebuilt_when_its_inputs_change(tmp_path, capsys):
     data = tmp_path / "data"
     task_dir = write_sst_task(data, 40, 16)
-    proc = finetune(data, TINY_HPARAMS)
+    proc = finetune(capsys, data, TINY_HPARAMS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "features of sst_train: sst 40 examples -> 40 features" in proc.stderr
     assert "step 5/5" in proc.stderr
     assert cache_metadata(data, "train")["examples"] == {"sst": 40}
 
     (task_dir / "train.tsv").write_text(sst_tsv(16, 0))  # 40 rows -> 16
-    proc = finetune(data, TINY_HPARAMS)
+    proc = finetune(capsys, data, TINY_HPARAMS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [stale] = [line for line in proc.stderr.splitlines() if " are stale " in line]
     assert stale.startswith("features of sst_train are stale (sst train.tsv changed (")
@@ -271,7 +289,7 @@ def test_feature_cache_is_rebuilt_when_its_inputs_change(tmp_path):
     assert cache_metadata(data, "train")["n_examples"] == 16
 
     longer = {**TINY_HPARAMS, "max_seq_length": 24}
-    proc = finetune(data, longer)
+    proc = finetune(capsys, data, longer)
     assert proc.returncode == 0, proc.stderr[-3000:]  # was: int64_list slice was not parsed
     assert "Traceback" not in proc.stderr
     for split in ("train", "dev"):
@@ -280,11 +298,11 @@ def test_feature_cache_is_rebuilt_when_its_inputs_change(tmp_path):
     assert cache_metadata(data, "dev")["fingerprint"]["max_seq_length"] == 24
 
 
-def test_empty_splits_fail_before_training(tmp_path):
+def test_empty_splits_fail_before_training(tmp_path, capsys):
     data = tmp_path / "data"
     task_dir = write_sst_task(data, 16, 8)
     (task_dir / "dev.tsv").write_text("sentence\tlabel\n")  # a header, no rows
-    proc = finetune(data, TINY_HPARAMS, timeout=90)
+    proc = finetune(capsys, data, TINY_HPARAMS)
     one_error_line(proc, f"sst: the 'dev' split {task_dir / 'dev.tsv'} has no examples",
                    "--nodo_eval")
     assert "step" not in proc.stderr  # nothing trained
@@ -293,7 +311,7 @@ def test_empty_splits_fail_before_training(tmp_path):
 
     (task_dir / "dev.tsv").write_text(sst_tsv(8, 1))
     (task_dir / "train.tsv").write_text("sentence\tlabel\nno label column\n")
-    proc = finetune(data, TINY_HPARAMS, timeout=90)
+    proc = finetune(capsys, data, TINY_HPARAMS)
     one_error_line(proc, f"sst: the 'train' split {task_dir / 'train.tsv'} has no examples "
                          "(all 1 rows malformed and skipped)", "--nodo_train")
     assert not list((data / "models" / "electra_small").glob("finetuning_models/sst_model_*"))
@@ -305,10 +323,15 @@ def test_empty_splits_fail_before_training(tmp_path):
 
 
 def test_converter_writes_model_safetensors_like_the_other_files(tmp_path):
+    from electra_tf import convert
     out = tmp_path / "hf"
-    proc = run("-m", "electra_tf.convert", "--input", DATA / "hf_interop" / "pair",
-               "--output", out, "--to", "hf", preexec_fn=lambda: os.umask(0o022))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    old = os.umask(0o022)
+    try:
+        status = convert.main(["--input", str(DATA / "hf_interop" / "pair"), "--output",
+                               str(out), "--to", "hf"])
+    finally:
+        os.umask(old)
+    assert status == 0
     modes = {}
     for root, dirs, files in os.walk(out):
         for name in dirs + files:

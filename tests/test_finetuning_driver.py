@@ -18,7 +18,6 @@ from electra_tf.finetuning.registry import build_tasks
 from electra_tf.finetuning.task import shared_feature_specs
 from electra_tf.training import finetune
 from electra_tf.training.finetune import FinetuneOptions, run_finetuning
-from pretraining_fixtures import tiny_pretraining_run
 
 WORDS = ["the", "movie", "was", "plot", "actor", "film", "story", "and", "a", "very"]
 
@@ -88,8 +87,8 @@ def model_outputs(model, tasks, index, split="dev"):
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    return tiny_pretraining_run(tmp_path_factory.mktemp("pretrained"))["discriminator"]
+def pretrained(tiny_pretrained_run):
+    return tiny_pretrained_run["discriminator"]
 
 
 def test_sst_fixture_fine_tunes_from_a_pretrained_checkpoint_and_beats_chance(
@@ -108,12 +107,11 @@ def test_sst_fixture_fine_tunes_from_a_pretrained_checkpoint_and_beats_chance(
     assert (tmp_path / "ft" / "model_1" / "checkpoint").exists()
 
 
-def test_cli_uses_the_original_layout(tmp_path, pretrained):
+def test_cli_uses_the_original_layout(tmp_path, pretrained, capsys):
+    """run_finetuning.py's command line (in-process: ``run_finetuning.main(argv)``)."""
     import os
     import shutil
-    import subprocess
-    import sys
-    from conftest import ROOT
+    from electra_tf import run_finetuning
     data = tmp_path / "data"
     task_dir = write_sst_task(data, 64, 32)
     test_rows = [line.split("\t")[0] for line in sst_tsv(20, 2).splitlines()[1:]]
@@ -125,12 +123,15 @@ def test_cli_uses_the_original_layout(tmp_path, pretrained):
                           "num_train_epochs": 1, "embedding_size": 16,
                           "write_test_outputs": True,
                           "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
-    proc = subprocess.run([sys.executable, str(ROOT / "run_finetuning.py"), f"--data_dir={data}",
-                           "--task_names=sst", f"--hparams={hparams}", "--num_trials=2"],
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "trial 1: sst: accuracy:" in proc.stderr
+
+    def cli(*args):
+        capsys.readouterr()
+        status = run_finetuning.main([f"--data_dir={data}", *args])
+        return status, capsys.readouterr().err
+
+    status, err = cli("--task_names=sst", f"--hparams={hparams}", "--num_trials=2")
+    assert status == 0, err[-3000:]
+    assert "trial 1: sst: accuracy:" in err
     assert (model / "results" / "sst_results.txt").read_text().startswith("sst: accuracy: ")
     assert (model / "finetuning_models" / "sst_model_2" / "checkpoint").exists()
     trials = json.load(open(model / "results" / "sst_results.json"))
@@ -139,26 +140,20 @@ def test_cli_uses_the_original_layout(tmp_path, pretrained):
     assert len(accuracies) == 2 and summary["n"] == 2
     assert summary["median"] == pytest.approx(np.median(accuracies))
     assert summary["std"] == pytest.approx(np.std(accuracies))
-    assert "over trials: sst accuracy: median" in proc.stderr
+    assert "over trials: sst accuracy: median" in err
     for trial in (1, 2):  # leaderboard file: header, one row per test example, label strings
         rows = (model / "results" / "test_predictions" / f"trial_{trial}" /
                 "SST-2.tsv").read_text().splitlines()
         assert rows[0] == "index\tprediction" and len(rows) == 21
         assert [r.split("\t")[0] for r in rows[1:]] == [str(i) for i in range(20)]
         assert {r.split("\t")[1] for r in rows[1:]} <= {"0", "1"}
-    wrong_size = subprocess.run(
-        [sys.executable, str(ROOT / "run_finetuning.py"), f"--data_dir={data}", "--task_names=sst",
-         "--hparams=" + json.dumps({**json.loads(hparams), "model_hparam_overrides": {
-             "hidden_size": 64, "num_hidden_layers": 2}})],
-        capture_output=True, text=True, timeout=600)
-    assert wrong_size.returncode == 1 and "Traceback" not in wrong_size.stderr
-    assert ("shape mismatch for electra/" in wrong_size.stderr
-            and "--model_size" in wrong_size.stderr)
-    missing = subprocess.run([sys.executable, str(ROOT / "run_finetuning.py"),
-                              f"--data_dir={data}", "--task_names=cola", f"--hparams={hparams}"],
-                             capture_output=True, text=True, timeout=600)
-    assert (missing.returncode == 1 and "cola" in missing.stderr
-            and "Traceback" not in missing.stderr)
+    status, err = cli("--task_names=sst", "--hparams=" + json.dumps(
+        {**json.loads(hparams), "model_hparam_overrides": {"hidden_size": 64,
+                                                           "num_hidden_layers": 2}}))
+    assert status == 1 and "Traceback" not in err
+    assert "shape mismatch for electra/" in err and "--model_size" in err
+    status, err = cli("--task_names=cola", f"--hparams={hparams}")
+    assert status == 1 and "cola" in err and "Traceback" not in err
 
 
 # SQuAD 2.0 scoring written out from the official v2 script's rules (spec 6.5 "Metrics"),

@@ -20,7 +20,7 @@ from conftest import ROOT
 from electra_tf.config import PretrainingConfig
 from electra_tf.pretraining import losses, random
 from electra_tf.training.pretrain import RunOptions, evaluate, train
-from pretraining_fixtures import tiny_hparams, write_learnable_records
+from pretraining_fixtures import stand_in_steps, tiny_hparams, write_learnable_records
 
 
 def options(model_dir, records, **kwargs):
@@ -98,7 +98,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path[:0] = [{root!r}, {tests!r}]
     from electra_tf.config import PretrainingConfig
-    from electra_tf.modeling.layers import Dropout
+    from electra_tf.networks.layers import Dropout
     from electra_tf.training.pretrain import RunOptions, train
     from pretraining_fixtures import tiny_hparams
     out = {{}}
@@ -205,15 +205,19 @@ def test_named_checkpoint_and_learning_curve(trained):
     assert again["checkpoints"][2] == pytest.approx(curve["checkpoints"][2], rel=1e-6)
 
 
-def test_cli_eval_at_another_batch_size_after_a_debug_run(tmp_path):
-    """The issue's repro: a --debug run (train batch 8), then --do_eval at eval batch 4."""
+def test_cli_eval_at_another_batch_size_after_a_debug_run(tmp_path, capsys, monkeypatch):
+    """The issue's repro: a --debug run (train batch 8), then --do_eval at eval batch 4
+    (run_pretraining.py's command line, in-process; the training steps stand-ins: the
+    evaluation is at issue)."""
+    from electra_tf import run_pretraining
     write_learnable_records(tmp_path / "data" / "pretrain_tfrecords", seq_len=128)
-    common = [sys.executable, str(ROOT / "run_pretraining.py"), f"--data_dir={tmp_path / 'data'}",
-              "--debug", "--nojit_compile", "--num_train_steps=2"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    trained = subprocess.run(common, capture_output=True, text=True, timeout=600, env=env)
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    proc = subprocess.run(common + ["--do_eval"], capture_output=True, text=True, timeout=600,
-                          env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "disc_auc = " in proc.stdout and "global_step = 2" in proc.stdout
+    common = [f"--data_dir={tmp_path / 'data'}", "--debug", "--nojit_compile",
+              "--num_train_steps=2"]
+    with monkeypatch.context() as patch:
+        stand_in_steps(patch)
+        assert run_pretraining.main(common) == 0, capsys.readouterr().err[-3000:]
+    capsys.readouterr()
+    status = run_pretraining.main(common + ["--do_eval"])
+    out, err = capsys.readouterr()
+    assert status == 0, err[-3000:]
+    assert "disc_auc = " in out and "global_step = 2" in out

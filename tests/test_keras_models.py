@@ -15,30 +15,30 @@ from electra_tf import checkpoints, loading
 from electra_tf.config import FinetuningConfig
 from electra_tf.finetuning.glue import MRPC, SST
 from electra_tf.finetuning.heads import QAHead, RegressionHead, TaggingHead
-from electra_tf.finetuning.model import FinetuningModel
-from electra_tf.formats import hf
+from electra_tf.finetuning.network import FinetuningNetwork
+from electra_tf.formats import hf, tf1
 from electra_tf.models import (ElectraBackbone, ElectraClassifier, ElectraPreprocessor,
                                ElectraQuestionAnswerer, ElectraTokenTagger)
 from electra_tf.optimization import AdamWeightDecay
 from electra_tf.tokenization import FullTokenizer
 from electra_tf.training.finetune import run_finetuning
-from pretraining_fixtures import tiny_pretraining_run
 from test_finetuning_driver import TINY_MODEL, tiny_options, write_sst_task
 
 L = 16
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A tiny pre-training run: its directory and exports (tf1/, discriminator/)."""
-    return tiny_pretraining_run(tmp_path_factory.mktemp("pretrained"))
+def run(tiny_pretrained_run):
+    """A tiny pre-training run (the session's, conftest.py): its directory and exports
+    (tf1/, discriminator/)."""
+    return tiny_pretrained_run
 
 
 def finetuning_model(model, task_name, head):
     """fine-tuning's multi-task model with one task whose head is ``head``, holding the
     weights of ``model`` copied by original name (checkpoint interop)."""
     task = types.SimpleNamespace(name=task_name, build_head=lambda: head)
-    reference = FinetuningModel(model.backbone.config, [task])
+    reference = FinetuningNetwork(model.backbone.config, [task])
     reference.build()
     values = {name: v.numpy() for name, v in model.original_variables().items()}
     report = checkpoints.assign_original_weights(values, reference, source="keras model")
@@ -189,7 +189,7 @@ def test_compile_defaults_are_the_finetuning_optimizer_counted_at_fit(run, tmp_p
     # The trained weights come back from Keras' weights file and from an original-name
     # checkpoint (the head too: its task name matches).
     predictions = model.predict(texts, verbose=0)
-    prefix = checkpoints.save_original_checkpoint(str(tmp_path / "tf1" / "model.ckpt-4"), model)
+    prefix = tf1.save_original_checkpoint(str(tmp_path / "tf1" / "model.ckpt-4"), model)
     from_checkpoint = ElectraClassifier.from_pretrained(prefix, task_name="sst",
                                                        sequence_length=L)
     from_keras_file = ElectraClassifier.from_pretrained(run["discriminator"], task_name="sst",

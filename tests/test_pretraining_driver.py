@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
-from electra_tf import checkpoints
+from electra_tf.formats import files
 from electra_tf.config import PretrainingConfig
 from electra_tf.training.pretrain import RunOptions, evaluate, train
-from pretraining_fixtures import tiny_hparams, write_learnable_records
+from pretraining_fixtures import stand_in_steps, tiny_hparams, write_learnable_records
 
 
 def options(model_dir, records, **kwargs):
@@ -38,12 +38,12 @@ def test_tiny_model_trains_losses_fall_and_exports(tmp_path, records):
         first, last = np.mean(losses[name][:5]), np.mean(losses[name][-5:])
         assert last < ratio * first, (name, first, last)
     # Exports: everything with Adam slots, and the discriminator alone, in TF1 names.
-    full = checkpoints.read_checkpoint_shapes(result["exports"]["tf1"])
+    full = files.read_checkpoint_shapes(result["exports"]["tf1"])
     assert "electra/encoder/layer_1/output/dense/kernel/adam_m" in full
     assert "generator_predictions/output_bias/adam_v" in full
     assert full["global_step"] == []
     assert tf.train.load_checkpoint(result["exports"]["tf1"]).get_tensor("global_step") == 40
-    disc = checkpoints.read_checkpoint_shapes(result["exports"]["discriminator"])
+    disc = files.read_checkpoint_shapes(result["exports"]["discriminator"])
     assert "electra/embeddings/word_embeddings" in disc
     assert not any(n.startswith("generator") or "adam" in n for n in disc)
     export_dir = os.path.dirname(result["exports"]["discriminator"])
@@ -68,10 +68,14 @@ def test_tiny_model_trains_losses_fall_and_exports(tmp_path, records):
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, records):
+    """... also over the stray files of a crash while a checkpoint was written: the state
+    file still names the last good one."""
     config = PretrainingConfig.from_preset("small", tiny_hparams(num_train_steps=9))
     whole = train(config, options(tmp_path / "one", records))
     first = train(config, options(tmp_path / "two", records, stop_at_step=4))
     assert first["step"] == 4 and "exports" not in first
+    (tmp_path / "two" / "ckpt-5.index").write_bytes(b"half written")
+    (tmp_path / "two" / "ckpt-5_temp").mkdir()
     second = train(config, options(tmp_path / "two", records))
     assert [s for s, _ in second["history"]] == list(range(5, 10))
     assert second["history"] == whole["history"][4:]  # same losses: data, masks, dropout
@@ -91,11 +95,11 @@ def test_every_objective_trains_and_exports(tmp_path, records, objective, expect
     config = PretrainingConfig.from_preset("small", tiny_hparams(num_train_steps=3, **objective))
     result = train(config, options(tmp_path / "m", records))
     assert all(np.isfinite(v) for _, stats in result["history"] for v in stats.values())
-    names = checkpoints.read_checkpoint_shapes(result["exports"]["tf1"])
+    names = files.read_checkpoint_shapes(result["exports"]["tf1"])
     assert expect in names and f"{expect}/adam_m" in names
     assert not any(n.startswith(absent) for n in names)
     # The fine-tuning export always holds the electra/ encoder.
-    disc = checkpoints.read_checkpoint_shapes(result["exports"]["discriminator"])
+    disc = files.read_checkpoint_shapes(result["exports"]["discriminator"])
     assert "electra/encoder/layer_1/output/LayerNorm/gamma" in disc
 
 
@@ -108,16 +112,6 @@ def test_mixed_precision_trains_with_float32_losses(tmp_path, records, precision
     # Weights stay float32 (mixed policy); the export holds float32 tensors.
     reader = tf.train.load_checkpoint(result["exports"]["tf1"])
     assert reader.get_tensor("electra/embeddings/word_embeddings").dtype == np.float32
-
-
-def test_partial_checkpoint_files_do_not_break_resume(tmp_path, records):
-    """A crash while writing leaves stray files; the state file still names the last good one."""
-    config = PretrainingConfig.from_preset("small", tiny_hparams(num_train_steps=4))
-    train(config, options(tmp_path / "m", records, stop_at_step=2))
-    (tmp_path / "m" / "ckpt-3.index").write_bytes(b"half written")
-    (tmp_path / "m" / "ckpt-3_temp").mkdir()
-    result = train(config, options(tmp_path / "m", records))
-    assert [s for s, _ in result["history"]] == [3, 4]
 
 
 def test_evaluate_without_checkpoint_is_a_clear_error(tmp_path, records):
@@ -133,33 +127,44 @@ def run_cli(*args, cwd=ROOT, timeout=600):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
-def test_cli_trains_resumes_and_continues_from_init_checkpoint(tmp_path):
+def test_cli_trains_resumes_and_continues_from_init_checkpoint(tmp_path, capsys, monkeypatch):
+    """run_pretraining.py's command line, in-process (``run_pretraining.main(argv)``), with a
+    stand-in step: this is about the runs' directories, resumes and exports (the step is
+    the other tests')."""
+    from electra_tf import run_pretraining
+    stand_in_steps(monkeypatch)
     records = write_learnable_records(tmp_path / "data" / "pretrain_tfrecords")
     assert records.endswith("pretrain_data.tfrecord*")
     hparams = json.dumps(tiny_hparams(num_train_steps=4))
     common = [f"--data_dir={tmp_path / 'data'}", f"--hparams={hparams}", "--nojit_compile",
               "--log_every_steps=2"]
-    first = run_cli(*common, "--num_train_steps=2")
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "starting at step 0/2" in first.stderr and "step 2/2 (100.0%)" in first.stderr
+
+    def cli(*args):
+        capsys.readouterr()
+        status = run_pretraining.main([*common, *args])
+        return status, capsys.readouterr().err
+
+    status, err = cli("--num_train_steps=2")
+    assert status == 0, err[-3000:]
+    assert "starting at step 0/2" in err and "step 2/2 (100.0%)" in err
     model_dir = tmp_path / "data" / "models" / "electra_small"
     assert (model_dir / "discriminator" / "model.ckpt-2.index").exists()
-    again = run_cli(*common)  # num_train_steps back to 4: resumes at 2
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "resuming from ckpt-2 at step 2/4" in again.stderr
-    assert "ETA" in again.stderr and "examples/s" in again.stderr
+    status, err = cli()  # num_train_steps back to 4: resumes at 2
+    assert status == 0, err[-3000:]
+    assert "resuming from ckpt-2 at step 2/4" in err
+    assert "ETA" in err and "examples/s" in err
 
     # Continue pre-training from the TF1-name export, as from a Google release.
     init = model_dir / "tf1"
-    cont = run_cli(*common, "--model_name=continued", f"--init_checkpoint={init}",
-                   "--num_train_steps=6")
-    assert cont.returncode == 0, cont.stderr[-3000:]
-    assert "at step 4/6" in cont.stderr
+    status, err = cli("--model_name=continued", f"--init_checkpoint={init}",
+                      "--num_train_steps=6")
+    assert status == 0, err[-3000:]
+    assert "at step 4/6" in err
     assert (tmp_path / "data" / "models" / "continued" / "tf1" / "model.ckpt-6.index").exists()
 
-    bad = run_cli(*common, "--model_name=x", "--init_checkpoint=/no/such/ckpt")
-    assert bad.returncode == 1 and "error: checkpoint not found: /no/such/ckpt" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    status, err = cli("--model_name=x", "--init_checkpoint=/no/such/ckpt")
+    assert status == 1 and "error: checkpoint not found: /no/such/ckpt" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.slow

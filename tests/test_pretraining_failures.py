@@ -20,7 +20,7 @@ from electra_tf.config import PretrainingConfig
 from electra_tf.pretraining import PretrainingObjective
 from electra_tf.training import pretrain, runtime
 from electra_tf.training.pretrain import PretrainingError, RunOptions, evaluate, train
-from pretraining_fixtures import tiny_hparams, write_learnable_records
+from pretraining_fixtures import stand_in_steps, tiny_hparams, write_learnable_records
 
 
 def options(model_dir, records, **kwargs):
@@ -41,8 +41,10 @@ def checkpoint_steps(model_dir):
     return [step for step, _ in pretrain.run_checkpoints(str(model_dir), complete_only=False)]
 
 
-def test_eval_uses_no_dropout(tmp_path, records):
-    train(config(num_train_steps=4), options(tmp_path / "m", records, stop_at_step=2))
+def test_eval_uses_no_dropout(tmp_path, records, monkeypatch):
+    with monkeypatch.context() as patch:  # a checkpoint to evaluate (its steps: stand-ins)
+        stand_in_steps(patch)
+        train(config(num_train_steps=4), options(tmp_path / "m", records, stop_at_step=2))
     eval_hparams = dict(do_train=False, do_eval=True, num_eval_steps=2)
     with_dropout = evaluate(config(**eval_hparams), options(tmp_path / "m", records))
     assert with_dropout["global_step"] == 2

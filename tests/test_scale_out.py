@@ -40,7 +40,18 @@ def assert_same_weights(a, b, atol):
 # Gradient accumulation and LAMB
 # ---------------------------------------------------------------------------
 
-def test_accumulated_micro_batches_give_the_update_of_one_large_batch(tmp_path):
+@pytest.fixture(scope="module")
+def adamw_run(tmp_path_factory):
+    """The reference run of this section: AdamW, one batch of 8 per update, 4 updates,
+    dropout off, records of different lengths: (records, result)."""
+    tmp = tmp_path_factory.mktemp("adamw")
+    records = write_learnable_records(tmp / "records", full_length=False)
+    config = PretrainingConfig.from_preset("small", tiny_hparams(
+        dropout=False, num_train_steps=4))
+    return records, train(config, options(tmp / "k1", records))
+
+
+def test_accumulated_micro_batches_give_the_update_of_one_large_batch(tmp_path, adamw_run):
     """k micro-batches of b == one batch of k*b: same losses, same weights after 4 updates.
 
     Records of different lengths: each micro-batch normalises its summed token losses
@@ -48,12 +59,10 @@ def test_accumulated_micro_batches_give_the_update_of_one_large_batch(tmp_path):
     token means. Dropout off; each micro-batch's noise is its rows of the update batch's
     draw. Tolerance: losses rel 1e-5, weights 1e-5 absolute (float32 sums in another order).
     """
-    records = write_learnable_records(tmp_path / "records", full_length=False)
-    results = {}
-    for k in (1, 4):
-        config = PretrainingConfig.from_preset("small", tiny_hparams(
-            dropout=False, num_train_steps=4, gradient_accumulation_steps=k))
-        results[k] = train(config, options(tmp_path / f"k{k}", records))
+    records, results = adamw_run[0], {1: adamw_run[1]}
+    config = PretrainingConfig.from_preset("small", tiny_hparams(
+        dropout=False, num_train_steps=4, gradient_accumulation_steps=4))
+    results[4] = train(config, options(tmp_path / "k4", records))
     assert results[4]["step"] == 4  # the optimizer counts updates, not micro-batches
     for (_, one), (_, acc) in zip(results[1]["history"], results[4]["history"]):
         for name in ("total_loss", "mlm_loss", "disc_loss", "masked_lm_accuracy"):
@@ -108,13 +117,13 @@ def test_accumulation_and_optimizer_hparams_are_validated():
         PretrainingConfig.from_preset("small", tiny_hparams(optimizer="adam"))
 
 
-def test_lamb_trains_through_the_driver_and_differs_from_adamw(tmp_path):
-    records = write_learnable_records(tmp_path / "records", full_length=True)
+def test_lamb_trains_through_the_driver_and_differs_from_adamw(tmp_path, adamw_run):
+    records, adamw = adamw_run
+    config = PretrainingConfig.from_preset("small", tiny_hparams(
+        dropout=False, num_train_steps=4, optimizer="lamb"))
+    lamb = train(config, options(tmp_path / "lamb", records))
     weights = {}
-    for name in ("adamw", "lamb"):
-        config = PretrainingConfig.from_preset("small", tiny_hparams(
-            dropout=False, num_train_steps=3, optimizer=name))
-        result = train(config, options(tmp_path / name, records))
+    for name, result in (("adamw", adamw), ("lamb", lamb)):
         weights[name] = export_values(result["exports"]["tf1"])
         assert all(np.isfinite(s["total_loss"]) for _, s in result["history"])
     assert "electra/encoder/layer_1/output/dense/kernel/adam_m" in weights["lamb"]
@@ -306,22 +315,24 @@ def test_tpu_and_multi_worker_without_the_hardware_are_one_clear_error(monkeypat
         create_strategy("multi_worker")
 
 
-def test_cli_reports_a_missing_tpu_in_one_line(tmp_path):
+def test_cli_reports_a_missing_tpu_in_one_line(tmp_path, capsys):
+    """run_pretraining.py's command line (in-process) with --strategy=tpu and no TPU."""
+    from electra_tf import run_pretraining
     records = write_learnable_records(tmp_path / "records")  # valid data: the TPU is what fails
-    proc = subprocess.run(cli_args(tmp_path / "m", records, 2, "tpu"),
-                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert proc.returncode == 1
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "--strategy=tpu" in errors[0], proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
+    capsys.readouterr()
+    status = run_pretraining.main(cli_args(tmp_path / "m", records, 2, "tpu")[2:])
+    err = capsys.readouterr().err
+    assert status == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--strategy=tpu" in errors[0], err[-2000:]
+    assert "Traceback" not in err
 
 
 def test_two_worker_fine_tuning_writes_once_from_the_chief(tmp_path):
     """run_finetuning.py --strategy=multi_worker with two real worker processes."""
-    from electra_tf.checkpoints import save_original_checkpoint
+    from electra_tf.formats.tf1 import save_original_checkpoint
     from electra_tf.config import FinetuningConfig
-    from electra_tf.modeling.discriminator import Discriminator
+    from electra_tf.networks.discriminator import Discriminator
     from test_finetuning_driver import TINY_MODEL, write_sst_task
     data = tmp_path / "data"
     write_sst_task(data, 64, 32)

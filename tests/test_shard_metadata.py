@@ -238,31 +238,38 @@ print("ok")
     assert "mismatch:" in proc.stdout and proc.stdout.rstrip().endswith("ok")
 
 
-def test_the_command_line_build_writes_the_file(tmp_path):
+def test_the_command_line_build_writes_the_file(tmp_path, capsys):
+    """build_pretraining_dataset.py's command line, in-process (``build_pretraining_dataset.main``)."""
+    import signal
+    from electra_tf import build_pretraining_dataset
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "build_pretraining_dataset.py"), "--noprogress",
-         f"--corpus_dir={PLAIN}", f"--output_dir={out}", "--max_seq_length=24",
-         "--num_out_files=2", "--nofast_tokenizer", "--nodo_lower_case"],
-        capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    sigterm = signal.getsignal(signal.SIGTERM)  # the command sets its own, for good
+    try:
+        status = build_pretraining_dataset.main(["build_pretraining_dataset.py", "--noprogress",
+                                 f"--corpus_dir={PLAIN}", f"--output_dir={out}",
+                                 "--max_seq_length=24", "--num_out_files=2",
+                                 "--nofast_tokenizer", "--nodo_lower_case"])
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    assert status == 0, capsys.readouterr().err[-3000:]
     meta = sidecar(out)
     assert (meta["max_seq_length"], meta["num_files"], meta["do_lower_case"]) == (24, 2, False)
     assert meta["corpus"] == PLAIN and meta["vocab"]["file"] == "vocab.txt"
 
 
-def test_pretraining_at_another_length_stops_with_the_one_error(tmp_path):
-    """run_pretraining.py checks the description before it builds anything."""
+def test_pretraining_at_another_length_stops_with_the_one_error(tmp_path, capsys):
+    """run_pretraining.py (its command line, in-process) checks the description before it
+    builds anything."""
+    from electra_tf import run_pretraining
     build(tmp_path / "data" / "pretrain_tfrecords", max_seq_length=16)
     hparams = {"max_seq_length": 32, "train_batch_size": 8, "num_train_steps": 1,
                "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}}
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "run_pretraining.py"),
-         f"--data_dir={tmp_path / 'data'}", f"--hparams={json.dumps(hparams)}",
-         "--nojit_compile"],
-        capture_output=True, text=True, env=ENV, cwd=str(tmp_path), timeout=600)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
-    [error] = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    capsys.readouterr()
+    status = run_pretraining.main([f"--data_dir={tmp_path / 'data'}",
+                                   f"--hparams={json.dumps(hparams)}", "--nojit_compile"])
+    err = capsys.readouterr().err
+    assert status == 1, err[-3000:]
+    assert "Traceback" not in err
+    [error] = [line for line in err.splitlines() if line.startswith("error:")]
     assert "pretrain_data.json" in error and "--max_seq_length=16" in error, error
     assert not (tmp_path / "data" / "models").exists()  # stopped before the run started
