@@ -37,7 +37,9 @@ setup(
     # tensorboard: keras.callbacks.TensorBoard needs it and TensorFlow no longer installs it.
     # keras-hub: writing keras-hub ElectraBackbone presets (reading needs only h5py); the
     # tests of that bridge run against it, so the test extra installs it.
-    extras_require={"test": ["pytest>=8.0", "keras-hub>=0.32"], "bench": ["matplotlib>=3.7"],
+    # pytest-xdist: the README's test command runs the suite on two worker processes.
+    extras_require={"test": ["pytest>=8.0", "pytest-xdist>=3.6", "keras-hub>=0.32"],
+                    "bench": ["matplotlib>=3.7"],
                     "tensorboard": ["tensorboard"], "keras-hub": ["keras-hub>=0.32"]},
     # The same commands as the scripts beside setup.py (run_pretraining.py, ...) and
     # `python -m electra_tf.<tool>`; electra_tf/cli.py describes their one convention.
