@@ -6,7 +6,8 @@
 Runs ``run_pretraining.py`` on the corpus bundled in the package (the quick start's data)
 with a small model: float32 under two seeds (seed 0 and 1) gives the run-to-run spread,
 then each mixed precision under seed 0. The curves are the logged total, generator (MLM)
-and discriminator losses every --log_every steps, smoothed over --window logged points.
+and discriminator losses of each run's training log (train_log.jsonl) every --log_every
+steps, smoothed over --window logged points.
 A precision "learns like float32" when its mean absolute distance to the float32 seed-0
 curve is no larger than --tolerance x the distance between the two float32 seeds, for each
 loss, over the second half of the run (the first half is dominated by warm-up transients).
@@ -18,7 +19,6 @@ Writes <results_dir>/precision_parity.{json,md}. Every run keeps its directory u
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -26,6 +26,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from electra_tf.training.train_log import read_train_log, training_curve  # noqa: E402
 
 HPARAMS = {"model_hparam_overrides": {"num_hidden_layers": 4, "hidden_size": 128,
                                       "intermediate_size": 512, "num_attention_heads": 2},
@@ -33,7 +34,6 @@ HPARAMS = {"model_hparam_overrides": {"num_hidden_layers": 4, "hidden_size": 128
            "num_warmup_steps": 30, "save_checkpoints_steps": 100000,
            "keep_checkpoint_max": 1}
 LOSSES = ("total", "mlm", "disc")
-PROGRESS = re.compile(r"^step (\d+)/\d+ .*\| loss (.*?)(?: \||$)")
 
 
 def parse_args(argv=None):
@@ -56,18 +56,15 @@ def parse_args(argv=None):
     return args
 
 
-def parse_curve(log_text: str) -> dict:
-    """{loss name: [(step, value)]} from run_pretraining.py's progress lines."""
+def loss_curves(records: list) -> dict:
+    """{loss name: [(step, value)]} from a run's training log (``train_log.jsonl``
+    records, :mod:`electra_tf.training.train_log`)."""
     curve = {name: [] for name in LOSSES}
-    for line in log_text.splitlines():
-        m = PROGRESS.match(line.strip())
-        if not m:
-            continue
-        step = int(m.group(1))
-        for item in m.group(2).split():
-            name, _, value = item.partition("=")
-            if name in curve:
-                curve[name].append((step, float(value)))
+    for record in training_curve(records):
+        for name in LOSSES:
+            value = record["stats"].get(f"{name}_loss")
+            if value is not None:
+                curve[name].append((record["step"], float(value)))
     return curve
 
 
@@ -86,15 +83,14 @@ def distance(a: list, b: list, window: int) -> float:
 
 
 def run(name: str, seed: int, precision: str, args, hparams: dict) -> dict:
-    model_dir = os.path.join(args.work_dir, name)
+    model_dir = os.path.join(args.work_dir, "models", name)
     log_path = model_dir + ".log"
     done = os.path.join(model_dir, "tf1", f"model.ckpt-{args.steps}.index")
-    if os.path.exists(done) and os.path.exists(log_path):
-        print(f"[{name}] done before: reusing {log_path}", flush=True)
-        with open(log_path) as f:
-            return {"name": name, "curve": parse_curve(f.read()), "wall_s": None}
+    if os.path.exists(done):
+        print(f"[{name}] done before: reusing its training log", flush=True)
+        return {"name": name, "curve": loss_curves(read_train_log(model_dir)), "wall_s": None}
     cmd = [sys.executable, os.path.join(ROOT, "run_pretraining.py"),
-           f"--data_dir={args.work_dir}", f"--model_name={name}", f"--seed={seed}",
+           f"--data_dir={args.work_dir}", f"--model_dir={model_dir}", f"--seed={seed}",
            f"--num_train_steps={args.steps}", f"--log_every_steps={args.log_every}",
            "--hparams=" + json.dumps(hparams),
            "--jit_compile" if args.jit_compile else "--nojit_compile"]
@@ -102,13 +98,14 @@ def run(name: str, seed: int, precision: str, args, hparams: dict) -> dict:
         cmd.append(f"--mixed_precision={precision}")
     print(f"[{name}] {' '.join(cmd[1:])}", flush=True)
     started = time.time()
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "w") as log:
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if proc.returncode != 0:
         sys.exit(f"error: {name} failed (exit {proc.returncode}); see {log_path}")
-    with open(log_path) as f:
-        return {"name": name, "curve": parse_curve(f.read()), "wall_s": time.time() - started}
+    return {"name": name, "curve": loss_curves(read_train_log(model_dir)),
+            "wall_s": time.time() - started}
 
 
 def ensure_data(args, max_seq_length: int) -> None:

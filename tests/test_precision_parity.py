@@ -1,5 +1,6 @@
-"""benchmarks/precision_parity.py: its reading of progress lines and its verdict arithmetic."""
+"""benchmarks/precision_parity.py: its reading of the training log and its verdict arithmetic."""
 
+import json
 import os
 import sys
 
@@ -9,17 +10,26 @@ from conftest import ROOT
 
 sys.path.insert(0, os.path.join(str(ROOT), "benchmarks"))
 import precision_parity as pp  # noqa: E402
+from electra_tf.training.train_log import read_train_log  # noqa: E402
 
-LOG = """quick start: ...
-step 10/30 (33.3%) | 1.20 steps/s, 19.2 examples/s | elapsed 8.3s, ETA 16.7s | loss total=30.5000 mlm=10.0000 disc=0.4100 | mlm_acc=0.010
-warning: something else
-step 20/30 (66.7%) | 1.30 steps/s, 20.8 examples/s | elapsed 16.0s, ETA 7.7s | loss total=28.0000 mlm=9.0000 disc=0.3800
-step 30/30 (100.0%) | 1.30 steps/s, 20.8 examples/s | elapsed 23.7s, ETA 0.0s | loss total=26.0000 mlm=8.0000 disc=0.3600 | mlm_acc=0.050
-"""
+def step_record(step, total, mlm, disc):
+    return {"event": "step", "time": 0.0, "step": step, "total_steps": 30,
+            "stats": {"total_loss": total, "mlm_loss": mlm, "disc_loss": disc,
+                      "masked_lm_accuracy": 0.01}, "learning_rate": 1e-3}
 
 
-def test_progress_lines_give_the_loss_curves():
-    curve = pp.parse_curve(LOG)
+def test_the_training_log_gives_the_loss_curves(tmp_path):
+    """Written as the format says (electra_tf/training/train_log.py): a first sitting
+    killed mid-line after step 20, a second resumed from step 10 that logs 20 and 30 anew."""
+    lines = [{"event": "start", "time": 0.0, "step": 0},
+             step_record(10, 30.5, 10.0, 0.41), step_record(20, 29.0, 9.5, 0.40)]
+    text = "".join(json.dumps(r) + "\n" for r in lines) + '{"event": "step", "ste'
+    lines = [{"event": "start", "time": 1.0, "step": 10},
+             step_record(20, 28.0, 9.0, 0.38), step_record(30, 26.0, 8.0, 0.36),
+             {"event": "end", "time": 2.0, "step": 30, "reason": "finished"}]
+    text += "\n" + "".join(json.dumps(r) + "\n" for r in lines)
+    (tmp_path / "train_log.jsonl").write_text(text)
+    curve = pp.loss_curves(read_train_log(str(tmp_path)))
     assert curve["total"] == [(10, 30.5), (20, 28.0), (30, 26.0)]
     assert curve["mlm"] == [(10, 10.0), (20, 9.0), (30, 8.0)]
     assert curve["disc"] == [(10, 0.41), (20, 0.38), (30, 0.36)]
