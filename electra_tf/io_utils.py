@@ -217,3 +217,10 @@ def first_line(error: BaseException) -> str:
     text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[0].strip() if lines else type(error).__name__
+
+
+def short_value(value, as_text: Callable = str, limit: int = 40) -> str:
+    """A setting's value for a one-line "what changed" message: JSON for a dict or list,
+    ``as_text(value)`` otherwise, cut to ``limit`` characters."""
+    text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else as_text(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

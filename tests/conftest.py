@@ -41,6 +41,27 @@ def tiny_pretrained_run(tmp_path_factory):
     return tiny_pretraining_run(tmp_path_factory.mktemp("tiny_pretrained_run"))
 
 
+class Finished:
+    """What a command left: its exit status and stderr (a CompletedProcess's names)."""
+
+    def __init__(self, returncode, stderr):
+        self.returncode, self.stderr = returncode, stderr
+
+
+def run_in_process(capsys, main, argv):
+    """A command's ``main(argv)`` in-process, left as a subprocess would leave it: its exit
+    status and stderr. Spares a TensorFlow start-up per run; the SIGTERM handler a command
+    sets stays its own (restored afterwards)."""
+    import signal  # pylint: disable=g-import-not-at-top
+    capsys.readouterr()
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        status = main([str(arg) for arg in argv])
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    return Finished(status, capsys.readouterr().err)
+
+
 def one_error_line(status, err, *fragments):
     """The one ``error:`` line of a failed command's stderr ``err``; asserts exit status 1,
     no traceback, and that the line holds every fragment."""

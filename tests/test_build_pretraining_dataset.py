@@ -1,10 +1,12 @@
 """Command-line tests of build_pretraining_dataset.py: as a subprocess (the script), and
-in-process through the same command line (``build_pretraining_dataset.main(argv)``) where a run gets past
-the flag checks, which spares a TensorFlow start-up per build."""
+in-process through the same command line (``build_pretraining_dataset.main(argv)``) where a
+run gets past the flag checks, which spares a TensorFlow start-up per build."""
 
 import os
 import subprocess
 import sys
+
+from conftest import run_in_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "build_pretraining_dataset.py")
@@ -25,24 +27,11 @@ def run_script(*args, timeout=300):
     )
 
 
-class Finished:
-    """What a command left: its exit status and stderr (a CompletedProcess's names)."""
-
-    def __init__(self, returncode, stderr):
-        self.returncode, self.stderr = returncode, stderr
-
-
 def run_main(capsys, *args):
     """The same command line in-process, with what it wrote to stderr."""
     from electra_tf import build_pretraining_dataset  # pylint: disable=g-import-not-at-top
-    import signal  # pylint: disable=g-import-not-at-top
-    capsys.readouterr()
-    sigterm = signal.getsignal(signal.SIGTERM)  # the command sets its own, for good
-    try:
-        status = build_pretraining_dataset.main(["build_pretraining_dataset.py", "--noprogress", *args])
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)
-    return Finished(status, capsys.readouterr().err)
+    return run_in_process(capsys, build_pretraining_dataset.main,
+                          ["build_pretraining_dataset.py", "--noprogress", *args])
 
 
 def assert_one_line_error(result, *fragments):

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_in_process
 from electra_tf import run_pretraining
 from pretraining_fixtures import stand_in_steps, tiny_hparams, write_learnable_records
 
@@ -39,18 +39,9 @@ def cli(data_dir, *args, timeout=900):
                           capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
-class Finished:
-    """What a command left: its exit status and stderr (a CompletedProcess's names)."""
-
-    def __init__(self, returncode, stderr):
-        self.returncode, self.stderr = returncode, stderr
-
-
 def main(capsys, data_dir, *args):
     """``run_pretraining.py`` in-process (its ``main(argv)``), with what it wrote to stderr."""
-    capsys.readouterr()
-    status = run_pretraining.main(cli_args(data_dir, *args))
-    return Finished(status, capsys.readouterr().err)
+    return run_in_process(capsys, run_pretraining.main, cli_args(data_dir, *args))
 
 
 def one_error_line(proc):

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, run_in_process
 from test_finetuning_driver import sst_tsv, write_sst_task
 
 BUILDER = ROOT / "build_pretraining_dataset.py"
@@ -38,33 +38,18 @@ def env():
             "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-class Finished:
-    """What a command left: its exit status and stderr (a CompletedProcess's names)."""
-
-    def __init__(self, returncode, stderr):
-        self.returncode, self.stderr = returncode, stderr
-
-
 def build(capsys, *args):
     """``build_pretraining_dataset.py`` in-process, with what it wrote to stderr."""
     from electra_tf import build_pretraining_dataset
-    capsys.readouterr()
-    sigterm = signal.getsignal(signal.SIGTERM)  # the command sets its own, for good
-    try:
-        status = build_pretraining_dataset.main(["--noprogress", *map(str, args)])
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)
-    return Finished(status, capsys.readouterr().err)
+    return run_in_process(capsys, build_pretraining_dataset.main, ["--noprogress", *args])
 
 
 def finetune(capsys, data_dir, hparams, *args):
     """``run_finetuning.py`` in-process, with what it wrote to stderr."""
     from electra_tf import run_finetuning
-    capsys.readouterr()
-    status = run_finetuning.main([f"--data_dir={data_dir}", "--task_names=sst",
-                                  "--init_checkpoint=none", "--hparams=" + json.dumps(hparams),
-                                  *args])
-    return Finished(status, capsys.readouterr().err)
+    return run_in_process(capsys, run_finetuning.main, [
+        f"--data_dir={data_dir}", "--task_names=sst", "--init_checkpoint=none",
+        "--hparams=" + json.dumps(hparams), *args])
 
 
 def one_error_line(proc, *fragments):

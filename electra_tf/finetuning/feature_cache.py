@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.finetuning.task import FeatureSpecs, TaskDataError, shared_feature_specs
-from electra_tf.io_utils import write_text_atomic
+from electra_tf.io_utils import short_value, write_text_atomic
 
 
 def all_feature_specs(tasks, max_seq_length: int) -> FeatureSpecs:
@@ -100,11 +100,6 @@ def _vocab_fingerprint(tokenizer) -> Optional[dict]:
     return {"size": len(vocab), "sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
-def _short(value) -> str:
-    text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _describe_changes(old: Optional[dict], new: dict) -> List[str]:
     """What differs between two fingerprints, e.g. ``["sst train.tsv changed (1.2 kB ->
     480 B)", "max_seq_length 16 -> 32"]``; empty when the cache is fresh."""
@@ -135,10 +130,10 @@ def _describe_changes(old: Optional[dict], new: dict) -> List[str]:
         elif key == "task_options" and isinstance(a, dict):
             for name, opts in b.items():
                 before = a.get(name) or {}
-                changes.extend(f"{name} {k} {_short(before.get(k))} -> {_short(v)}"
+                changes.extend(f"{name} {k} {short_value(before.get(k))} -> {short_value(v)}"
                                for k, v in opts.items() if before.get(k) != v)
         elif a != b:
-            changes.append(f"{key} {_short(a)} -> {_short(b)}")
+            changes.append(f"{key} {short_value(a)} -> {short_value(b)}")
     return changes
 
 

@@ -93,23 +93,12 @@ def write(output_dir: str, values: Mapping, *, config, vocab_file: Optional[str]
 
 def load_original_checkpoint(path: str, *models, variables: Optional[Mapping] = None,
                              allow_missing: Sequence[str] = ()) -> checkpoints.LoadReport:
-    """Assigns checkpoint values to model variables by original name.
-
-    Args:
-      path: checkpoint prefix, ``.index`` file, or directory (see ``resolve_checkpoint``).
-      *models: objects with ``original_variables()`` (our models).
-      variables: alternatively/additionally an explicit ``{original name: variable}``.
-      allow_missing: regexes of original names that may be absent from the
-        checkpoint (e.g. ``r"^task_specific/"`` when starting fine-tuning).
-    Returns:
-      a :class:`LoadReport`. Optimizer slots, ``global_step``,
-      ``generator_predictions/temperature`` and other unknown entries are ignored.
-    Raises:
-      CheckpointError: a required name is missing or a shape differs; nothing is
-        assigned in that case.
-    """
+    """:func:`checkpoints.assign_original_weights` (the same arguments, report and errors)
+    with the values of the checkpoint at ``path``: a prefix, ``.index`` file or directory
+    (see ``resolve_checkpoint``)."""
     prefix, reader, shapes = files.open_checkpoint(path)
-    return checkpoints.assign_by_name(prefix, shapes, reader.get_tensor, models, variables, allow_missing)
+    return checkpoints.assign_by_name(prefix, shapes, reader.get_tensor, models, variables,
+                                      allow_missing)
 
 
 def save_original_checkpoint(prefix: str, *models, variables: Optional[Mapping] = None,

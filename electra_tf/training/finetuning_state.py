@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from electra_tf.formats.files import is_complete_checkpoint, run_checkpoints
 from electra_tf.finetuning.feature_cache import describe_fingerprint_changes
-from electra_tf.io_utils import first_line, write_text_atomic
+from electra_tf.io_utils import first_line, short_value, write_text_atomic
 from electra_tf.training.run_directory import (RunDirectoryError, dropout_rng_states,
                                                exclusive_lock, remove_partial_saves)
 from electra_tf.training.strategy import worker_directory
@@ -91,17 +91,12 @@ def trial_settings(config, options, weights, vocab_file: str, train_fingerprint,
     }
 
 
-def _short(value) -> str:
-    text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def setting_changes(old: dict, new: dict) -> list:
     """What differs between two :func:`trial_settings`, e.g. ``["learning_rate 0.0001 ->
     0.0003", "the training features: sst train.tsv changed (1.2 kB -> 480 B)"]``."""
     changes = []
     old_hparams, new_hparams = old.get("hparams") or {}, new["hparams"]
-    changes.extend(f"{key} {_short(old_hparams.get(key))} -> {_short(value)}"
+    changes.extend(f"{key} {short_value(old_hparams.get(key), repr)} -> {short_value(value, repr)}"
                    for key, value in new_hparams.items() if old_hparams.get(key) != value)
     for key, value in new.items():
         if key == "hparams":
@@ -114,7 +109,7 @@ def setting_changes(old: dict, new: dict) -> list:
             changes.extend(f"the training features: {change}"
                            for change in describe_fingerprint_changes(old[key], value))
         elif old.get(key) != value:
-            changes.append(f"{key} {_short(old.get(key))} -> {_short(value)}")
+            changes.append(f"{key} {short_value(old.get(key), repr)} -> {short_value(value, repr)}")
     return changes
 
 
