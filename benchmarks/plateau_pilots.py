@@ -44,6 +44,7 @@ generator masked-LM accuracy 0.18-0.19 and AUC 0.57-0.60 from step 2000 to 4000 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import glob
 import json
 import os
@@ -89,6 +90,10 @@ PILOTS = {
                    "train_batch_size": 32, "learning_rate": 5e-4, "num_warmup_steps": 1000},
 }
 HORIZON_STEPS = 50_000  # the long run's decay horizon, shared by every pilot
+# A corpus vocabulary is learned from the first lines of the training files (about a third
+# of them): on all 331k lines build_vocab took over 30 minutes here, and word-piece counts
+# settle long before that.
+VOCAB_SAMPLE_LINES = 100_000
 
 # Stage finetune: the discriminator at points of a pilot's curve, and random initialisation,
 # with identical settings (quality_study.py's cpu scale: the paper's Small learning rate 3e-4,
@@ -153,7 +158,7 @@ def stage_data(work_dir: str, pilots: list, heldout_files: int) -> None:
             size = int(vocab[len("wiki"):-1]) * 1024
             if run([sys.executable, "-m", "electra_tf.build_vocab",
                     f"--corpus={corpora['train']}/*", f"--output={path}",
-                    f"--vocab_size={size}"]) != 0:
+                    f"--vocab_size={size}", f"--max_lines={VOCAB_SAMPLE_LINES}"]) != 0:
                 raise SystemExit(f"error: building {path} failed")
     for vocab, seq_len in sorted({(PILOTS[p]["vocab"], PILOTS[p]["max_seq_length"])
                                   for p in pilots}):
@@ -209,11 +214,25 @@ def flops_per_step(work_dir: str, name: str) -> float:
 
 
 class State:
-    """Cumulative training CPU and wall time per pilot, kept across sittings."""
+    """Cumulative training CPU and wall time per pilot, kept across sittings, and the
+    fine-tuning results. Several processes share the file (the long run, a fine-tuning
+    stage, a pilot beside them), so every write re-reads it under a lock and changes only
+    its own entry: a process never writes back another's entries as it read them."""
 
     def __init__(self, work_dir: str):
         self.path = os.path.join(work_dir, STATE_FILE)
-        self.data = json.load(open(self.path)) if os.path.exists(self.path) else {}
+        self.data = self._read()
+
+    def _read(self) -> dict:
+        return json.load(open(self.path)) if os.path.exists(self.path) else {}
+
+    def update(self, change) -> None:
+        """Applies ``change(data)`` to the file's current contents, under an exclusive lock."""
+        with open(self.path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.data = self._read()
+            change(self.data)
+            write_text_atomic(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
 
     def cpu(self, name: str) -> float:
         return self.data.get(name, {}).get("train_cpu_s", 0.0)
@@ -222,13 +241,18 @@ class State:
         return self.data.get(name, {}).get("train_wall_s", 0.0)
 
     def add(self, name: str, wall: float, cpu: float, cpus: str | None) -> None:
-        entry = self.data.setdefault(name, {"train_wall_s": 0.0, "train_cpu_s": 0.0,
-                                            "sittings": []})
-        entry["train_wall_s"] += wall
-        entry["train_cpu_s"] += cpu
-        entry["sittings"].append({"wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-                                  "cpus": cpus, "ended": time.strftime("%Y-%m-%d %H:%M:%S")})
-        write_text_atomic(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        def change(data):
+            entry = data.setdefault(name, {"train_wall_s": 0.0, "train_cpu_s": 0.0,
+                                           "sittings": []})
+            entry["train_wall_s"] += wall
+            entry["train_cpu_s"] += cpu
+            entry["sittings"].append({"wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+                                      "cpus": cpus,
+                                      "ended": time.strftime("%Y-%m-%d %H:%M:%S")})
+        self.update(change)
+
+    def add_finetune(self, key: str, result: dict) -> None:
+        self.update(lambda data: data.setdefault("finetune", {}).__setitem__(key, result))
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -429,8 +453,9 @@ def stage_finetune(work_dir: str, pilot: str, steps: list, tasks: list) -> None:
     from electra_tf.finetuning.registry import task_class
     from electra_tf.training.finetune import FinetuneOptions, run_finetuning
     state = State(work_dir)
-    results = state.data.setdefault("finetune", {})
+    results = state.data.get("finetune", {})
     model = PILOTS[pilot]["model"]
+    vocab = vocab_file(work_dir, PILOTS[pilot]["vocab"])  # random init reads text alike
     for arm, checkpoint in finetune_arms(work_dir, pilot, steps).items():
         for task in tasks:
             key = f"{arm}:{task}"
@@ -444,7 +469,7 @@ def stage_finetune(work_dir: str, pilot: str, steps: list, tasks: list) -> None:
             options = FinetuneOptions(
                 data_dir=data_dir, model_dir=os.path.join(base, "model"), results_dir=base,
                 preprocessed_dir=os.path.join(work_dir, "finetune", "cache", task),
-                init_checkpoint=checkpoint, vocab_file=BERT_VOCAB, seed=0,
+                init_checkpoint=checkpoint, vocab_file=vocab, seed=0,
                 mixed_precision=None, quiet=True)
             say(f"finetune {key}: {FINETUNE_SEEDS} seeds from {checkpoint or 'random init'}")
             started = time.time()
@@ -452,11 +477,9 @@ def stage_finetune(work_dir: str, pilot: str, steps: list, tasks: list) -> None:
             keras.backend.clear_session()
             metric = task_class(task).METRIC
             values = [trial[task][metric] for trial in trials]
-            results[key] = {"arm": arm, "task": task, "metric": metric, "values": values,
-                            "init_checkpoint": checkpoint,
-                            "wall_s": round(time.time() - started, 1)}
-            write_text_atomic(state.path, json.dumps(state.data, indent=2, sort_keys=True)
-                              + "\n")
+            state.add_finetune(key, {"arm": arm, "task": task, "metric": metric,
+                                     "values": values, "init_checkpoint": checkpoint,
+                                     "wall_s": round(time.time() - started, 1)})
             for trial in range(1, FINETUNE_SEEDS + 1):
                 subprocess.call(["rm", "-rf", f"{options.model_dir}_{trial}"])
             say(f"finetune {key}: {metric} " + ", ".join(f"{v:.2f}" for v in values))

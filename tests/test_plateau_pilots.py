@@ -1,0 +1,31 @@
+"""benchmarks/plateau_pilots.py: its state file, shared by processes that run side by side."""
+
+import json
+import os
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(str(ROOT), "benchmarks"))
+import plateau_pilots as pp  # noqa: E402
+
+
+def test_processes_side_by_side_keep_each_others_entries(tmp_path):
+    """Was: the long run read the file when it started and wrote all of it back when it
+    stopped, erasing the fine-tuning results written in between (seen on the real study)."""
+    long_run = pp.State(str(tmp_path))  # both read the file before either writes
+    finetune = pp.State(str(tmp_path))
+    pilot = pp.State(str(tmp_path))
+    finetune.add_finetune("random:sst", {"values": [72.4, 70.3, 68.9]})
+    long_run.add("L64_bert_gen0.5", wall=600.0, cpu=540.0, cpus="0")
+    pilot.add("L64_wiki8k", wall=100.0, cpu=90.0, cpus="1")
+    finetune.add_finetune("random:mrpc", {"values": [68.4, 68.4, 68.4]})
+    long_run.add("L64_bert_gen0.5", wall=60.0, cpu=50.0, cpus="0")
+
+    on_disk = json.loads((tmp_path / pp.STATE_FILE).read_text())
+    assert sorted(on_disk["finetune"]) == ["random:mrpc", "random:sst"]
+    assert on_disk["finetune"]["random:sst"]["values"] == [72.4, 70.3, 68.9]
+    assert on_disk["L64_bert_gen0.5"]["train_cpu_s"] == 590.0
+    assert [s["cpu_s"] for s in on_disk["L64_bert_gen0.5"]["sittings"]] == [540.0, 50.0]
+    assert on_disk["L64_wiki8k"]["train_cpu_s"] == 90.0
+    assert pp.State(str(tmp_path)).cpu("L64_bert_gen0.5") == 590.0
