@@ -101,7 +101,8 @@ def build_wordpiece_vocab(
 ):
     """Returns the learned vocab (list of tokens, special tokens first)."""
     _first_line_or_raise(files, max_lines)
-    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner  # pylint: disable=g-import-not-at-top,line-too-long
+    from tensorflow_text.tools.wordpiece_vocab import (  # pylint: disable=g-import-not-at-top
+        wordpiece_tokenizer_learner_lib as learner)
 
     counts = count_words(iter_lines(files, max_lines), do_lower_case, strip_accents)
     logging.info("%d distinct words; learning %d tokens", len(counts), vocab_size)

@@ -294,7 +294,8 @@ def detect_replaced_tokens(model_or_path, texts: Iterable[TextInput], *, tokeniz
         the checkpoint's pre-training ``max_seq_length``.
       batch_size: examples per forward pass.
       jit_compile: run the model under XLA; default: on a CPU where the CPU probe found
-        XLA faster in the model's precision, elsewhere in bfloat16/float16 (:func:`use_xla`). The precision is the Keras policy the model was built under
+        XLA faster in the model's precision, elsewhere in bfloat16/float16
+        (:func:`use_xla`). The precision is the Keras policy the model was built under
         (``python -m electra_tf.detect --mixed_precision``).
     Returns:
       one :class:`Detection` per text, in order.

@@ -352,10 +352,11 @@ def flops_for_config(config, output_frac: float | None = PAPER_OUTPUT_FRAC,
     """The FLOPs of pre-training with a :class:`electra_tf.config.PretrainingConfig`.
 
     The networks are the run's recipe's (``Recipe.flops_networks`` of
-    :mod:`electra_tf.pretraining.recipes`, spec 3.4): the discriminator with its binary head; a small generator (width
-    ``generator_hidden_size`` of H, embedding width E when tied), none for a uniform
-    generator, a full-size masked LM for the MLM-only objective or a shared generator, and
-    two towers with a cloze head at every position for Electric's generator.
+    :mod:`electra_tf.pretraining.recipes`, spec 3.4): the discriminator with its binary
+    head; a small generator (width ``generator_hidden_size`` of H, embedding width E when
+    tied), none for a uniform generator, a full-size masked LM for the MLM-only objective
+    or a shared generator, and two towers with a cloze head at every position for
+    Electric's generator.
     ``output_frac=None`` uses the config's own ``max_predictions_per_seq / max_seq_length``
     for the MLM head instead of the paper's 0.15625.
     """

@@ -246,7 +246,8 @@ def _encoder_shapes(scope: str, embeddings_scope: Optional[str], c, input_width:
                            f"{p}/attention/self/{part}/bias": [h]})
         shapes.update({
             f"{p}/attention/output/dense/kernel": [h, h], f"{p}/attention/output/dense/bias": [h],
-            f"{p}/attention/output/LayerNorm/gamma": [h], f"{p}/attention/output/LayerNorm/beta": [h],
+            f"{p}/attention/output/LayerNorm/gamma": [h],
+            f"{p}/attention/output/LayerNorm/beta": [h],
             f"{p}/intermediate/dense/kernel": [h, i], f"{p}/intermediate/dense/bias": [i],
             f"{p}/output/dense/kernel": [i, h], f"{p}/output/dense/bias": [h],
             f"{p}/output/LayerNorm/gamma": [h], f"{p}/output/LayerNorm/beta": [h]})

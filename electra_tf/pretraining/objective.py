@@ -47,9 +47,10 @@ class PretrainingObjective:
         """The token counts that normalise the losses of these rows (scalars, float32).
 
         ``mlm``: the generator loss's (masked slots, or Electric's cloze candidates);
-        ``masked_slots``: the masked slots; ``disc``: the discriminator's (real tokens). Summed over every shard of an
-        update batch and passed back to ``__call__``, they make the shards' losses add
-        up to the original's batch-level token means (spec 3.6, 3.8).
+        ``masked_slots``: the masked slots; ``disc``: the discriminator's (real tokens).
+        Summed over every shard of an update batch and passed back to ``__call__``, they
+        make the shards' losses add up to the original's batch-level token means (spec
+        3.6, 3.8).
         """
         input_ids = tf.cast(features["input_ids"], tf.int32)
         candidates = candidate_mask(input_ids, features["input_mask"], self.special_ids)
