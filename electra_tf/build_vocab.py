@@ -21,6 +21,7 @@ empty or look like WikiExtractor's <doc ...> / </doc> markers are skipped.
 import glob
 import os
 import sys
+import time
 
 from absl import flags
 from absl import logging
@@ -104,8 +105,14 @@ def build_wordpiece_vocab(
     from tensorflow_text.tools.wordpiece_vocab import (  # pylint: disable=g-import-not-at-top
         wordpiece_tokenizer_learner_lib as learner)
 
+    started = time.time()
     counts = count_words(iter_lines(files, max_lines), do_lower_case, strip_accents)
-    logging.info("%d distinct words; learning %d tokens", len(counts), vocab_size)
+    # The learner reports nothing while it searches its count threshold (a full learning
+    # pass per probe), so say what is happening and that it may take long.
+    print(f"counted {len(counts):,} distinct words in {time.time() - started:.0f}s; learning "
+          f"{vocab_size:,} word-pieces (tensorflow-text's learner; minutes to an hour, "
+          "more distinct words take longer; --max_lines reads fewer lines)",
+          file=sys.stderr, flush=True)
     vocab = learner.learn(sorted(counts.items()), vocab_size, list(SPECIAL_TOKENS), **learn_params)
     assert tuple(vocab[: len(SPECIAL_TOKENS)]) == SPECIAL_TOKENS, vocab[:5]
     return _fit_vocab_size(vocab, vocab_size)
