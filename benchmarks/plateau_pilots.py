@@ -452,6 +452,7 @@ def stage_finetune(work_dir: str, pilot: str, steps: list, tasks: list) -> None:
     from electra_tf.config import FinetuningConfig
     from electra_tf.finetuning.registry import task_class
     from electra_tf.training.finetune import FinetuneOptions, run_finetuning
+    from electra_tf.training.run_directory import Terminated
     state = State(work_dir)
     results = state.data.get("finetune", {})
     model = PILOTS[pilot]["model"]
@@ -473,7 +474,12 @@ def stage_finetune(work_dir: str, pilot: str, steps: list, tasks: list) -> None:
                 mixed_precision=None, quiet=True)
             say(f"finetune {key}: {FINETUNE_SEEDS} seeds from {checkpoint or 'random init'}")
             started = time.time()
-            trials = run_finetuning(config, options)
+            try:
+                trials = run_finetuning(config, options)
+            except (Terminated, KeyboardInterrupt) as e:  # the trial saved its checkpoint
+                say(f"finetune {key}: {e or 'interrupted'}; re-run the same command to "
+                    "resume it")
+                return
             keras.backend.clear_session()
             metric = task_class(task).METRIC
             values = [trial[task][metric] for trial in trials]
