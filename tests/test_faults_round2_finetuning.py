@@ -92,6 +92,17 @@ def assert_same_run(data, uninterrupted):
 def test_ctrl_c_saves_the_trial_and_the_rerun_resumes_it_to_the_same_result(
         tmp_path, monkeypatch, uninterrupted):
     """Was: Ctrl-C lost the trial; the re-run started it again at step 0."""
+    # Ctrl-C at a terminal raises KeyboardInterrupt; a shell starts background jobs with
+    # SIGINT ignored, and Python keeps that, so pytest run with `&` would never see it.
+    sigint = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        interrupted_then_resumed(tmp_path, monkeypatch, uninterrupted)
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+
+
+def interrupted_then_resumed(tmp_path, monkeypatch, uninterrupted):
     data = make_data(tmp_path)
     tee = SignalAtStep(sys.stderr, 3, signal.SIGINT)
     monkeypatch.setattr(sys, "stderr", tee)
