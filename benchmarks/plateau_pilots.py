@@ -252,7 +252,9 @@ class State:
         self.update(change)
 
     def add_finetune(self, key: str, result: dict) -> None:
-        self.update(lambda data: data.setdefault("finetune", {}).__setitem__(key, result))
+        def change(data):
+            data.setdefault("finetune", {})[key] = result
+        self.update(change)
 
 
 def process_cpu_seconds(pid: int) -> float:

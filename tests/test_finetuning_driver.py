@@ -112,6 +112,7 @@ def test_cli_uses_the_original_layout(tmp_path, pretrained, capsys):
     import os
     import shutil
     from electra_tf import run_finetuning
+    from conftest import run_in_process
     data = tmp_path / "data"
     task_dir = write_sst_task(data, 64, 32)
     test_rows = [line.split("\t")[0] for line in sst_tsv(20, 2).splitlines()[1:]]
@@ -125,9 +126,8 @@ def test_cli_uses_the_original_layout(tmp_path, pretrained, capsys):
                           "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2}})
 
     def cli(*args):
-        capsys.readouterr()
-        status = run_finetuning.main([f"--data_dir={data}", *args])
-        return status, capsys.readouterr().err
+        done = run_in_process(capsys, run_finetuning.main, [f"--data_dir={data}", *args])
+        return done.returncode, done.stderr
 
     status, err = cli("--task_names=sst", f"--hparams={hparams}", "--num_trials=2")
     assert status == 0, err[-3000:]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT
+from conftest import ROOT, run_in_process
 from electra_tf.formats import files
 from electra_tf.config import PretrainingConfig
 from electra_tf.training.pretrain import RunOptions, evaluate, train
@@ -140,9 +140,8 @@ def test_cli_trains_resumes_and_continues_from_init_checkpoint(tmp_path, capsys,
               "--log_every_steps=2"]
 
     def cli(*args):
-        capsys.readouterr()
-        status = run_pretraining.main([*common, *args])
-        return status, capsys.readouterr().err
+        done = run_in_process(capsys, run_pretraining.main, [*common, *args])
+        return done.returncode, done.stderr
 
     status, err = cli("--num_train_steps=2")
     assert status == 0, err[-3000:]
