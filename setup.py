@@ -20,7 +20,7 @@ setup(
     # configs/ (the single source of every default) ships inside the package.
     packages=find_packages(include=["electra_tf", "electra_tf.*"]) + ["electra_tf.configs"],
     package_dir={"electra_tf.configs": "configs"},
-    package_data={"electra_tf": ["assets/*", "assets/*/*"], "electra_tf.configs": ["*.json"]},
+    package_data={"electra_tf": ["assets/*", "assets/*/*", "assets/presets/*/*"], "electra_tf.configs": ["*.json"]},
     # Lower bounds are the versions this was tested with.
     install_requires=[
         "tensorflow>=2.21.0",

@@ -7,6 +7,9 @@ r"""Converts a pre-trained ELECTRA between checkpoint formats, exactly.
 
 The input's format is detected; every weight is copied bit for bit (float32),
 with the global step when the source has one; optimizer slots are not carried.
+``--dtype=float16`` (with ``--to=tf1``) stores the weights in half precision instead:
+half the bytes, for shipping a small model (electra_tf's packaged presets are stored
+so); every reader widens them back to float32.
 
 * ``tf1``: a checkpoint with the original variable names (spec 7): Google's
   releases, ``<model_dir>/tf1`` and ``<model_dir>/discriminator`` exports, a
@@ -80,10 +83,14 @@ _FORMAT_NAMES = {"keras_hub": "keras-hub preset", "preset": "preset"}
 # How it names what each output format holds.
 _WRITTEN = {"tf1": "TF1 checkpoint", "keras": "keras checkpoint",
             "keras_hub": "keras-hub ElectraBackbone preset"}
+# Storage precisions of --dtype, and the output formats that can hold the narrower one.
+DTYPES = ("float32", "float16")
+NARROW_FORMATS = ("tf1",)
 
 
 def check_arguments(input_path: str, output_dir: str, to: str, overwrite: bool = False,
-                    hf_kind: str = "auto", vocab_file: str | None = None) -> None:
+                    hf_kind: str = "auto", vocab_file: str | None = None,
+                    dtype: str = "float32") -> None:
     """The checks that need no TensorFlow; raises ConversionError or FileExistsError."""
     if not input_path:
         raise ConversionError("--input is required")
@@ -91,6 +98,11 @@ def check_arguments(input_path: str, output_dir: str, to: str, overwrite: bool =
         raise ConversionError("--output is required")
     if to not in OUTPUT_FORMATS:
         raise ConversionError(f"--to must be one of {', '.join(OUTPUT_FORMATS)}, got {to!r}")
+    if dtype not in DTYPES:
+        raise ConversionError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if dtype != "float32" and to not in NARROW_FORMATS:
+        raise ConversionError(f"--dtype={dtype} is written only with --to="
+                              f"{' or '.join(NARROW_FORMATS)}; --to={to} stores float32")
     if hf_kind not in HF_KINDS:
         raise ConversionError(f"--hf_kind must be one of {', '.join(HF_KINDS)}, got {hf_kind!r}")
     is_preset = not _input_exists(input_path) and _preset(input_path)
@@ -116,7 +128,8 @@ def check_arguments(input_path: str, output_dir: str, to: str, overwrite: bool =
 
 
 def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = False,
-            hf_kind: str = "auto", hparams=None, vocab_file: str | None = None) -> dict:
+            hf_kind: str = "auto", hparams=None, vocab_file: str | None = None,
+            dtype: str = "float32") -> dict:
     """Converts ``input_path`` (any format) to ``to`` in ``output_dir``.
 
     Args:
@@ -124,12 +137,13 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
       hparams: PretrainingConfig overrides for sources that lack a config (e.g. the
         number of attention heads of a TF1 checkpoint without pretraining_config.json).
       vocab_file: the vocabulary to ship (default: the one beside the input).
+      dtype: the storage precision of the weights ("float16" only with ``to="tf1"``).
     Returns:
       ``{path written: description}``.
     """
     from electra_tf import formats, loading
     input_path, output_dir = os.fspath(input_path), os.fspath(output_dir)
-    check_arguments(input_path, output_dir, to, overwrite, hf_kind, vocab_file)
+    check_arguments(input_path, output_dir, to, overwrite, hf_kind, vocab_file, dtype)
     # Built (not only read) so that the weights are checked against the models they make.
     model = loading.build_from_weights(loading.read_weights(input_path, keep_models=True),
                                        hparams)
@@ -139,6 +153,9 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
     fmt = model.weights.format
     source = f"{_FORMAT_NAMES.get(fmt, fmt)} {model.recipe.describe(model.has_discriminator_head)}"
     values = model.original_values()
+    if dtype != "float32":
+        values = {name: _stored_as(value, dtype) for name, value in values.items()}
+        notes += f"; weights stored as {dtype}"
     options = {}
     if to == "keras_hub":
         left = [what for what, present in (
@@ -173,6 +190,25 @@ def convert(input_path: str, output_dir: str, to: str, *, overwrite: bool = Fals
             for path, text in described.items()}
 
 
+def _stored_as(value, dtype: str):
+    """A float32 weight narrowed to ``dtype`` (other dtypes, e.g. integer steps, as they are).
+
+    Raises:
+      ConversionError: a weight's magnitude does not fit ``dtype`` (it would become inf).
+    """
+    import numpy as np
+    value = np.asarray(value)
+    if value.dtype != np.float32:
+        return value
+    with np.errstate(over="ignore"):  # an overflow is reported below, as an error
+        narrow = value.astype(dtype)
+    if not np.all(np.isfinite(narrow[np.isfinite(value)])):
+        raise ConversionError(f"a weight of magnitude {float(np.abs(value).max()):.3g} does not "
+                              f"fit {dtype} (max {float(np.finfo(dtype).max):.3g}): "
+                              "convert with --dtype=float32")
+    return narrow
+
+
 # ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
@@ -201,6 +237,9 @@ def define_flags(flag_values) -> None:
                         "{\"num_attention_heads\": 12}}'.", flag_values=flag_values)
     flags.DEFINE_string("vocab_file", None, "Vocabulary to ship (default: vocab.txt beside "
                         "the input).", flag_values=flag_values)
+    flags.DEFINE_enum("dtype", "float32", list(DTYPES), "Storage precision of the weights: "
+                      "float16 halves the files (only with --to=tf1; readers widen them "
+                      "back to float32).", flag_values=flag_values)
 
 
 def _one_line(error: Exception) -> str:
@@ -214,12 +253,13 @@ def _main(flag_values, positional: list) -> int:
     options = flag_values
     try:
         check_arguments(options.input, options.output, options.to, options.overwrite,
-                        options.hf_kind, options.vocab_file)
+                        options.hf_kind, options.vocab_file, options.dtype)
         import tensorflow as tf
         try:
             written = convert(options.input, options.output, options.to,
                               overwrite=options.overwrite, hf_kind=options.hf_kind,
-                              hparams=options.hparams, vocab_file=options.vocab_file)
+                              hparams=options.hparams, vocab_file=options.vocab_file,
+                              dtype=options.dtype)
         except tf.errors.OpError as e:
             raise OSError(e.message) from e
     except (ValueError, OSError) as e:

@@ -35,6 +35,13 @@ nothing that looks complete; two processes downloading at once both end with the
 directory. Without a network, one line names the cache directory to fill by hand (unzip
 the archive there; a directory placed by hand is verified the same way on first use).
 
+A *packaged* release (``Release.packaged``) ships inside electra_tf instead, under
+``electra_tf/assets/presets/<name>/``: a TF1 checkpoint stored in float16 (``convert
+--dtype=float16``; read back as float32), its ``vocab.txt``, its config and a manifest.
+It answers to the same three names, is never downloaded, and each load checks its files
+against the manifest (sizes and sha256: a damaged install names itself). :func:`pack`
+makes one from a pre-training run.
+
 Tests register a fake release (:func:`register`) and point ``$ELECTRA_TF_PRESET_URL`` at
 a local server. This module imports TensorFlow only when a release is verified or read.
 """
@@ -81,6 +88,8 @@ class Release:
       generator_params: the generator's (without the shared embeddings, with its head).
       description: one line for listings.
       archive_size, archive_sha256: checked when known (Google publishes neither).
+      packaged: the directory of a release that ships with electra_tf (never
+        downloaded; see :func:`pack`), None for a download.
     """
 
     name: str
@@ -90,6 +99,7 @@ class Release:
     description: str = ""
     archive_size: Optional[int] = None
     archive_sha256: Optional[str] = None
+    packaged: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,7 +220,13 @@ def archive_url(release: Release) -> str:
 
 
 def release_dir(release: Release) -> str:
-    return os.path.join(cache_dir(), release.name)
+    """Where a release is read from: its package directory, or its place in the cache."""
+    return release.packaged or os.path.join(cache_dir(), release.name)
+
+
+def packaged_dir(name: str) -> str:
+    """The directory of the packaged release ``name`` in this installation."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "presets", name)
 
 
 # ---------------------------------------------------------------------------
@@ -302,6 +318,13 @@ def parameter_counts(shapes: dict) -> tuple:
 # ---------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------
+
+# What a message tells to do about a damaged release directory: a download is fetched
+# again; a packaged release came with the installation.
+_REDOWNLOAD = "delete {directory} and run again to download it again"
+_REINSTALL = "reinstall electra-tf (pip install --force-reinstall electra-tf, or git checkout " \
+    "the directory in a source checkout)"
+
 
 def _error(message: str):
     from electra_tf.checkpoints import CheckpointError
@@ -600,7 +623,7 @@ def _write_json_atomic(path: str, data: dict) -> None:
             os.remove(tmp)
 
 
-def _read_manifest(directory: str) -> Optional[dict]:
+def _read_manifest(directory: str, advice: str = _REDOWNLOAD) -> Optional[dict]:
     path = os.path.join(directory, MANIFEST)
     if not os.path.exists(path):
         return None
@@ -611,12 +634,16 @@ def _read_manifest(directory: str) -> Optional[dict]:
             raise ValueError("no files")
         return manifest
     except (OSError, ValueError) as e:
-        raise _error(f"{path} is unreadable ({_reason(e)}): delete {directory} and run again "
-                     "to download the release again") from None
+        raise _error(f"{path} is unreadable ({_reason(e)}): "
+                     f"{advice.format(directory=directory)}") from None
 
 
-def _check_cached(directory: str, manifest: dict, name: str) -> None:
-    """The files of a cached release are those verified (sizes; hashes when touched)."""
+def _check_cached(directory: str, manifest: dict, name: str, packaged: bool = False) -> None:
+    """The files of a cached release are those verified (sizes; hashes when touched). A
+    packaged release's files are always hashed (an install sets new times) and its
+    manifest is never rewritten."""
+    advice = (_REINSTALL if packaged else _REDOWNLOAD).format(directory=directory)
+    what = "packaged" if packaged else "cached"
     touched = False
     for rel, info in sorted(manifest["files"].items()):
         path = os.path.join(directory, rel)
@@ -628,15 +655,14 @@ def _check_cached(directory: str, manifest: dict, name: str) -> None:
         else:
             if st.st_size != info.get("size"):
                 problem = f"{st.st_size} bytes, {info.get('size')} when verified"
-            elif st.st_mtime_ns != info.get("mtime_ns"):
+            elif packaged or st.st_mtime_ns != info.get("mtime_ns"):
                 if _sha256(path) != info.get("sha256"):
                     problem = "its sha256 differs from the verified one"
                 else:  # copied or touched, same bytes: remember the new time
-                    info["mtime_ns"], touched = st.st_mtime_ns, True
+                    info["mtime_ns"], touched = st.st_mtime_ns, not packaged
         if problem:
-            raise _error(f"the cached preset {name} in {directory} changed after it was "
-                         f"verified ({rel}: {problem}): delete {directory} and run again to "
-                         "download it again")
+            raise _error(f"the {what} preset {name} in {directory} changed after it was "
+                         f"verified ({rel}: {problem}): {advice}")
     if touched:
         try:
             _write_json_atomic(os.path.join(directory, MANIFEST), manifest)
@@ -694,6 +720,8 @@ def ensure(preset: Preset) -> str:
     """The verified release directory of ``preset`` (downloaded first when not cached)."""
     release = RELEASES[preset.release]
     target = release_dir(release)
+    if release.packaged:
+        return _ensure_packaged(release, preset.name)
     if os.path.isdir(target):
         manifest = _read_manifest(target)
         if manifest is None:  # unzipped here by hand: the same load check, once
@@ -714,6 +742,19 @@ def ensure(preset: Preset) -> str:
                      f"{f' ({e.filename})' if getattr(e, 'filename', None) else ''}; set "
                      f"${CACHE_ENV} to a writable directory with room for the archive and "
                      "its contents") from None
+    return target
+
+
+def _ensure_packaged(release: Release, name: str) -> str:
+    """The package directory of a packaged release, its files checked against its manifest."""
+    target = release.packaged
+    advice = _REINSTALL.format(directory=target)
+    manifest = _read_manifest(target, _REINSTALL) if os.path.isdir(target) else None
+    if manifest is None:
+        raise _error(f"preset {name} ships with electra-tf, but {target} "
+                     f"{'has no ' + MANIFEST if os.path.isdir(target) else 'is missing'}: "
+                     f"{advice}")
+    _check_cached(target, manifest, name, packaged=True)
     return target
 
 
@@ -753,11 +794,11 @@ def read(path_or_name):
     if preset is None:
         raise _error(f"{path_or_name} is not a preset name")
     directory = ensure(preset)
-    manifest = _read_manifest(directory) or {}
+    release = RELEASES[preset.release]
+    manifest = _read_manifest(directory, _REINSTALL if release.packaged else _REDOWNLOAD) or {}
     prefix = os.path.join(directory, manifest.get("checkpoint") or _find_prefix(directory,
                                                                                 preset.name))
     weights = tf1.read(prefix)
-    release = RELEASES[preset.release]
     vocab = manifest.get("vocab") or _find_vocab(directory, os.path.relpath(prefix, directory))
     return PretrainedWeights(
         values=(dict(weights.values) if preset.side is None
@@ -766,3 +807,46 @@ def read(path_or_name):
         vocab_file=os.path.join(directory, vocab) if vocab else weights.vocab_file,
         source=weights.source, format="preset" if preset.side == "generator" else "tf1",
         global_step=weights.global_step)
+
+
+# ---------------------------------------------------------------------------
+# Packing a release that ships with electra_tf
+# ---------------------------------------------------------------------------
+
+def pack(source: str, release: Release, *, dtype: str = "float16",
+         overwrite: bool = False, facts: Optional[dict] = None) -> dict:
+    """Writes ``source`` (a pre-training run directory, one ``ckpt-N`` or any checkpoint
+    :mod:`electra_tf.convert` reads) as the packaged ``release``: a TF1 checkpoint in
+    ``dtype`` with its config and vocabulary in ``release.packaged``, verified like a
+    download (every variable the release's hparams imply, with its shape) and given its
+    manifest.
+
+    Args:
+      facts: extra JSON-able facts for the manifest (training command, FLOPs, scores).
+    Returns:
+      the manifest written.
+    Raises:
+      CheckpointError: the checkpoint is not the release its hparams describe (nothing
+        is left in place then).
+    """
+    from electra_tf import convert
+    if not release.packaged:
+        raise ValueError(f"release {release.name} is not packaged (Release.packaged is None)")
+    target = release.packaged
+    staged = os.path.join(os.path.dirname(target), f".{release.name}.pack-{uuid.uuid4().hex[:8]}")
+    try:
+        convert.convert(source, staged, "tf1", dtype=dtype)
+        verified = verify_release(staged, release, release.name)
+        _write_manifest(staged, verified, None)
+        manifest = _read_manifest(staged)
+        manifest.update({"release": release.name, "dtype": dtype, **(facts or {})})
+        _write_json_atomic(os.path.join(staged, MANIFEST), manifest)
+        if os.path.exists(target):
+            if not overwrite:
+                raise _error(f"{target} exists: pass overwrite=True to replace the packaged "
+                             f"release {release.name}")
+            shutil.rmtree(target)
+        os.rename(staged, target)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return manifest

@@ -48,12 +48,21 @@ def read(path: str) -> PretrainedWeights:
       path: a checkpoint directory, prefix or ``.index`` path.
     """
     prefix, reader, shapes = files.open_checkpoint(path)
-    values = {name: reader.get_tensor(name) for name in shapes
+    values = {name: _widened(reader.get_tensor(name)) for name in shapes
               if not checkpoints.ignored_name(name)}
     step = int(reader.get_tensor("global_step")) if "global_step" in shapes else None
     hparams, vocab = read_sidecar_files(prefix)
     return PretrainedWeights(values=values, hparams=hparams, vocab_file=vocab, source=prefix,
                              format=NAME, global_step=step)
+
+
+def _widened(value):
+    """Half-precision weights (``convert --dtype=float16``, the packaged presets) as
+    float32, the precision every model and writer works in (exact: float32 holds every
+    float16 and bfloat16 value)."""
+    if getattr(value, "dtype", None) is not None and value.dtype.name in ("float16", "bfloat16"):
+        return value.astype("float32")
+    return value
 
 
 def write(output_dir: str, values: Mapping, *, config, vocab_file: Optional[str] = None,
