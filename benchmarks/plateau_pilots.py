@@ -30,6 +30,10 @@ Stages (``--stages``, default ``data,train,eval,report``):
           ``--finetune_steps`` and random initialisation, identical settings
           (``FINETUNE_HPARAMS``), ``FINETUNE_SEEDS`` seeds, on SST-2, MRPC, CoLA and a QNLI
           split; every finished arm x task is kept in the state file and not re-run.
+  preset  (not in the default) the checkpoint ``--preset_step`` of ``--finetune_pilot``
+          packed as electra_tf's packaged preset ``PRESET_NAME`` (float16,
+          ``electra_tf.presets.pack``), its manifest recording the training command,
+          FLOPs, core-minutes, held-out figures and fine-tuning averages.
   report  ``<results_dir>/plateau_pilots.{json,md}``: per pilot its command, FLOPs per
           step (``electra_tf.flops``, the paper's convention), the held-out curve and the
           FLOPs at which it left the plateau (masked-LM accuracy of the generator above
@@ -106,6 +110,10 @@ FINETUNE_MAX_TRAIN = 3000
 FINETUNE_SEEDS = 3
 FINETUNE_HPARAMS = {"max_seq_length": 64, "num_train_epochs": 2.0, "learning_rate": 3e-4,
                     "layerwise_lr_decay": 0.8, "train_batch_size": 32}
+
+
+# Stage preset: the name the trained model ships under (electra_tf/assets/presets/<name>).
+PRESET_NAME = "electra_small4_wiki"
 
 
 def say(msg: str) -> None:
@@ -529,6 +537,56 @@ def finetune_table(work_dir: str) -> list:
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {average} |")
     return lines + [""]
 
+def preset_release(work_dir: str, pilot: str):
+    """The packaged release of ``pilot``'s model: its hparams as run_pretraining.py's."""
+    from electra_tf import presets
+    p = PILOTS[pilot]
+    hparams = {"model_size": "small", "model_hparam_overrides": p["model"],
+               "vocab_size": vocab_size(work_dir, p["vocab"]), "do_lower_case": True,
+               "max_seq_length": p["max_seq_length"],
+               **({"generator_hidden_size": p["generator_hidden_size"]}
+                  if "generator_hidden_size" in p else {})}
+    disc, gen = presets.parameter_counts(presets.expected_shapes(
+        presets.release_config(presets.Release(PRESET_NAME, hparams))))
+    layers, width = p["model"]["num_hidden_layers"], p["model"]["hidden_size"]
+    return presets.Release(
+        PRESET_NAME, hparams, discriminator_params=disc, generator_params=gen,
+        description=f"ELECTRA, {layers} layers x {width} ({disc / 1e6:.1f}M parameters), "
+                    f"pre-trained by electra-tf on 100 MB of English Wikipedia on 2 CPU "
+                    f"cores (L={p['max_seq_length']}); a demonstration, not a release",
+        packaged=presets.packaged_dir(PRESET_NAME))
+
+
+def stage_preset(work_dir: str, pilot: str, step: int) -> dict:
+    """Packs ``pilot``'s ``ckpt-<step>`` as the packaged preset; returns its manifest."""
+    import statistics
+    from electra_tf import presets
+    prefix = finetune_arms(work_dir, pilot, [step])[f"{pilot}@{step}"]
+    release = preset_release(work_dir, pilot)
+    report = stage_report(work_dir, [pilot], os.path.join(work_dir, "preset_report"))
+    entry = report["pilots"][pilot]
+    point = next((c for c in entry["curve"] if c["step"] == step), None)
+    finetune = {}
+    for key, r in report["finetune"].items():
+        if r["arm"] in ("random", f"{pilot}@{step}"):
+            finetune.setdefault(r["arm"], {})[r["task"]] = {
+                "metric": r["metric"], "median": round(statistics.median(r["values"]), 2),
+                "seeds": [round(v, 2) for v in r["values"]]}
+    facts = {"training": {
+        "command": entry["command"] + f"  # stopped at step {step}",
+        "step": step, "flops": step * entry["flops_per_step"],
+        "flops_per_step": entry["flops_per_step"],
+        "core_minutes_in_all": round(entry["train_cpu_s"] / 60)},
+        "heldout": point, "finetune": finetune,
+        "regenerate": f"python benchmarks/plateau_pilots.py --work_dir=$STUDY "
+                      f"--stages=preset --finetune_pilot={pilot} --preset_step={step}"}
+    manifest = presets.pack(prefix, release, facts=facts, overwrite=True)
+    size = sum(os.path.getsize(os.path.join(release.packaged, f)) for f in manifest["files"])
+    say(f"preset {PRESET_NAME}: {release.packaged}, {size / 2**20:.1f} MiB "
+        f"({manifest['discriminator_params']:,} discriminator parameters)")
+    return manifest
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -549,6 +607,8 @@ def parse_args(argv=None):
     parser.add_argument("--finetune_steps", default="",
                         help="stage finetune: comma-separated checkpoint steps of the pilot")
     parser.add_argument("--finetune_tasks", default=",".join(FINETUNE_TASKS))
+    parser.add_argument("--preset_step", type=int, default=0,
+                        help="stage preset: the checkpoint step of --finetune_pilot to ship")
     args = parser.parse_args(argv)
     args.pilots = [p for p in args.pilots.split(",") if p]
     unknown = [p for p in args.pilots if p not in PILOTS]
@@ -557,6 +617,9 @@ def parse_args(argv=None):
     args.cpus = [c for c in args.cpus.split(",") if c]
     args.finetune_steps = [int(s) for s in args.finetune_steps.split(",") if s]
     args.finetune_tasks = [t for t in args.finetune_tasks.split(",") if t]
+    if "preset" in args.stages.split(",") and (args.finetune_pilot not in PILOTS
+                                               or args.preset_step <= 0):
+        parser.error("--stages=preset needs --finetune_pilot (one of PILOTS) and --preset_step")
     if "finetune" in args.stages.split(","):
         if args.finetune_pilot not in PILOTS or not args.finetune_steps:
             parser.error("--stages=finetune needs --finetune_pilot (one of PILOTS) and "
@@ -590,6 +653,8 @@ def main(argv=None) -> int:
     if "finetune" in stages:
         stage_finetune(args.work_dir, args.finetune_pilot, args.finetune_steps,
                        args.finetune_tasks)
+    if "preset" in stages:
+        stage_preset(args.work_dir, args.finetune_pilot, args.preset_step)
     if "report" in stages:
         report = stage_report(args.work_dir, args.pilots, args.results_dir)
         for name, p in report["pilots"].items():

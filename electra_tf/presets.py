@@ -65,6 +65,8 @@ import zipfile
 import zlib
 from typing import Optional
 
+from electra_tf.io_utils import OUTPUT_RECORD
+
 BASE_URL = "https://storage.googleapis.com/electra-data"
 URL_ENV = "ELECTRA_TF_PRESET_URL"
 CACHE_ENV = "ELECTRA_TF_PRESETS"
@@ -224,9 +226,44 @@ def release_dir(release: Release) -> str:
     return release.packaged or os.path.join(cache_dir(), release.name)
 
 
-def packaged_dir(name: str) -> str:
+PACKAGED_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "presets")
+
+
+def packaged_dir(name: str, root: str = PACKAGED_ROOT) -> str:
     """The directory of the packaged release ``name`` in this installation."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "presets", name)
+    return os.path.join(root, name)
+
+
+def register_packaged(root: str = PACKAGED_ROOT) -> list:
+    """Registers every release packaged under ``root`` (one directory each, named as the
+    release, described by its manifest: :func:`pack` writes it); returns their names.
+
+    A directory whose manifest is unreadable is registered all the same, so that using
+    its name says what is wrong (:func:`ensure`) instead of "unknown preset".
+    """
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError:
+        return []
+    names = []
+    for entry in entries:
+        directory = os.path.join(root, entry)
+        if entry.startswith(".") or not os.path.isdir(directory):
+            continue
+        try:
+            with open(os.path.join(directory, MANIFEST), encoding="utf-8") as f:
+                manifest = json.load(f)
+            if not isinstance(manifest, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError):
+            manifest = {}
+        register(Release(entry, dict(manifest.get("hparams") or {}),
+                         discriminator_params=manifest.get("discriminator_params"),
+                         generator_params=manifest.get("generator_params"),
+                         description=str(manifest.get("description", "")),
+                         packaged=directory))
+        names.append(entry)
+    return names
 
 
 # ---------------------------------------------------------------------------
@@ -836,10 +873,14 @@ def pack(source: str, release: Release, *, dtype: str = "float16",
     staged = os.path.join(os.path.dirname(target), f".{release.name}.pack-{uuid.uuid4().hex[:8]}")
     try:
         convert.convert(source, staged, "tf1", dtype=dtype)
+        # The converter's authorship record is a dotfile, which package data leaves out:
+        # the release holds only what an installation has.
+        os.remove(os.path.join(staged, OUTPUT_RECORD))
         verified = verify_release(staged, release, release.name)
         _write_manifest(staged, verified, None)
         manifest = _read_manifest(staged)
-        manifest.update({"release": release.name, "dtype": dtype, **(facts or {})})
+        manifest.update({"release": release.name, "dtype": dtype, "hparams": release.hparams,
+                         "description": release.description, **(facts or {})})
         _write_json_atomic(os.path.join(staged, MANIFEST), manifest)
         if os.path.exists(target):
             if not overwrite:
@@ -850,3 +891,6 @@ def pack(source: str, release: Release, *, dtype: str = "float16",
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return manifest
+
+
+register_packaged()

@@ -207,3 +207,53 @@ def test_pack_refuses_a_checkpoint_that_is_not_the_release(tiny_pretrained_run, 
     assert os.listdir(package) == ["electra_tinypack"]
     with pytest.raises(ValueError, match="not packaged"):
         presets.pack(tiny_pretrained_run["model_dir"], tinypack(tmp_path, packaged=None))
+
+
+def test_a_packaged_release_registers_itself_from_its_manifest(packed, monkeypatch):
+    release, manifest, values = packed
+    assert manifest["hparams"] == TINY and manifest["description"] == release.description
+    monkeypatch.setattr(presets, "RELEASES", {})  # a fresh import's registry, without it
+    root = Path(release.packaged).parent
+    broken = root / "electra_broken"
+    broken.mkdir()
+    (broken / presets.MANIFEST).write_text("{not json")
+    (root / ".electra_x.pack-1234").mkdir()  # a pack in progress is no release
+
+    assert presets.register_packaged(str(root)) == ["electra_broken", "electra_tinypack"]
+    registered = presets.RELEASES["electra_tinypack"]
+    assert registered.hparams == TINY and registered.packaged == release.packaged
+    assert (registered.discriminator_params, registered.generator_params) == \
+        (release.discriminator_params, release.generator_params)
+    assert_same(rounded(disc_values(values)),
+                loading.read_weights("electra_tinypack_discriminator").values)
+    with pytest.raises(CheckpointError, match=r"electra_broken.*unreadable.*reinstall"):
+        loading.read_weights("electra_broken_discriminator")
+    assert presets.register_packaged(str(root / "nowhere")) == []
+
+
+def package_data_patterns() -> list:
+    """setup.py's package_data patterns of the electra_tf package (read, not run)."""
+    import ast
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "package_data":
+            return ast.literal_eval(node.value)["electra_tf"]
+    raise AssertionError("setup.py has no package_data")
+
+
+def test_an_installation_carries_every_file_of_a_packaged_release(
+        tiny_pretrained_run, tmp_path):
+    """setuptools globs package data as glob.glob does (no dotfiles): every file the
+    manifest checks must be among what the patterns select, or an installed preset would
+    fail its own check."""
+    import glob
+    package = tmp_path / "electra_tf"
+    release = tinypack(tmp_path, packaged=str(package / "assets" / "presets" / "electra_tinypack"))
+    manifest = presets.pack(tiny_pretrained_run["model_dir"], release)
+    installed = set()
+    for pattern in package_data_patterns():
+        installed.update(os.path.relpath(p, release.packaged)
+                         for p in glob.glob(str(package / pattern)) if os.path.isfile(p))
+    shipped = set(manifest["files"]) | {presets.MANIFEST}
+    assert shipped <= installed, shipped - installed
+    assert not any(os.path.basename(f).startswith(".") for f in shipped)
