@@ -348,7 +348,8 @@ def exit_point(curve: list, flops: float) -> dict | None:
     return None
 
 
-def stage_report(work_dir: str, pilots: list, results_dir: str) -> dict:
+def build_report(work_dir: str, pilots: list) -> dict:
+    """Per pilot its command, FLOPs, times and held-out curve; the fine-tuning results."""
     state = State(work_dir)
     report = {"exit_rule": {"masked_lm_accuracy": EXIT_MLM_ACC, "disc_auc": EXIT_AUC},
               "horizon_steps": HORIZON_STEPS, "pilots": {}}
@@ -373,6 +374,11 @@ def stage_report(work_dir: str, pilots: list, results_dir: str) -> dict:
                       for c in curve]}
     report["finetune"] = state.data.get("finetune", {})
     report["finetune_lines"] = finetune_table(work_dir)
+    return report
+
+
+def stage_report(work_dir: str, pilots: list, results_dir: str) -> dict:
+    report = build_report(work_dir, pilots)
     os.makedirs(results_dir, exist_ok=True)
     write_text_atomic(os.path.join(results_dir, "plateau_pilots.json"),
                       json.dumps(report, indent=2) + "\n")
@@ -563,7 +569,7 @@ def stage_preset(work_dir: str, pilot: str, step: int) -> dict:
     from electra_tf import presets
     prefix = finetune_arms(work_dir, pilot, [step])[f"{pilot}@{step}"]
     release = preset_release(work_dir, pilot)
-    report = stage_report(work_dir, [pilot], os.path.join(work_dir, "preset_report"))
+    report = build_report(work_dir, [pilot])
     entry = report["pilots"][pilot]
     point = next((c for c in entry["curve"] if c["step"] == step), None)
     finetune = {}
