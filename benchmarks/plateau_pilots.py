@@ -32,7 +32,7 @@ Stages (``--stages``, default ``data,train,eval,report``):
           split; every finished arm x task is kept in the state file and not re-run.
   preset  (not in the default) the checkpoint ``--preset_step`` of ``--finetune_pilot``
           packed as electra_tf's packaged preset ``PRESET_NAME`` (float16,
-          ``electra_tf.presets.pack``), its manifest recording the training command,
+          ``electra_tf.convert.pack``), its manifest recording the training command,
           FLOPs, core-minutes, held-out figures and fine-tuning averages.
   report  ``<results_dir>/plateau_pilots.{json,md}``: per pilot its command, FLOPs per
           step (``electra_tf.flops``, the paper's convention), the held-out curve and the
@@ -576,7 +576,7 @@ def preset_release(work_dir: str, pilot: str):
 def stage_preset(work_dir: str, pilot: str, step: int) -> dict:
     """Packs ``pilot``'s ``ckpt-<step>`` as the packaged preset; returns its manifest."""
     import statistics
-    from electra_tf import presets
+    from electra_tf import convert
     prefix = finetune_arms(work_dir, pilot, [step])[f"{pilot}@{step}"]
     release = preset_release(work_dir, pilot)
     report = build_report(work_dir, [pilot])
@@ -596,7 +596,7 @@ def stage_preset(work_dir: str, pilot: str, step: int) -> dict:
         "heldout": point, "finetune": finetune,
         "regenerate": f"python benchmarks/plateau_pilots.py --work_dir=$STUDY "
                       f"--stages=preset --finetune_pilot={pilot} --preset_step={step}"}
-    manifest = presets.pack(prefix, release, facts=facts, overwrite=True)
+    manifest = convert.pack(prefix, release, facts=facts, overwrite=True)
     size = sum(os.path.getsize(os.path.join(release.packaged, f)) for f in manifest["files"])
     say(f"preset {PRESET_NAME}: {release.packaged}, {size / 2**20:.1f} MiB "
         f"({manifest['discriminator_params']:,} discriminator parameters)")

@@ -209,6 +209,43 @@ def _stored_as(value, dtype: str):
     return narrow
 
 
+def pack(source: str, release, *, dtype: str = "float16", overwrite: bool = False,
+         facts: dict | None = None) -> dict:
+    """Writes ``source`` (a pre-training run directory, one ``ckpt-N`` or any checkpoint
+    :func:`convert` reads) as the packaged ``release`` (an :class:`electra_tf.presets.Release`
+    whose ``packaged`` is the directory to write): a TF1 checkpoint in ``dtype`` with its
+    config, vocabulary and manifest (:func:`electra_tf.presets.seal`), staged beside the
+    target and renamed into place only once verified.
+
+    Args:
+      facts: extra JSON-able facts for the manifest (training command, FLOPs, scores).
+    Returns:
+      the manifest written.
+    Raises:
+      CheckpointError: the checkpoint is not the release its hparams describe; nothing is
+        left in place then.
+    """
+    import shutil
+    import uuid
+    from electra_tf import presets
+    if not release.packaged:
+        raise ValueError(f"release {release.name} is not packaged (Release.packaged is None)")
+    target = release.packaged
+    staged = os.path.join(os.path.dirname(target), f".{release.name}.pack-{uuid.uuid4().hex[:8]}")
+    try:
+        convert(source, staged, "tf1", dtype=dtype)
+        manifest = presets.seal(staged, release, dtype=dtype, facts=facts)
+        if os.path.exists(target):
+            if not overwrite:
+                raise OutputRefused(f"{target} exists: pass overwrite=True to replace the "
+                                    f"packaged release {release.name}")
+            shutil.rmtree(target)
+        os.rename(staged, target)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return manifest
+
+
 # ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------

@@ -39,8 +39,8 @@ A *packaged* release (``Release.packaged``) ships inside electra_tf instead, und
 ``electra_tf/assets/presets/<name>/``: a TF1 checkpoint stored in float16 (``convert
 --dtype=float16``; read back as float32), its ``vocab.txt``, its config and a manifest.
 It answers to the same three names, is never downloaded, and each load checks its files
-against the manifest (sizes and sha256: a damaged install names itself). :func:`pack`
-makes one from a pre-training run.
+against the manifest (sizes and sha256: a damaged install names itself).
+:func:`electra_tf.convert.pack` makes one from a pre-training run.
 
 Tests register a fake release (:func:`register`) and point ``$ELECTRA_TF_PRESET_URL`` at
 a local server. This module imports TensorFlow only when a release is verified or read.
@@ -91,7 +91,7 @@ class Release:
       description: one line for listings.
       archive_size, archive_sha256: checked when known (Google publishes neither).
       packaged: the directory of a release that ships with electra_tf (never
-        downloaded; see :func:`pack`), None for a download.
+        downloaded; see :func:`seal`), None for a download.
     """
 
     name: str
@@ -236,7 +236,7 @@ def packaged_dir(name: str, root: str = PACKAGED_ROOT) -> str:
 
 def register_packaged(root: str = PACKAGED_ROOT) -> list:
     """Registers every release packaged under ``root`` (one directory each, named as the
-    release, described by its manifest: :func:`pack` writes it); returns their names.
+    release, described by its manifest: :func:`seal` writes it); returns their names.
 
     A directory whose manifest is unreadable is registered all the same, so that using
     its name says what is wrong (:func:`ensure`) instead of "unknown preset".
@@ -850,46 +850,28 @@ def read(path_or_name):
 # Packing a release that ships with electra_tf
 # ---------------------------------------------------------------------------
 
-def pack(source: str, release: Release, *, dtype: str = "float16",
-         overwrite: bool = False, facts: Optional[dict] = None) -> dict:
-    """Writes ``source`` (a pre-training run directory, one ``ckpt-N`` or any checkpoint
-    :mod:`electra_tf.convert` reads) as the packaged ``release``: a TF1 checkpoint in
-    ``dtype`` with its config and vocabulary in ``release.packaged``, verified like a
-    download (every variable the release's hparams imply, with its shape) and given its
-    manifest.
+def seal(directory: str, release: Release, *, dtype: str, facts: Optional[dict] = None) -> dict:
+    """Makes ``directory`` (a TF1 checkpoint with its config and vocab, as ``convert
+    --to=tf1`` writes it) the packaged ``release``: verified like a download (every
+    variable the release's hparams imply, with its shape; the parameter counts), its
+    manifest written with the hparams, description, storage ``dtype`` and ``facts``, so
+    that :func:`register_packaged` finds it. :func:`electra_tf.convert.pack` is the whole
+    step from a pre-training run.
 
-    Args:
-      facts: extra JSON-able facts for the manifest (training command, FLOPs, scores).
     Returns:
       the manifest written.
     Raises:
-      CheckpointError: the checkpoint is not the release its hparams describe (nothing
-        is left in place then).
+      CheckpointError: the checkpoint is not the release its hparams describe.
     """
-    from electra_tf import convert
-    if not release.packaged:
-        raise ValueError(f"release {release.name} is not packaged (Release.packaged is None)")
-    target = release.packaged
-    staged = os.path.join(os.path.dirname(target), f".{release.name}.pack-{uuid.uuid4().hex[:8]}")
-    try:
-        convert.convert(source, staged, "tf1", dtype=dtype)
-        # The converter's authorship record is a dotfile, which package data leaves out:
-        # the release holds only what an installation has.
-        os.remove(os.path.join(staged, OUTPUT_RECORD))
-        verified = verify_release(staged, release, release.name)
-        _write_manifest(staged, verified, None)
-        manifest = _read_manifest(staged)
-        manifest.update({"release": release.name, "dtype": dtype, "hparams": release.hparams,
-                         "description": release.description, **(facts or {})})
-        _write_json_atomic(os.path.join(staged, MANIFEST), manifest)
-        if os.path.exists(target):
-            if not overwrite:
-                raise _error(f"{target} exists: pass overwrite=True to replace the packaged "
-                             f"release {release.name}")
-            shutil.rmtree(target)
-        os.rename(staged, target)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+    record = os.path.join(directory, OUTPUT_RECORD)
+    if os.path.exists(record):  # a dotfile, which package data leaves out: the release
+        os.remove(record)       # holds only what an installation has
+    verified = verify_release(directory, release, release.name)
+    _write_manifest(directory, verified, None)
+    manifest = _read_manifest(directory)
+    manifest.update({"release": release.name, "dtype": dtype, "hparams": release.hparams,
+                     "description": release.description, **(facts or {})})
+    _write_json_atomic(os.path.join(directory, MANIFEST), manifest)
     return manifest
 
 

@@ -1,5 +1,5 @@
 """Releases that ship inside electra_tf (issue 21, deliverable 4): float16 storage through
-``convert --dtype=float16`` and packaged presets (:func:`electra_tf.presets.pack`).
+``convert --dtype=float16`` and packaged presets (:func:`electra_tf.convert.pack`).
 
 The tiny pre-training run of ``conftest`` is packed as ``electra_tinypack`` (registered for
 the test only, in a temporary package directory). The reference for every weight read back
@@ -64,7 +64,7 @@ def packed(tiny_pretrained_run, tmp_path, offline, monkeypatch):
     """(release, manifest, float32 values) of the tiny run packed and registered."""
     release = tinypack(tmp_path)
     monkeypatch.setitem(presets.RELEASES, release.name, release)
-    manifest = presets.pack(tiny_pretrained_run["model_dir"], release,
+    manifest = convert.pack(tiny_pretrained_run["model_dir"], release,
                             facts={"training": "3 steps of the tiny model"})
     return release, manifest, tf1.read(tiny_pretrained_run["tf1"]).values
 
@@ -195,18 +195,18 @@ def test_pack_refuses_a_checkpoint_that_is_not_the_release(tiny_pretrained_run, 
     release = tinypack(tmp_path, hparams=wider)
     with pytest.raises(CheckpointError, match=r"does not hold the released electra_tinypack.*"
                        r"of other shape"):
-        presets.pack(tiny_pretrained_run["model_dir"], release)
+        convert.pack(tiny_pretrained_run["model_dir"], release)
     package = tmp_path / "package"
     assert not package.exists() or os.listdir(package) == []
 
     right = tinypack(tmp_path)
-    presets.pack(tiny_pretrained_run["model_dir"], right)
-    with pytest.raises(CheckpointError, match="exists: pass overwrite=True"):
-        presets.pack(tiny_pretrained_run["model_dir"], right)
-    presets.pack(tiny_pretrained_run["model_dir"], right, overwrite=True)
+    convert.pack(tiny_pretrained_run["model_dir"], right)
+    with pytest.raises(FileExistsError, match="exists: pass overwrite=True"):
+        convert.pack(tiny_pretrained_run["model_dir"], right)
+    convert.pack(tiny_pretrained_run["model_dir"], right, overwrite=True)
     assert os.listdir(package) == ["electra_tinypack"]
     with pytest.raises(ValueError, match="not packaged"):
-        presets.pack(tiny_pretrained_run["model_dir"], tinypack(tmp_path, packaged=None))
+        convert.pack(tiny_pretrained_run["model_dir"], tinypack(tmp_path, packaged=None))
 
 
 def test_a_packaged_release_registers_itself_from_its_manifest(packed, monkeypatch):
@@ -249,7 +249,7 @@ def test_an_installation_carries_every_file_of_a_packaged_release(
     import glob
     package = tmp_path / "electra_tf"
     release = tinypack(tmp_path, packaged=str(package / "assets" / "presets" / "electra_tinypack"))
-    manifest = presets.pack(tiny_pretrained_run["model_dir"], release)
+    manifest = convert.pack(tiny_pretrained_run["model_dir"], release)
     installed = set()
     for pattern in package_data_patterns():
         installed.update(os.path.relpath(p, release.packaged)
