@@ -634,7 +634,10 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _write_manifest(directory: str, facts: dict, archive: Optional[dict]) -> None:
+def _write_manifest(directory: str, facts: dict, archive: Optional[dict],
+                    extra: Optional[dict] = None) -> dict:
+    """Writes (and returns) the manifest of a verified release directory; ``extra``
+    entries (a packaged release's hparams and story) go in as they are."""
     files = {}
     for rel in _walk_files(directory):
         st = os.stat(os.path.join(directory, rel))
@@ -644,8 +647,9 @@ def _write_manifest(directory: str, facts: dict, archive: Optional[dict]) -> Non
                 "checkpoint": facts["checkpoint"], "vocab": facts["vocab"],
                 "discriminator_params": facts["discriminator_params"],
                 "generator_params": facts["generator_params"], "files": files,
-                "verified": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "verified": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
     _write_json_atomic(os.path.join(directory, MANIFEST), manifest)
+    return manifest
 
 
 def _write_json_atomic(path: str, data: dict) -> None:
@@ -867,12 +871,9 @@ def seal(directory: str, release: Release, *, dtype: str, facts: Optional[dict] 
     if os.path.exists(record):  # a dotfile, which package data leaves out: the release
         os.remove(record)       # holds only what an installation has
     verified = verify_release(directory, release, release.name)
-    _write_manifest(directory, verified, None)
-    manifest = _read_manifest(directory)
-    manifest.update({"release": release.name, "dtype": dtype, "hparams": release.hparams,
-                     "description": release.description, **(facts or {})})
-    _write_json_atomic(os.path.join(directory, MANIFEST), manifest)
-    return manifest
+    return _write_manifest(directory, verified, None, {
+        "release": release.name, "dtype": dtype, "hparams": release.hparams,
+        "description": release.description, **(facts or {})})
 
 
 register_packaged()
