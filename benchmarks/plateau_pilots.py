@@ -70,6 +70,7 @@ BERT_VOCAB = os.path.join(os.path.dirname(ROOT), "shared", "data", "vocab",
                           "bert_uncased_vocab.txt")
 EXIT_MLM_ACC = 0.25   # the plateau sits at 0.18-0.19
 EXIT_AUC = 0.70       # the plateau sits at 0.57-0.60
+CREDIT_EVERY_S = 60  # how often a running pilot's time is written to the state file
 STATE_FILE = "pilots_state.json"
 
 SMALL4 = {"num_hidden_layers": 4, "hidden_size": 256, "intermediate_size": 1024,
@@ -258,15 +259,25 @@ class State:
     def wall(self, name: str) -> float:
         return self.data.get(name, {}).get("train_wall_s", 0.0)
 
-    def add(self, name: str, wall: float, cpu: float, cpus: str | None) -> None:
+    def add(self, name: str, wall: float, cpu: float, cpus: str | None,
+            sitting: str | None = None) -> None:
+        """Credits ``wall`` and ``cpu`` seconds to ``name``; with ``sitting`` (its start
+        time), to that sitting's record, so a sitting can be credited as it goes."""
         def change(data):
             entry = data.setdefault(name, {"train_wall_s": 0.0, "train_cpu_s": 0.0,
                                            "sittings": []})
             entry["train_wall_s"] += wall
             entry["train_cpu_s"] += cpu
-            entry["sittings"].append({"wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-                                      "cpus": cpus,
-                                      "ended": time.strftime("%Y-%m-%d %H:%M:%S")})
+            record = next((s for s in entry["sittings"]
+                           if sitting is not None and s.get("started") == sitting), None)
+            if record is None:
+                record = {"wall_s": 0.0, "cpu_s": 0.0, "cpus": cpus}
+                if sitting is not None:
+                    record["started"] = sitting
+                entry["sittings"].append(record)
+            record["wall_s"] = round(record["wall_s"] + wall, 1)
+            record["cpu_s"] = round(record["cpu_s"] + cpu, 1)
+            record["ended"] = time.strftime("%Y-%m-%d %H:%M:%S")
         self.update(change)
 
     def add_finetune(self, key: str, result: dict) -> None:
@@ -295,13 +306,30 @@ def stage_train(work_dir: str, pilots: list, cpu_minutes: float, cpus: list) -> 
     budget_s = cpu_minutes * 60
     todo = [p for p in pilots if state.cpu(p) < budget_s - 30]
     slots = cpus or [None]
-    running = {}  # slot -> (name, proc, started, cpu_before)
+    running = {}  # slot -> (name, proc, sitting)
     os.makedirs(os.path.join(work_dir, "pilots"), exist_ok=True)
 
+    class Sitting:
+        """One training process's time, credited to the state file every
+        ``CREDIT_EVERY_S`` as it goes: a sitting killed outright (the machine's session
+        ends) keeps all but its last minute on the books."""
+
+        def __init__(self, name, slot):
+            self.name, self.slot = name, slot
+            self.started = time.time()
+            self.label = time.strftime("%Y-%m-%d %H:%M:%S")
+            self.cpu_before = state.cpu(name)
+            self.cpu = self.credited_cpu = self.credited_wall = 0.0
+
+        def credit(self):
+            wall = time.time() - self.started
+            state.add(self.name, wall - self.credited_wall, self.cpu - self.credited_cpu,
+                      self.slot, sitting=self.label)
+            self.credited_wall, self.credited_cpu = wall, self.cpu
+
     def finish(slot):
-        name, proc, started, _ = running.pop(slot)
-        cpu = proc.cpu_s
-        state.add(name, time.time() - started, cpu, slot)
+        name, proc, sitting = running.pop(slot)
+        sitting.credit()
         say(f"{name}: stopped (exit {proc.returncode}) after {state.cpu(name) / 60:.1f} "
             f"core-minutes, {state.wall(name) / 60:.1f} wall minutes in all")
 
@@ -318,15 +346,16 @@ def stage_train(work_dir: str, pilots: list, cpu_minutes: float, cpus: list) -> 
                     "core-minutes" + (f" on cpu {slot}" if slot is not None else ""))
                 log = open(os.path.join(work_dir, "pilots", f"{name}.log"), "a")
                 proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-                proc.cpu_s = 0.0
-                running[slot] = (name, proc, time.time(), state.cpu(name))
+                running[slot] = (name, proc, Sitting(name, slot))
             time.sleep(5)
-            for slot, (name, proc, started, cpu_before) in list(running.items()):
+            for slot, (name, proc, sitting) in list(running.items()):
                 if proc.poll() is None:
-                    proc.cpu_s = max(proc.cpu_s, process_cpu_seconds(proc.pid))
-                    if cpu_before + proc.cpu_s >= budget_s:
+                    sitting.cpu = max(sitting.cpu, process_cpu_seconds(proc.pid))
+                    if sitting.cpu_before + sitting.cpu >= budget_s:
                         proc.send_signal(signal.SIGTERM)  # saves a checkpoint, exits 143
                         proc.wait()
+                    elif time.time() - sitting.started >= sitting.credited_wall + CREDIT_EVERY_S:
+                        sitting.credit()
                 if proc.poll() is not None:
                     finish(slot)
     except KeyboardInterrupt:

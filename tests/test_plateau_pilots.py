@@ -29,3 +29,40 @@ def test_processes_side_by_side_keep_each_others_entries(tmp_path):
     assert [s["cpu_s"] for s in on_disk["L64_bert_gen0.5"]["sittings"]] == [540.0, 50.0]
     assert on_disk["L64_wiki8k"]["train_cpu_s"] == 90.0
     assert pp.State(str(tmp_path)).cpu("L64_bert_gen0.5") == 590.0
+
+
+def test_a_sitting_killed_outright_keeps_its_time_on_the_books(tmp_path, monkeypatch):
+    """Was: a pilot's time was written only when its process ended, so a sitting killed
+    with the machine's session (no SIGTERM reaches the study) lost all its core-minutes
+    (seen on the real study: 45 minutes missing from the long run's budget)."""
+    cpu_readings = iter([30.0, 60.0, 90.0, 120.0])
+
+    class Running:
+        pid, returncode = 4242, None
+
+        def poll(self):
+            return None
+
+    sleeps = []
+
+    def sleep(seconds):
+        if len(sleeps) == 4:
+            raise SystemExit("the session ends: nothing in the study gets to clean up")
+        sleeps.append(seconds)
+
+    monkeypatch.setattr(pp, "pilot_args", lambda work_dir, name: [])
+    monkeypatch.setattr(pp.subprocess, "Popen", lambda *a, **k: Running())
+    monkeypatch.setattr(pp, "process_cpu_seconds", lambda pid: next(cpu_readings))
+    monkeypatch.setattr(pp.time, "sleep", sleep)
+    monkeypatch.setattr(pp, "CREDIT_EVERY_S", 0)
+    pp.State(str(tmp_path)).add("L64_bert_gen0.5", wall=100.0, cpu=80.0, cpus="0")
+
+    try:
+        pp.stage_train(str(tmp_path), ["L64_bert_gen0.5"], cpu_minutes=60, cpus=["0"])
+    except SystemExit:
+        pass
+
+    entry = pp.State(str(tmp_path)).data["L64_bert_gen0.5"]
+    assert entry["train_cpu_s"] == 80.0 + 120.0  # the last reading before the kill
+    assert [s["cpu_s"] for s in entry["sittings"]] == [80.0, 120.0]  # one record per sitting
+    assert entry["sittings"][1]["started"] <= entry["sittings"][1]["ended"]
