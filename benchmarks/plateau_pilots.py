@@ -430,14 +430,15 @@ def format_markdown(report: dict) -> str:
              "Held-out masked-LM accuracy of the generator and replaced-token AUC of the "
              "discriminator, every checkpoint (`python benchmarks/plateau_pilots.py`). "
              f"Exit: MLM accuracy > {EXIT_MLM_ACC} and AUC > {EXIT_AUC}.", "",
-             "| pilot | GFLOP/step | steps | core-min | FLOPs | last MLM acc | last AUC | "
-             "left the plateau at |", "|---|---|---|---|---|---|---|---|"]
+             "| pilot | GFLOP/step | steps | core-min | wall min | FLOPs | last MLM acc | "
+             "last AUC | left the plateau at |", "|---|---|---|---|---|---|---|---|---|"]
     for name, p in report["pilots"].items():
         last = p["curve"][-1] if p["curve"] else {}
         exit_ = p["exit"]
         lines.append(
             f"| {name} | {p['flops_per_step'] / 1e9:.0f} | {p['steps']} | "
-            f"{p['train_cpu_s'] / 60:.0f} | {p['flops']:.2e} | {last.get('mlm_acc', '-')} | "
+            f"{p['train_cpu_s'] / 60:.0f} | {p['train_wall_s'] / 60:.0f} | {p['flops']:.2e} | "
+            f"{last.get('mlm_acc', '-')} | "
             f"{last.get('disc_auc', '-')} | "
             + (f"step {exit_['step']} ({exit_['flops']:.2e} FLOPs) |" if exit_
                else "not within the pilot |"))
@@ -561,9 +562,10 @@ def finetune_table(work_dir: str) -> list:
              f"{FINETUNE_MAX_TRAIN} training examples (QNLI: its dev set split "
              f"{FINETUNE_MAX_TRAIN}/rest); cells: median (min-max). Regenerate with "
              "`python benchmarks/plateau_pilots.py --stages=finetune,report "
-             "--finetune_pilot=... --finetune_steps=...`.", "",
-             "| arm | " + " | ".join(tasks) + " | average: median (worst-best seed) |",
-             "|---" * (len(tasks) + 2) + "|"]
+             "--finetune_pilot=... --finetune_steps=...`. Wall minutes count the sitting "
+             "that finished each task (a task resumed after a stop lost its earlier part).", "",
+             "| arm | " + " | ".join(tasks) + " | average: median (worst-best seed) | "
+             "wall min |", "|---" * (len(tasks) + 3) + "|"]
     for arm in arms:
         cells, per_seed = [], []
         for task in tasks:
@@ -579,8 +581,10 @@ def finetune_table(work_dir: str) -> list:
             seeds = [statistics.mean(v[i] for v in per_seed)
                      for i in range(min(len(v) for v in per_seed))]
             average = f"{statistics.median(seeds):.1f} ({min(seeds):.1f}-{max(seeds):.1f})"
-        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {average} |")
+        wall = sum(r.get("wall_s", 0) for r in results.values() if r["arm"] == arm)
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {average} | {wall / 60:.0f} |")
     return lines + [""]
+
 
 def preset_release(work_dir: str, pilot: str):
     """The packaged release of ``pilot``'s model: its hparams as run_pretraining.py's."""
