@@ -66,3 +66,21 @@ def test_a_sitting_killed_outright_keeps_its_time_on_the_books(tmp_path, monkeyp
     assert entry["train_cpu_s"] == 80.0 + 120.0  # the last reading before the kill
     assert [s["cpu_s"] for s in entry["sittings"]] == [80.0, 120.0]  # one record per sitting
     assert entry["sittings"][1]["started"] <= entry["sittings"][1]["ended"]
+
+
+def test_finetune_table_averages_seed_by_seed(tmp_path):
+    """The issue's goal compares ELECTRA's worst seed with random init's best on the task
+    average, so the average is taken per seed (seed i of every task), not of the medians."""
+    state = pp.State(str(tmp_path))
+    for arm, task, values, wall in (("random", "sst", [70.0, 60.0, 80.0], 600.0),
+                                    ("random", "mrpc", [66.0, 70.0, 62.0], 300.0),
+                                    ("L64_bert_gen0.5@2500", "sst", [59.0, 61.0, 60.0], 60.0)):
+        state.add_finetune(f"{arm}:{task}", {"arm": arm, "task": task, "metric": "accuracy",
+                                             "values": values, "wall_s": wall})
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:]
+            for line in pp.finetune_table(str(tmp_path)) if line.startswith("| ")}
+    # per seed: (70+66)/2=68, (60+70)/2=65, (80+62)/2=71 -> median 68, worst 65, best 71
+    assert rows["random"] == ["70.0 (60.0-80.0)", "66.0 (62.0-70.0)", "68.0 (65.0-71.0)",
+                              "15 |"]
+    assert rows["L64_bert_gen0.5@2500"] == ["60.0 (59.0-61.0)", "-", "", "1 |"]
+    assert list(rows)[:3] == ["arm", "random", "L64_bert_gen0.5@2500"]
