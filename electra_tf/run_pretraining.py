@@ -72,7 +72,8 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_string("model_size", "small", "Preset in configs/: small, base or large.", **fv)
     flags.DEFINE_string("data_dir", None,
                         "Holds pretrain_tfrecords/ and models/ (the original layout). Not "
-                        "given: quick start in ./data with configs/quickstart.json.", **fv)
+                        "given (nor --pretrain_tfrecords): quick start in ./data with "
+                        "configs/quickstart.json.", **fv)
     flags.DEFINE_string("model_name", None, "Run name; model dir is <data_dir>/models/<name>. "
                         "Default: electra_<model_size>.", **fv)
     flags.DEFINE_string("model_dir", None, "Overrides <data_dir>/models/<model_name>.", **fv)
@@ -137,7 +138,9 @@ def _main(FLAGS: flags.FlagValues, positional: Sequence[str]) -> int:
     if positional:
         raise cli.UsageError(f"unexpected arguments: {' '.join(positional)}")
     cli.quiet_absl_logging()
-    quickstart = FLAGS.data_dir is None
+    # Records named by flag are the user's own data: no quick-start preset, and a glob
+    # that matches nothing is an error, never a cue to build the bundled corpus there.
+    quickstart = FLAGS.data_dir is None and FLAGS.pretrain_tfrecords is None
     data_dir = FLAGS.data_dir or DEFAULT_DATA_DIR
     config = _config(FLAGS, quickstart)
     model_name = FLAGS.model_name or f"electra_{config.model_size}"

@@ -166,6 +166,22 @@ def test_cli_trains_resumes_and_continues_from_init_checkpoint(tmp_path, capsys,
     assert "Traceback" not in err
 
 
+def test_records_named_by_flag_are_never_replaced_by_the_bundled_corpus(tmp_path, capsys,
+                                                                       monkeypatch):
+    """Was: without --data_dir the quick start applied even when --pretrain_tfrecords named
+    the user's records, so a glob with a typo built the bundled corpus at that path and
+    trained on it, and configs/quickstart.json (100 steps) replaced the paper's preset."""
+    from electra_tf import run_pretraining
+    monkeypatch.chdir(tmp_path)
+    typo = tmp_path / "corpus" / "pretrain_data.tfrecord*"
+    done = run_in_process(capsys, run_pretraining.main, [
+        f"--pretrain_tfrecords={typo}", f"--model_dir={tmp_path / 'run'}", "--nojit_compile"])
+    assert done.returncode == 1
+    assert f"error: no pre-training TFRecords match '{typo}'" in done.stderr
+    assert "quick start" not in done.stderr and "Traceback" not in done.stderr
+    assert sorted(os.listdir(tmp_path)) == []  # nothing built, no run directory
+
+
 @pytest.mark.slow
 def test_readme_quickstart_builds_the_bundled_corpus_and_trains(tmp_path):
     """The README's main command, shortened with flags: ELECTRA-Small on the bundled corpus."""
