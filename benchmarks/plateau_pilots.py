@@ -409,6 +409,8 @@ def build_report(work_dir: str, pilots: list) -> dict:
                        "mlm_acc": round(c.get("masked_lm_accuracy", 0), 4),
                        "mlm_loss": round(c.get("masked_lm_loss", 0), 4),
                        "disc_auc": round(c.get("disc_auc", 0), 4),
+                       "disc_loss": round(c.get("disc_loss", 0), 4),
+                       "disc_recall": round(c.get("disc_recall", 0), 4),
                        "sampled_acc": round(c.get("sampled_masked_lm_accuracy", 0), 4)}
                       for c in curve]}
     report["finetune"] = state.data.get("finetune", {})
@@ -445,10 +447,11 @@ def format_markdown(report: dict) -> str:
     lines += [""] + report.get("finetune_lines", []) + ["## Curves", ""]
     for name, p in report["pilots"].items():
         lines += [f"### {name}", "", f"`{p['command']}`", "",
-                  "| step | FLOPs | MLM acc | MLM loss | sampled acc | AUC |",
-                  "|---|---|---|---|---|---|"]
+                  "| step | FLOPs | MLM acc | MLM loss | sampled acc | AUC | disc loss | "
+                  "disc recall |", "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {c['step']} | {c['flops']:.2e} | {c['mlm_acc']} | {c['mlm_loss']} | "
-                  f"{c['sampled_acc']} | {c['disc_auc']} |" for c in p["curve"]]
+                  f"{c['sampled_acc']} | {c['disc_auc']} | {c['disc_loss']} | "
+                  f"{c['disc_recall']} |" for c in p["curve"]]
         lines.append("")
     return "\n".join(lines) + "\n"
 
