@@ -586,6 +586,16 @@ def finetune_table(work_dir: str) -> list:
             average = f"{statistics.median(seeds):.1f} ({min(seeds):.1f}-{max(seeds):.1f})"
         wall = sum(r.get("wall_s", 0) for r in results.values() if r["arm"] == arm)
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {average} | {wall / 60:.0f} |")
+    lines += ["", "Every seed (seed i: trial i, initialised and shuffled with seed i, in every arm "
+              "and task):", "",
+              "| arm | task | " + " | ".join(f"seed {i + 1}" for i in range(FINETUNE_SEEDS))
+              + " |", "|---" * (FINETUNE_SEEDS + 2) + "|"]
+    for arm in arms:
+        for task in tasks:
+            r = results.get(f"{arm}:{task}")
+            if r is not None:
+                lines.append(f"| {arm} | {task} | "
+                             + " | ".join(f"{v:.2f}" for v in r["values"]) + " |")
     return lines + [""]
 
 

@@ -77,8 +77,13 @@ def test_finetune_table_averages_seed_by_seed(tmp_path):
                                     ("L64_bert_gen0.5@2500", "sst", [59.0, 61.0, 60.0], 60.0)):
         state.add_finetune(f"{arm}:{task}", {"arm": arm, "task": task, "metric": "accuracy",
                                              "values": values, "wall_s": wall})
+    table = pp.finetune_table(str(tmp_path))
+    per_seed = table.index("| arm | task | seed 1 | seed 2 | seed 3 |")
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:]
-            for line in pp.finetune_table(str(tmp_path)) if line.startswith("| ")}
+            for line in table[:per_seed] if line.startswith("| ")}
+    assert table[per_seed + 2:per_seed + 5] == [
+        "| random | sst | 70.00 | 60.00 | 80.00 |", "| random | mrpc | 66.00 | 70.00 | 62.00 |",
+        "| L64_bert_gen0.5@2500 | sst | 59.00 | 61.00 | 60.00 |"]
     # per seed: (70+66)/2=68, (60+70)/2=65, (80+62)/2=71 -> median 68, worst 65, best 71
     assert rows["random"] == ["70.0 (60.0-80.0)", "66.0 (62.0-70.0)", "68.0 (65.0-71.0)",
                               "15 |"]
