@@ -440,8 +440,7 @@ def format_markdown(report: dict) -> str:
         lines.append(
             f"| {name} | {p['flops_per_step'] / 1e9:.0f} | {p['steps']} | "
             f"{p['train_cpu_s'] / 60:.0f} | {p['train_wall_s'] / 60:.0f} | {p['flops']:.2e} | "
-            f"{last.get('mlm_acc', '-')} | "
-            f"{last.get('disc_auc', '-')} | "
+            f"{last.get('mlm_acc', '-')} | {last.get('disc_auc', '-')} | "
             + (f"step {exit_['step']} ({exit_['flops']:.2e} FLOPs) |" if exit_
                else "not within the pilot |"))
     lines += [""] + report.get("finetune_lines", []) + ["## Curves", ""]
