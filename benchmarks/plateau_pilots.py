@@ -39,6 +39,8 @@ Stages (``--stages``, default ``data,train,eval,report``):
           FLOPs at which it left the plateau (masked-LM accuracy of the generator above
           ``EXIT_MLM_ACC`` and replaced-token AUC above ``EXIT_AUC``), or "not within
           the pilot"; and the fine-tuning table when stage finetune has results.
+  markdown (alone) ``<results_dir>/plateau_pilots.md`` again from the committed
+          ``plateau_pilots.json``: every table, without the study's work directory.
 
 The plateau this looks past is the one of ``benchmarks/results/quality_study.md``:
 generator masked-LM accuracy 0.18-0.19 and AUC 0.57-0.60 from step 2000 to 4000 of a
@@ -414,7 +416,6 @@ def build_report(work_dir: str, pilots: list) -> dict:
                        "sampled_acc": round(c.get("sampled_masked_lm_accuracy", 0), 4)}
                       for c in curve]}
     report["finetune"] = state.data.get("finetune", {})
-    report["finetune_lines"] = finetune_table(work_dir)
     return report
 
 
@@ -443,7 +444,7 @@ def format_markdown(report: dict) -> str:
             f"{last.get('mlm_acc', '-')} | {last.get('disc_auc', '-')} | "
             + (f"step {exit_['step']} ({exit_['flops']:.2e} FLOPs) |" if exit_
                else "not within the pilot |"))
-    lines += [""] + report.get("finetune_lines", []) + ["## Curves", ""]
+    lines += [""] + finetune_table(report.get("finetune", {})) + ["## Curves", ""]
     for name, p in report["pilots"].items():
         lines += [f"### {name}", "", f"`{p['command']}`", "",
                   "| step | FLOPs | MLM acc | MLM loss | sampled acc | AUC | disc loss | "
@@ -549,10 +550,12 @@ def stage_finetune(work_dir: str, pilot: str, steps: list, tasks: list) -> None:
             say(f"finetune {key}: {metric} " + ", ".join(f"{v:.2f}" for v in values))
 
 
-def finetune_table(work_dir: str) -> list:
-    """Markdown lines: arm x task (median, min-max of the seeds) and the task average."""
+def finetune_table(results: dict) -> list:
+    """Markdown lines: arm x task (median, min-max of the seeds) and the task average.
+
+    ``results``: the state file's ``finetune`` entries, "<arm>:<task>" -> {"arm", "task",
+    "values" (one per seed), "wall_s"}."""
     import statistics
-    results = State(work_dir).data.get("finetune", {})
     if not results:
         return []
     arms = sorted({r["arm"] for r in results.values()},  # random first, then by step
@@ -564,7 +567,8 @@ def finetune_table(work_dir: str) -> list:
              f"{FINETUNE_MAX_TRAIN} training examples (QNLI: its dev set split "
              f"{FINETUNE_MAX_TRAIN}/rest); cells: median (min-max). Regenerate with "
              "`python benchmarks/plateau_pilots.py --stages=finetune,report "
-             "--finetune_pilot=... --finetune_steps=...`. Wall minutes count the sitting "
+             "--finetune_pilot=... --finetune_steps=...` (from the committed "
+             "plateau_pilots.json alone: `--stages=markdown`). Wall minutes count the sitting "
              "that finished each task (a task resumed after a stop lost its earlier part).", "",
              "| arm | " + " | ".join(tasks) + " | average: median (worst-best seed) | "
              "wall min |", "|---" * (len(tasks) + 3) + "|"]
@@ -648,6 +652,9 @@ def stage_preset(work_dir: str, pilot: str, step: int) -> dict:
     return manifest
 
 
+STAGES = ("data", "train", "eval", "finetune", "preset", "report", "markdown")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -675,6 +682,9 @@ def parse_args(argv=None):
     unknown = [p for p in args.pilots if p not in PILOTS]
     if unknown:
         parser.error(f"unknown pilot(s) {unknown}; known: {', '.join(PILOTS)}")
+    unknown = [s for s in args.stages.split(",") if s not in STAGES]
+    if unknown:
+        parser.error(f"--stages: unknown {unknown}; known: {', '.join(STAGES)}")
     args.cpus = [c for c in args.cpus.split(",") if c]
     args.finetune_steps = [int(s) for s in args.finetune_steps.split(",") if s]
     args.finetune_tasks = [t for t in args.finetune_tasks.split(",") if t]
@@ -699,8 +709,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)  # also when started in the background (ignored there)
-    os.makedirs(args.work_dir, exist_ok=True)
     stages = args.stages.split(",")
+    if stages != ["markdown"]:
+        os.makedirs(args.work_dir, exist_ok=True)
     if "data" in stages:
         stage_data(args.work_dir, args.pilots, args.heldout_files)
     if "train" in stages:
@@ -716,6 +727,14 @@ def main(argv=None) -> int:
                        args.finetune_tasks)
     if "preset" in stages:
         stage_preset(args.work_dir, args.finetune_pilot, args.preset_step)
+    if "markdown" in stages:  # from the committed results; needs no work directory
+        path = os.path.join(args.results_dir, "plateau_pilots.json")
+        if not os.path.exists(path):
+            say(f"error: no {path}: run --stages=report first, or give --results_dir")
+            return 2
+        write_text_atomic(os.path.join(args.results_dir, "plateau_pilots.md"),
+                          format_markdown(json.load(open(path))))
+        say(f"wrote {os.path.join(args.results_dir, 'plateau_pilots.md')} from {path}")
     if "report" in stages:
         report = stage_report(args.work_dir, args.pilots, args.results_dir)
         for name, p in report["pilots"].items():

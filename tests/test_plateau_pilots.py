@@ -68,16 +68,20 @@ def test_a_sitting_killed_outright_keeps_its_time_on_the_books(tmp_path, monkeyp
     assert entry["sittings"][1]["started"] <= entry["sittings"][1]["ended"]
 
 
-def test_finetune_table_averages_seed_by_seed(tmp_path):
-    """The issue's goal compares ELECTRA's worst seed with random init's best on the task
-    average, so the average is taken per seed (seed i of every task), not of the medians."""
+def _finetune_results(tmp_path) -> dict:
     state = pp.State(str(tmp_path))
     for arm, task, values, wall in (("random", "sst", [70.0, 60.0, 80.0], 600.0),
                                     ("random", "mrpc", [66.0, 70.0, 62.0], 300.0),
                                     ("L64_bert_gen0.5@2500", "sst", [59.0, 61.0, 60.0], 60.0)):
         state.add_finetune(f"{arm}:{task}", {"arm": arm, "task": task, "metric": "accuracy",
                                              "values": values, "wall_s": wall})
-    table = pp.finetune_table(str(tmp_path))
+    return pp.State(str(tmp_path)).data["finetune"]
+
+
+def test_finetune_table_averages_seed_by_seed(tmp_path):
+    """The issue's goal compares ELECTRA's worst seed with random init's best on the task
+    average, so the average is taken per seed (seed i of every task), not of the medians."""
+    table = pp.finetune_table(_finetune_results(tmp_path))
     per_seed = table.index("| arm | task | seed 1 | seed 2 | seed 3 |")
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:]
             for line in table[:per_seed] if line.startswith("| ")}
@@ -89,3 +93,27 @@ def test_finetune_table_averages_seed_by_seed(tmp_path):
                               "15 |"]
     assert rows["L64_bert_gen0.5@2500"] == ["60.0 (59.0-61.0)", "-", "", "1 |"]
     assert list(rows)[:3] == ["arm", "random", "L64_bert_gen0.5@2500"]
+
+
+def test_markdown_is_regenerated_from_the_committed_results_alone(tmp_path):
+    """The issue asks for a command that regenerates the fine-tuning table from committed
+    logs: ``--stages=markdown`` reads only plateau_pilots.json, no study directory."""
+    report = {"pilots": {"L64_bert": {
+        "flops_per_step": 99e9, "steps": 500, "train_cpu_s": 600, "train_wall_s": 900,
+        "flops": 4.95e13, "exit": None, "command": "python run_pretraining.py ...",
+        "curve": [{"step": 500, "flops": 4.95e13, "mlm_acc": 0.1, "mlm_loss": 7.0,
+                   "sampled_acc": 0.05, "disc_auc": 0.58, "disc_loss": 0.35,
+                   "disc_recall": 0.01}]}},
+        "finetune": _finetune_results(tmp_path)}
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "plateau_pilots.json").write_text(json.dumps(report))
+    work_dir = tmp_path / "no_study_here"
+    assert pp.main([f"--work_dir={work_dir}", f"--results_dir={results}",
+                    "--stages=markdown"]) == 0
+    md = (results / "plateau_pilots.md").read_text()
+    assert "| random | 70.0 (60.0-80.0) | 66.0 (62.0-70.0) | 68.0 (65.0-71.0) | 15 |" in md
+    assert "| L64_bert | 99 | 500 | 10 | 15 | 4.95e+13 | 0.1 | 0.58 |" in md
+    assert not work_dir.exists()
+    (results / "plateau_pilots.json").unlink()
+    assert pp.main([f"--results_dir={results}", "--stages=markdown"]) == 2
