@@ -735,8 +735,11 @@ def main(argv=None) -> int:
         write_text_atomic(os.path.join(args.results_dir, "plateau_pilots.md"),
                           format_markdown(json.load(open(path))))
         say(f"wrote {os.path.join(args.results_dir, 'plateau_pilots.md')} from {path}")
-    if "report" in stages:
-        report = stage_report(args.work_dir, args.pilots, args.results_dir)
+    if "report" in stages:  # every pilot on the books, not only --pilots: the report is
+        # rewritten whole, and would otherwise drop the others' committed results
+        on_books = State(args.work_dir).data
+        report = stage_report(args.work_dir, [p for p in PILOTS if p in args.pilots
+                                              or p in on_books], args.results_dir)
         for name, p in report["pilots"].items():
             say(f"{name}: {p['steps']} steps, exit " + (str(p["exit"]) if p["exit"] else "no"))
     return 0

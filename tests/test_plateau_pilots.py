@@ -118,3 +118,18 @@ def test_markdown_is_regenerated_from_the_committed_results_alone(tmp_path, monk
     assert not work_dir.exists()
     (results / "plateau_pilots.json").unlink()
     assert pp.main([f"--results_dir={results}", "--stages=markdown"]) == 2
+
+
+def test_a_report_for_one_pilot_keeps_the_others(tmp_path, monkeypatch):
+    """Was: ``--pilots=L64_bert_gen0.5 --stages=eval,report`` rewrote plateau_pilots.json
+    with that pilot alone, dropping every other pilot's committed results."""
+    monkeypatch.setattr(pp.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(pp, "flops_per_step", lambda work_dir, name: 1e11)
+    monkeypatch.setattr(pp, "pilot_args", lambda work_dir, name: [f"--model_dir={name}"])
+    pp.State(str(tmp_path)).add("L64_wiki8k", wall=60.0, cpu=50.0, cpus="1")
+    pp.State(str(tmp_path)).add("L64_bert_gen0.5", wall=600.0, cpu=540.0, cpus="0")
+    results = tmp_path / "results"
+    assert pp.main([f"--work_dir={tmp_path}", f"--results_dir={results}",
+                    "--pilots=L64_bert_gen0.5", "--stages=report"]) == 0
+    report = json.loads((results / "plateau_pilots.json").read_text())
+    assert sorted(report["pilots"]) == ["L64_bert_gen0.5", "L64_wiki8k"]
