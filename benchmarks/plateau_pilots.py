@@ -420,12 +420,28 @@ def build_report(work_dir: str, pilots: list) -> dict:
 
 
 def stage_report(work_dir: str, pilots: list, results_dir: str) -> dict:
-    report = build_report(work_dir, pilots)
+    """Rewrites plateau_pilots.{json,md} whole, so it covers ``pilots`` and every other pilot
+    on the books (a report for one pilot would otherwise drop the others' results)."""
+    on_books = State(work_dir).data
+    report = build_report(work_dir, [p for p in PILOTS if p in pilots or p in on_books])
     os.makedirs(results_dir, exist_ok=True)
     write_text_atomic(os.path.join(results_dir, "plateau_pilots.json"),
                       json.dumps(report, indent=2) + "\n")
     write_text_atomic(os.path.join(results_dir, "plateau_pilots.md"), format_markdown(report))
     return report
+
+
+def stage_markdown(results_dir: str) -> bool:
+    """plateau_pilots.md again from the committed plateau_pilots.json; False if it is absent."""
+    path = os.path.join(results_dir, "plateau_pilots.json")
+    if not os.path.exists(path):
+        say(f"error: no {path}: run --stages=report first, or give --results_dir")
+        return False
+    with open(path) as f:
+        report = json.load(f)
+    write_text_atomic(os.path.join(results_dir, "plateau_pilots.md"), format_markdown(report))
+    say(f"wrote {os.path.join(results_dir, 'plateau_pilots.md')} from {path}")
+    return True
 
 
 def format_markdown(report: dict) -> str:
@@ -727,19 +743,10 @@ def main(argv=None) -> int:
                        args.finetune_tasks)
     if "preset" in stages:
         stage_preset(args.work_dir, args.finetune_pilot, args.preset_step)
-    if "markdown" in stages:  # from the committed results; needs no work directory
-        path = os.path.join(args.results_dir, "plateau_pilots.json")
-        if not os.path.exists(path):
-            say(f"error: no {path}: run --stages=report first, or give --results_dir")
-            return 2
-        write_text_atomic(os.path.join(args.results_dir, "plateau_pilots.md"),
-                          format_markdown(json.load(open(path))))
-        say(f"wrote {os.path.join(args.results_dir, 'plateau_pilots.md')} from {path}")
-    if "report" in stages:  # every pilot on the books, not only --pilots: the report is
-        # rewritten whole, and would otherwise drop the others' committed results
-        on_books = State(args.work_dir).data
-        report = stage_report(args.work_dir, [p for p in PILOTS if p in args.pilots
-                                              or p in on_books], args.results_dir)
+    if "markdown" in stages and not stage_markdown(args.results_dir):  # needs no work_dir
+        return 2
+    if "report" in stages:
+        report = stage_report(args.work_dir, args.pilots, args.results_dir)
         for name, p in report["pilots"].items():
             say(f"{name}: {p['steps']} steps, exit " + (str(p["exit"]) if p["exit"] else "no"))
     return 0
